@@ -19,7 +19,7 @@ class ConfigError(ProfilingError, ValueError):
 
 
 class InputFileError(ProfilingError, ValueError):
-    """An input file cannot be read as what it claims to be (empty, truncated, wrong encoding...)."""
+    """An input file cannot be read as what it claims to be (empty, truncated, bad encoding)."""
 
     def __init__(self, path: str | Path, problem: str) -> None:
         self.path = str(path)

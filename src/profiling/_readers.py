@@ -1,0 +1,352 @@
+"""Reading export files into string tables: CSV, XLSX, GeoJSON and GeoPackage.
+
+Every reader returns a :class:`RawExport`: the export's cells as strings (``pd.NA`` for an empty
+cell) under the export's own headers, the row number of each record as a person opening the file
+would see it (the header is row 1 of a CSV or a sheet; features count from 1), and the rows that
+could not be split into the header's fields. Nothing here knows the questionnaire.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from profiling._errors import InputFileError
+
+log = logging.getLogger(__name__)
+
+STRING = pd.StringDtype("pyarrow")
+#: Column names under which geographic readers put a feature's point, in WGS84 degrees.
+GEOM_LAT, GEOM_LON = "__geometry_latitude", "__geometry_longitude"
+
+
+@dataclass
+class RawExport:
+    """An export as read: string cells, file row numbers and unsplittable rows."""
+
+    path: Path
+    format: str
+    table: pd.DataFrame
+    rows: np.ndarray
+    sha256: str
+    #: ``(row number, problem)`` for records that could not be split into the header's fields.
+    malformed: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def n_read(self) -> int:
+        """Records read, the malformed ones included."""
+        return len(self.table) + len(self.malformed)
+
+
+def sha256_of(path: Path) -> str:
+    """The sha256 of a file, read in blocks."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def detect_format(path: Path) -> str:
+    """The reader for a file, from its name."""
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".txt", ".tsv"):
+        return "csv"
+    if suffix in (".xlsx", ".xlsm"):
+        return "xlsx"
+    if suffix in (".geojson", ".json"):
+        return "geojson"
+    if suffix == ".gpkg":
+        return "gpkg"
+    if suffix == ".xls":
+        raise InputFileError(path, "old-style .xls workbooks are not read; save the export as "
+                                   ".xlsx or download it from the server as CSV")
+    raise InputFileError(path, f"unknown export format {suffix!r}; expected .csv, .xlsx, "
+                               ".geojson or .gpkg, or set 'format' for this survey")
+
+
+def read_export(path: Path, fmt: str = "auto", encoding: str = "utf-8",
+                na_values: list[str] | None = None, layer: str | None = None) -> RawExport:
+    """Read one export file into a :class:`RawExport`."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(path, "the export does not exist")
+    if path.is_dir():
+        raise InputFileError(path, "is a folder, not an export file")
+    if path.stat().st_size == 0:
+        raise InputFileError(path, "the file is empty (0 bytes); download the export again")
+    kind = detect_format(path) if fmt == "auto" else fmt
+    na = [*(na_values or [])]
+    if kind in ("csv", "kobo_csv", "odk_csv"):
+        return _read_csv(path, kind, encoding, na)
+    if kind in ("xlsx", "kobo_xlsx"):
+        return _read_xlsx(path, kind, na, layer)
+    if kind in ("geojson", "gpkg"):
+        return _read_geo(path, kind, na, layer)
+    raise InputFileError(path, f"unknown format {fmt!r}")  # pragma: no cover - config validates
+
+
+# --------------------------------------------------------------------------------------------
+# CSV
+# --------------------------------------------------------------------------------------------
+
+def _to_utf8(path: Path, raw: bytes, encoding: str) -> bytes:
+    """The file's bytes as UTF-8 without a BOM; errors name the first bad byte."""
+    if raw.startswith(codecs.BOM_UTF8):
+        return raw[len(codecs.BOM_UTF8):]
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return raw.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputFileError(path, f"starts with a UTF-16 byte-order mark but is not UTF-16 "
+                                       f"text (byte offset {exc.start})") from None
+    norm = codecs.lookup(encoding).name
+    if norm != "utf-8":
+        try:
+            return raw.decode(encoding).encode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputFileError(path, _bad_bytes(raw, exc, encoding)) from None
+    return raw
+
+
+def _bad_bytes(raw: bytes, exc: UnicodeDecodeError, encoding: str) -> str:
+    line = raw.count(b"\n", 0, exc.start) + 1
+    byte = raw[exc.start:exc.start + 1].hex().upper()
+    return (f"not {encoding} text: byte 0x{byte} at line {line} (byte offset {exc.start}); "
+            "export the survey again as UTF-8, or set 'encoding' for this survey in the "
+            "configuration (for example cp1252 or latin-1)")
+
+
+def _header(path: Path, data: bytes) -> tuple[list[str], str]:
+    end = data.find(b"\n")
+    first = (data if end < 0 else data[:end]).decode("utf-8", errors="replace").rstrip("\r")
+    if not first.strip():
+        raise InputFileError(path, "the first line is blank; a CSV export starts with its "
+                                   "column headers")
+    counts = {d: first.count(d) for d in (";", ",", "\t")}
+    delim = max(counts, key=lambda d: counts[d])
+    header = next(csv.reader([first], delimiter=delim))
+    header = [h.strip() for h in header]
+    if any(not h for h in header):
+        where = [i + 1 for i, h in enumerate(header) if not h]
+        raise InputFileError(path, f"column(s) {where} of the header have no name")
+    seen: set[str] = set()
+    dups = sorted({h for h in header if h in seen or seen.add(h)})  # type: ignore[func-returns-value]
+    if dups:
+        raise InputFileError(path, f"the header repeats column(s) {', '.join(dups)}")
+    return header, delim
+
+
+def _read_csv(path: Path, kind: str, encoding: str, na: list[str]) -> RawExport:
+    raw = path.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
+    data = _to_utf8(path, raw, encoding)
+    del raw
+    if not data.strip():
+        raise InputFileError(path, "the file holds no text (only blanks or a byte-order mark)")
+    header, delim = _header(path, data)
+    body_start = data.find(b"\n") + 1 if b"\n" in data else len(data)
+    if not data[body_start:].strip():
+        raise InputFileError(path, "holds a header but no submissions")
+    invalid: list[object] = []
+
+    def on_invalid(row: object) -> str:
+        invalid.append(row)
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(data),
+            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1,
+                                           block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(delimiter=delim, newlines_in_values=True,
+                                             invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=True,
+                quoted_strings_can_be_null=True, null_values=["", *na]),
+        )
+    except pa.ArrowInvalid as exc:
+        if "UTF8" in str(exc) or "utf8" in str(exc).lower():
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as uexc:
+                raise InputFileError(path, _bad_bytes(data, uexc, "UTF-8")) from None
+        log.debug("%s: pyarrow could not parse (%s); reading row by row", path, exc)
+        return _read_csv_rows(path, kind, data, header, delim, na, digest)
+    if invalid:
+        # Rows were skipped: read row by row so that every record keeps its exact row number.
+        return _read_csv_rows(path, kind, data, header, delim, na, digest)
+    frame = table.to_pandas(types_mapper={pa.string(): STRING}.get)
+    frame = _strip_blank(frame)
+    rows = np.arange(2, len(frame) + 2, dtype=np.int64)
+    return RawExport(path, kind, frame, rows, digest)
+
+
+def _read_csv_rows(path: Path, kind: str, data: bytes, header: list[str], delim: str,
+                   na: list[str], digest: str) -> RawExport:
+    """The slow, exact path: Python's csv module, for files with malformed records."""
+    text = data.decode("utf-8", errors="strict")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
+    next(reader, None)
+    good: list[list[str]] = []
+    rows: list[int] = []
+    malformed: list[tuple[int, str]] = []
+    try:
+        for i, rec in enumerate(reader, start=2):
+            if not rec or all(not c.strip() for c in rec):
+                continue
+            if len(rec) != len(header):
+                malformed.append((i, f"the record has {len(rec)} fields where the header has "
+                                     f"{len(header)}"))
+                continue
+            good.append(rec)
+            rows.append(i)
+    except csv.Error as exc:
+        malformed.append((len(rows) + len(malformed) + 2,
+                          f"the record cannot be read ({exc}); is the file truncated?"))
+    nulls = {"", *na}
+    frame = pd.DataFrame(good, columns=header, dtype=STRING) if good else pd.DataFrame(
+        {h: pd.Series([], dtype=STRING) for h in header})
+    frame = frame.mask(frame.isin(nulls))
+    frame = _strip_blank(frame.astype(STRING))
+    return RawExport(path, kind, frame, np.asarray(rows, dtype=np.int64), digest, malformed)
+
+
+def _strip_blank(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cells holding only white space are no answer."""
+    for c in frame.columns:
+        s = frame[c]
+        blank = s.str.strip() == ""
+        if blank.any():
+            frame[c] = s.mask(blank.fillna(False))
+    return frame
+
+
+# --------------------------------------------------------------------------------------------
+# XLSX
+# --------------------------------------------------------------------------------------------
+
+def _cell(v: object) -> str | None:
+    if v is None:
+        return None
+    if hasattr(v, "isoformat"):
+        return v.isoformat()  # type: ignore[no-any-return]
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _read_xlsx(path: Path, kind: str, na: list[str], sheet: str | None) -> RawExport:
+    from openpyxl import load_workbook
+
+    digest = sha256_of(path)
+    try:
+        wb = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds on a damaged file
+        raise InputFileError(path, f"not a readable .xlsx workbook ({exc.__class__.__name__}); "
+                                   "is the download truncated? Download the export again"
+                             ) from None
+    try:
+        if sheet is not None and sheet not in wb.sheetnames:
+            raise InputFileError(path, f"has no sheet {sheet!r} (sheets: "
+                                       f"{', '.join(wb.sheetnames)})")
+        ws = wb[sheet] if sheet else wb.worksheets[0]
+        it = ws.iter_rows(values_only=True)
+        first = next(it, None)
+        if first is None or all(v is None for v in first):
+            raise InputFileError(path, f"sheet {ws.title!r} is empty; the first row must hold "
+                                       "the column headers")
+        header = [str(h).strip() if h is not None else "" for h in first]
+        while header and not header[-1]:
+            header.pop()
+        if any(not h for h in header):
+            where = [i + 1 for i, h in enumerate(header) if not h]
+            raise InputFileError(path, f"column(s) {where} of the header have no name")
+        dups = sorted({h for h in header if header.count(h) > 1})
+        if dups:
+            raise InputFileError(path, f"the header repeats column(s) {', '.join(dups)}")
+        width = len(header)
+        records: list[list[str | None]] = []
+        rows: list[int] = []
+        malformed: list[tuple[int, str]] = []
+        for i, rec in enumerate(it, start=2):
+            values = [_cell(v) for v in rec]
+            if all(v is None or not str(v).strip() for v in values):
+                continue
+            if len(values) > width and any(v is not None for v in values[width:]):
+                malformed.append((i, f"the row has values beyond the {width} named columns"))
+                continue
+            values = (values + [None] * width)[:width]
+            records.append(values)
+            rows.append(i)
+    except InputFileError:
+        raise
+    except Exception as exc:
+        raise InputFileError(path, f"the workbook is damaged ({exc.__class__.__name__}); is the "
+                                   "download truncated? Download the export again") from None
+    finally:
+        wb.close()
+    if not records and not malformed:
+        raise InputFileError(path, "holds a header but no submissions")
+    frame = pd.DataFrame(records, columns=header, dtype=STRING) if records else pd.DataFrame(
+        {h: pd.Series([], dtype=STRING) for h in header})
+    if na:
+        frame = frame.mask(frame.isin(na))
+    frame = _strip_blank(frame.astype(STRING))
+    return RawExport(path, kind, frame, np.asarray(rows, dtype=np.int64), digest, malformed)
+
+
+# --------------------------------------------------------------------------------------------
+# GeoJSON and GeoPackage point layers
+# --------------------------------------------------------------------------------------------
+
+def _read_geo(path: Path, kind: str, na: list[str], layer: str | None) -> RawExport:
+    import pyogrio
+    import shapely
+
+    digest = sha256_of(path)
+    try:
+        gdf = pyogrio.read_dataframe(path, layer=layer)
+    except Exception as exc:  # pyogrio raises DataSourceError, DataLayerError, ...
+        raise InputFileError(path, f"cannot be read as {kind} ({exc.__class__.__name__}: "
+                                   f"{str(exc).splitlines()[0][:200]})") from None
+    if len(gdf) == 0:
+        raise InputFileError(path, "the layer holds no features")
+    geom = gdf.geometry
+    types = set(shapely.get_type_id(geom.values[~geom.isna().to_numpy()]).tolist())
+    if types - {0}:
+        raise InputFileError(path, "household exports must be point layers; this layer holds "
+                                   "other geometries")
+    if gdf.crs is None:
+        raise InputFileError(path, "the layer has no coordinate reference system")
+    if not gdf.crs.equals("EPSG:4326"):
+        geom = geom.to_crs("EPSG:4326")
+    frame = pd.DataFrame({c: gdf[c] for c in gdf.columns if c != gdf.geometry.name})
+    for c in frame.columns:
+        s = frame[c]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            s = s.map(lambda t: t.isoformat() if pd.notna(t) else None)
+        frame[c] = s.astype(object).where(s.notna(), None).map(
+            lambda v: _cell(v) if v is not None else None).astype(STRING)
+    empty = geom.isna().to_numpy() | shapely.is_empty(geom.values)
+    xs = np.where(empty, np.nan, shapely.get_x(geom.values))
+    ys = np.where(empty, np.nan, shapely.get_y(geom.values))
+    frame[GEOM_LAT] = pd.Series(ys, index=frame.index).map(repr).astype(STRING).mask(empty)
+    frame[GEOM_LON] = pd.Series(xs, index=frame.index).map(repr).astype(STRING).mask(empty)
+    if na:
+        frame = frame.mask(frame.isin(na))
+    frame = _strip_blank(frame)
+    rows = np.arange(1, len(frame) + 1, dtype=np.int64)
+    return RawExport(path, kind, frame.reset_index(drop=True), rows, digest)

@@ -1,0 +1,217 @@
+"""Typed configuration: YAML files loaded into pydantic models that reject unknown keys.
+
+Relative paths in a configuration file are resolved against the folder that holds the file, so a
+configuration runs the same from any working directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from profiling._errors import ConfigError
+
+#: Default thresholds (metres) of the reference flood layer (CONTRACT.md §3).
+FLOOD_THRESHOLDS = {"exposed": 0.15, "high": 0.5}
+
+SurveyFormat = Literal["auto", "kobo_csv", "kobo_xlsx", "odk_csv", "csv", "xlsx", "geojson",
+                       "gpkg"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class FieldSource(_Strict):
+    """Where a questionnaire field comes from in a survey that does not use the reference names.
+
+    Exactly one of ``column`` (a column of the export) or ``sum`` (columns added up, e.g. adults
+    and children into ``hh_size``). ``values`` maps the survey's answers to the reference choice
+    names; answers it does not list pass unchanged and are validated like any other.
+    """
+
+    column: str | None = None
+    sum: list[str] | None = None
+    values: dict[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FieldSource:
+        if (self.column is None) == (self.sum is None):
+            raise ValueError("give exactly one of 'column' or 'sum'")
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        """The export columns this field reads."""
+        return [self.column] if self.column is not None else list(self.sum or [])
+
+
+class SurveySource(_Strict):
+    """One survey export to read."""
+
+    path: Path
+    format: SurveyFormat = "auto"
+    #: ``names``: answers are choice names; ``labels``: they are labels, mapped back through the
+    #: XLSForm; ``auto``: decided per file from the headers and the answers.
+    labels: Literal["auto", "names", "labels"] = "auto"
+    encoding: str = "utf-8"
+    #: Strings read as "no answer" besides the empty cell (e.g. ``NA`` in exports made with R).
+    na_values: list[str] = Field(default_factory=list)
+    #: Sheet (XLSX) or layer (GeoPackage) to read; the first by default.
+    layer: str | None = None
+    #: Reference field (full or short name, or one of ``key``, ``submission_time``,
+    #: ``latitude``, ``longitude``, ``gps_precision``) -> the column or columns that hold it.
+    field_mapping: dict[str, str | FieldSource] | None = None
+
+    @field_validator("field_mapping", mode="before")
+    @classmethod
+    def _plain_columns(cls, v: Any) -> Any:
+        return v
+
+
+class HazardSource(_Strict):
+    """A hazard raster: ``depth`` (metres, nodata = not modelled) or ``class`` (ordinal)."""
+
+    name: str
+    path: Path
+    kind: Literal["depth", "class"] = "depth"
+    thresholds: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _flood_defaults(self) -> HazardSource:
+        if self.name == "flood" and self.kind == "depth":
+            self.thresholds = {**FLOOD_THRESHOLDS, **self.thresholds}
+        return self
+
+
+class Assignment(_Strict):
+    """How households are placed in settlements.
+
+    ``location``: by their GPS point (the default). ``column``: by a column holding settlement ids
+    or names, for surveys collected without GPS.
+    """
+
+    by: Literal["location", "column"] = "location"
+    column: str = "settlement_reported"
+
+
+class Config(_Strict):
+    """A whole run of the pipeline."""
+
+    surveys: list[SurveySource] = Field(default_factory=list)
+    #: The XLSForm; the reference questionnaire when not given.
+    form: Path | None = None
+    boundaries: Path | None = None
+    boundaries_layer: str | None = None
+    hazards: list[HazardSource] = Field(default_factory=list)
+    output_dir: Path = Path("out")
+    #: No published figure is computed from fewer households than this.
+    min_cell_size: int = Field(default=5, ge=1)
+    #: A household farther than this (metres) from every settlement is rejected as misplaced.
+    max_distance_m: float = Field(default=1000.0, gt=0)
+    settlement_assignment: Assignment = Field(default_factory=Assignment)
+    #: Default field mapping for the surveys that do not give their own.
+    field_mapping: dict[str, str | FieldSource] | None = None
+
+    @field_validator("surveys", mode="before")
+    @classmethod
+    def _survey_shorthand(cls, v: Any) -> Any:
+        if isinstance(v, (str, Path)):
+            v = [v]
+        if isinstance(v, list):
+            return [{"path": s} if isinstance(s, (str, Path)) else s for s in v]
+        return v
+
+    @model_validator(mode="after")
+    def _defaults_and_checks(self) -> Config:
+        names = [h.name for h in self.hazards]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"hazard names must be unique; repeated: {', '.join(sorted(dup))}")
+        if self.field_mapping:
+            for s in self.surveys:
+                if s.field_mapping is None:
+                    s.field_mapping = self.field_mapping
+        return self
+
+    def resolve_paths(self, base: Path) -> Config:
+        """Return a copy whose relative paths are taken from ``base``."""
+
+        def r(p: Path | None) -> Path | None:
+            if p is None:
+                return None
+            return p if p.is_absolute() else (base / p)
+
+        data = self.model_copy(deep=True)
+        for s in data.surveys:
+            s.path = r(s.path)  # type: ignore[assignment]
+        for h in data.hazards:
+            h.path = r(h.path)  # type: ignore[assignment]
+        data.form = r(data.form)
+        data.boundaries = r(data.boundaries)
+        data.output_dir = r(data.output_dir)  # type: ignore[assignment]
+        return data
+
+
+def _all_keys(model: type[BaseModel], seen: set[type] | None = None) -> set[str]:
+    seen = seen or set()
+    keys = set(model.model_fields)
+    seen.add(model)
+    for sub in (Config, SurveySource, HazardSource, Assignment, FieldSource):
+        if sub not in seen:
+            keys |= _all_keys(sub, seen)
+    return keys
+
+
+def _explain(exc: ValidationError, source: str) -> str:
+    known = sorted(_all_keys(Config))
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        if err["type"] == "extra_forbidden":
+            key = str(err["loc"][-1])
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            lines.append(f"unknown key {loc!r}{hint}")
+        elif err["type"] == "missing":
+            lines.append(f"missing key {loc!r}")
+        else:
+            value = err.get("input")
+            shown = repr(value) if not isinstance(value, (dict, list)) else "(the section)"
+            lines.append(f"{loc or '(top level)'}: {err['msg']} (value {shown})")
+    return f"{source}: invalid configuration: " + "; ".join(lines)
+
+
+def parse_config(data: dict[str, Any], source: str = "configuration",
+                 base: Path | None = None) -> Config:
+    """Validate a configuration mapping; relative paths are resolved against ``base``."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a configuration must be a mapping of keys to values")
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, source)) from None
+    return cfg.resolve_paths(base) if base is not None else cfg
+
+
+def load_config(path: str | Path) -> Config:
+    """Read a YAML configuration file; relative paths are taken from the file's folder."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: the configuration file does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: "
+                          f"{getattr(exc, 'problem', exc)}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    if data is None:
+        raise ConfigError(f"{path}: the configuration file is empty")
+    return parse_config(data, str(path), path.parent.resolve())

@@ -1,0 +1,787 @@
+"""Ingest: from enumeration exports to one clean household frame, with every row accounted for.
+
+The order is the contract's (CONTRACT.md §1): each export is read and its columns recognised
+(group paths joined by ``/``, ``-`` or left out; split or raw geopoints; select_multiple as a
+space-separated column or 0/1 columns; labels mapped back to choice names; a field mapping for
+other surveys); then duplicates are resolved across all exports (the latest submission of a key is
+kept), then consent, then validation. Every input row ends up accepted, rejected (listed in the
+rejects with its reason), a duplicate, or a refusal; an invalid answer in an accepted row becomes
+unknown and is listed as a dropped value.
+
+Personal fields (the form's ``direct`` class) are split into their own frame here and never
+reach the household frame that analysis reads.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from profiling import _readers
+from profiling._errors import FormError
+from profiling._readers import GEOM_LAT, GEOM_LON, STRING, RawExport
+from profiling.config import FieldSource, SurveySource
+from profiling.form import Form, Question
+from profiling.join import Settlements, place
+
+log = logging.getLogger(__name__)
+
+REJECT_COLUMNS = ["file", "row", "key", "field", "value", "action", "reason"]
+ROW_REJECTED, VALUE_DROPPED = "row_rejected", "value_dropped"
+WITHHELD = "(withheld: location)"
+#: Canonical names of the non-question columns ingest recognises.
+META = ("key", "submission_time", "gps_lat", "gps_lon", "gps_alt", "gps_acc", "gps_raw")
+_META_ALIASES = {
+    "key": ["_uuid", "meta-instanceID", "meta/instanceID", "instanceID", "KEY", "meta-instanceid"],
+    "submission_time": ["_submission_time", "SubmissionDate", "submission_time"],
+}
+_MAPPING_SPECIAL = {"key": "key", "submission_time": "submission_time", "latitude": "gps_lat",
+                    "longitude": "gps_lon", "gps_precision": "gps_acc", "gps": "gps_raw"}
+_TRUE = {"1", "1.0", "true", "True", "TRUE", "yes"}
+_INT_RE = r"^\s*[+-]?\d+(\.0*)?\s*$"
+
+
+@dataclass
+class InputSummary:
+    """What was read from one export."""
+
+    path: str
+    format: str
+    sha256: str
+    rows: int
+    labels: str
+    columns_used: int
+    columns_ignored: list[str]
+
+
+@dataclass
+class IngestResult:
+    """The outcome of ingest.
+
+    ``households`` holds the accepted households without personal fields; ``personal`` holds
+    those fields keyed by the submission key; ``rejects`` lists every rejected row and dropped
+    value; ``submissions`` has one row per distinct submission (accepted, rejected or refused),
+    with what the supervision report needs and nothing personal.
+    """
+
+    households: pd.DataFrame
+    personal: pd.DataFrame
+    rejects: pd.DataFrame
+    submissions: pd.DataFrame
+    counts: dict[str, int]
+    inputs: list[InputSummary] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# Column recognition
+# --------------------------------------------------------------------------------------------
+
+def _variants(name: str) -> list[str]:
+    """Ways an export may spell a form path: ``a/b``, ``a-b``, ``a.b`` and ``b``."""
+    parts = name.split("/")
+    out = ["/".join(parts), "-".join(parts), ".".join(parts)]
+    if len(parts) > 1:
+        out.append(parts[-1])
+    return out
+
+
+def _header_lookup(form: Form) -> dict[str, tuple[str, str | None]]:
+    """Export header -> (canonical column, choice name for a 0/1 column)."""
+    lookup: dict[str, tuple[str, str | None]] = {}
+    shorts = [q.short for q in form.questions.values()]
+    for q in form.questions.values():
+        names = [v for v in _variants(q.name) if v != q.short or shorts.count(q.short) == 1]
+        if q.type == "geopoint":
+            for v in [q.name, q.short]:
+                for suffix, canon in (("latitude", "gps_lat"), ("longitude", "gps_lon"),
+                                      ("altitude", "gps_alt"), ("precision", "gps_acc"),
+                                      ("accuracy", "gps_acc")):
+                    for spelled in (f"_{v}_{suffix}", f"{v}-{suffix.capitalize()}",
+                                    f"{v}/{suffix}", f"{v}_{suffix}", f"{v}-{suffix}"):
+                        lookup.setdefault(spelled, (canon, None))
+            for v in names:
+                lookup.setdefault(v, ("gps_raw", None))
+            continue
+        for v in names:
+            lookup.setdefault(v, (q.name, None))
+        if q.type == "select_multiple":
+            for choice in form.choice_names(q.name):
+                for v in names:
+                    for sep in ("/", "-", "."):
+                        lookup.setdefault(f"{v}{sep}{choice}", (q.name, choice))
+    for canon, aliases in _META_ALIASES.items():
+        for a in aliases:
+            lookup.setdefault(a, (canon, None))
+    return lookup
+
+
+def _label_lookup(form: Form) -> dict[str, tuple[str, str | None]]:
+    """Headers of an export "with labels": question labels, and ``label/choice label``."""
+    lookup: dict[str, tuple[str, str | None]] = {}
+    for q in form.questions.values():
+        if not q.label or q.label == q.short:
+            continue
+        if q.type == "geopoint":
+            lookup.setdefault(q.label, ("gps_raw", None))
+            continue
+        lookup.setdefault(q.label, (q.name, None))
+        if q.type == "select_multiple":
+            for c in form.choices.get(q.list_name or "", []):
+                lookup.setdefault(f"{q.label}/{c.label}", (q.name, c.name))
+    return lookup
+
+
+def _target(form: Form, name: str, source: str) -> str:
+    if name in _MAPPING_SPECIAL:
+        return _MAPPING_SPECIAL[name]
+    if name in form.questions:
+        return name
+    matches = [q.name for q in form.questions.values() if q.short == name]
+    if len(matches) == 1:
+        return matches[0]
+    options = [*form.questions, *_MAPPING_SPECIAL]
+    close = difflib.get_close_matches(name, options, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise FormError(source, f"field_mapping names {name!r}, which is not a field of "
+                            f"{form.source}{hint}")
+
+
+def _column(raw: RawExport, col: str, target: str) -> pd.Series:
+    if col not in raw.table.columns:
+        close = difflib.get_close_matches(col, list(map(str, raw.table.columns)), n=3)
+        hint = f" (similar: {', '.join(close)})" if close else ""
+        raise FormError(raw.path, f"field_mapping reads {target!r} from column {col!r}, which "
+                                  f"this export does not have{hint}")
+    return raw.table[col]
+
+
+def _mapped(raw: RawExport, spec: str | FieldSource, target: str) -> pd.Series:
+    if isinstance(spec, str):
+        return _column(raw, spec, target)
+    if spec.column is not None:
+        s = _column(raw, spec.column, target)
+    else:
+        parts = [_column(raw, c, target) for c in spec.columns]
+        nums = [pd.to_numeric(p, errors="coerce") for p in parts]
+        total = sum(nums[1:], nums[0])
+        bad = pd.concat([(p.notna() & n.isna()) for p, n in zip(parts, nums, strict=True)],
+                        axis=1).any(axis=1)
+        joined = parts[0].fillna("")
+        for p in parts[1:]:
+            joined = joined + "+" + p.fillna("")
+        s = total.map(lambda v: f"{v:g}" if pd.notna(v) else None).astype(STRING)
+        s = s.mask(bad, joined)
+    if spec.values:
+        values = {str(k): str(v) for k, v in spec.values.items()}
+        s = s.map(lambda v: values.get(v, v) if pd.notna(v) else v).astype(STRING)
+    return s
+
+
+@dataclass
+class _Normalised:
+    frame: pd.DataFrame
+    labels: str
+    used: int
+    ignored: list[str]
+
+
+def _normalise(raw: RawExport, source: SurveySource, form: Form) -> _Normalised:
+    """Rename an export's columns to the form's names and rebuild select_multiple answers."""
+    table = raw.table
+    lookup = _header_lookup(form)
+    label_lookup = _label_lookup(form)
+    lower = {k.casefold(): v for k, v in lookup.items()}
+    cols: dict[str, pd.Series] = {}
+    multi: dict[str, dict[str, pd.Series]] = {}
+    ignored: list[str] = []
+    by_label = 0
+    mapping = source.field_mapping or {}
+    mapped_targets = {_target(form, k, str(raw.path)): v for k, v in mapping.items()}
+    mapped_columns: set[str] = set()
+    for target, spec in mapped_targets.items():
+        cols[target] = _mapped(raw, spec, target)
+        mapped_columns |= set([spec] if isinstance(spec, str) else spec.columns)
+    for header in table.columns:
+        h = str(header)
+        if h in mapped_columns:
+            continue
+        hit = lookup.get(h) or lower.get(h.casefold())
+        if hit is None and h in label_lookup:
+            hit = label_lookup[h]
+            by_label += 1
+        if hit is None:
+            if h not in (GEOM_LAT, GEOM_LON):
+                ignored.append(h)
+            continue
+        canon, choice = hit
+        if canon in cols and canon in mapped_targets:
+            continue
+        if choice is None:
+            cols.setdefault(canon, table[h])
+        else:
+            multi.setdefault(canon, {})[choice] = table[h]
+    if GEOM_LAT in table.columns and "gps_lat" not in cols:
+        cols["gps_lat"], cols["gps_lon"] = table[GEOM_LAT], table[GEOM_LON]
+    for q, choice_cols in multi.items():
+        built = _from_choice_columns(choice_cols, form.choice_names(q))
+        cols[q] = cols[q].fillna(built) if q in cols else built
+    frame = pd.DataFrame(cols, index=table.index)
+    labels = _decide_labels(frame, form, source.labels, by_label)
+    if labels == "labels":
+        frame = _labels_to_names(frame, form, set(multi))
+    return _Normalised(frame, labels, len(cols), ignored)
+
+
+def _from_choice_columns(choice_cols: dict[str, pd.Series], order: list[str]) -> pd.Series:
+    """Space-separated choice names from one-column-per-choice 0/1 answers."""
+    n = len(next(iter(choice_cols.values())))
+    out = np.full(n, "", dtype=object)
+    answered = np.zeros(n, dtype=bool)
+    for choice in order:
+        if choice not in choice_cols:
+            continue
+        s = choice_cols[choice]
+        answered |= s.notna().to_numpy()
+        chosen = s.isin(_TRUE).to_numpy()
+        out = np.where(chosen, out + (choice + " "), out)
+    result = pd.Series(out, index=next(iter(choice_cols.values())).index).str.strip()
+    return result.where(answered & (result != "").to_numpy()).astype(STRING)
+
+
+def _decide_labels(frame: pd.DataFrame, form: Form, setting: str, by_label: int) -> str:
+    if setting != "auto":
+        return setting
+    if by_label:
+        return "labels"
+    names_hit = labels_hit = 0
+    for q in form.questions.values():
+        if q.type != "select_one" or q.name not in frame.columns:
+            continue
+        s = frame[q.name].dropna()
+        if s.empty:
+            continue
+        names = set(form.choice_names(q.name))
+        labels = {k.casefold() for k in form.label_map(q.name)} - {n.casefold() for n in names}
+        names_hit += int(s.isin(names).sum())
+        labels_hit += int(s.str.strip().str.casefold().isin(labels).sum())
+    return "labels" if labels_hit > names_hit else "names"
+
+
+def _labels_to_names(frame: pd.DataFrame, form: Form,
+                     from_choice_columns: set[str]) -> pd.DataFrame:
+    for q in form.questions.values():
+        if q.list_name is None or q.name not in frame.columns or q.name in from_choice_columns:
+            continue
+        to_name = {k.strip().casefold(): v for k, v in form.label_map(q.name).items()}
+        s = frame[q.name]
+        key = s.str.strip().str.casefold()
+        mapped = key.map(to_name)
+        frame[q.name] = mapped.where(mapped.notna(), s).astype(STRING)
+    return frame
+
+
+# --------------------------------------------------------------------------------------------
+# Constraints (the common XLSForm forms: ". >= 1 and . <= 30", "count-selected(.) <= 3")
+# --------------------------------------------------------------------------------------------
+
+_TERM = re.compile(r"^\(?\s*(\.|count-selected\(\s*\.\s*\))\s*(<=|>=|!=|<|>|=)\s*"
+                   r"(-?\d+(?:\.\d+)?)\s*\)?$")
+_OPS: dict[str, Callable[[pd.Series, float], pd.Series]] = {
+    "<=": lambda s, v: s <= v, ">=": lambda s, v: s >= v, "<": lambda s, v: s < v,
+    ">": lambda s, v: s > v, "=": lambda s, v: s == v, "!=": lambda s, v: s != v,
+}
+
+
+def compile_constraint(expr: str) -> list[list[tuple[str, str, float]]] | None:
+    """An XLSForm constraint as an or-of-ands of ``(subject, operator, number)``; None when the
+    expression is of a form this reader does not evaluate."""
+    ors = []
+    for alt in re.split(r"\s+or\s+", expr.strip()):
+        ands = []
+        for term in re.split(r"\s+and\s+", alt.strip()):
+            m = _TERM.match(term.strip())
+            if not m:
+                return None
+            subject = "count" if m.group(1).startswith("count") else "value"
+            ands.append((subject, m.group(2), float(m.group(3))))
+        ors.append(ands)
+    return ors
+
+
+def _holds(compiled: list[list[tuple[str, str, float]]], value: pd.Series,
+           count: pd.Series | None) -> pd.Series:
+    result = pd.Series(False, index=value.index)
+    for ands in compiled:
+        ok = pd.Series(True, index=value.index)
+        for subject, op, number in ands:
+            s = count if subject == "count" and count is not None else value
+            ok &= _OPS[op](s, number).fillna(False).astype(bool)
+        result |= ok
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# The stage
+# --------------------------------------------------------------------------------------------
+
+class _Rejects:
+    """Collects reject entries column-wise, so a million bad values cost no Python loop."""
+
+    def __init__(self) -> None:
+        self.parts: list[pd.DataFrame] = []
+
+    def add(self, base: pd.DataFrame, mask: pd.Series | np.ndarray, field: str,
+            value: pd.Series | str, action: str, reason: pd.Series | str) -> None:
+        m = np.asarray(mask, dtype=bool)
+        if not m.any():
+            return
+        sub = base.loc[m]
+        vals = value if isinstance(value, str) else value[m].astype("string")
+        reasons = reason if isinstance(reason, str) else reason[m].astype("string")
+        self.parts.append(pd.DataFrame({
+            "file": sub["_file"].to_numpy(), "row": sub["_row"].to_numpy(),
+            "key": sub["key"].astype("string").to_numpy() if "key" in sub else pd.NA,
+            "field": field, "value": vals if isinstance(vals, str) else vals.to_numpy(),
+            "action": action,
+            "reason": reasons if isinstance(reasons, str) else reasons.to_numpy(),
+        }))
+
+    def frame(self) -> pd.DataFrame:
+        if not self.parts:
+            return pd.DataFrame({c: pd.Series([], dtype="string") for c in REJECT_COLUMNS})
+        out = pd.concat(self.parts, ignore_index=True)
+        out["row"] = out["row"].astype("Int64")
+        return out.sort_values(["file", "row", "field"], kind="stable").reset_index(drop=True)
+
+
+def read_surveys(sources: Sequence[SurveySource], form: Form,
+                 progress: Callable[[str], None] | None = None
+                 ) -> tuple[pd.DataFrame, list[InputSummary], list[tuple[str, int, str]]]:
+    """Read and normalise every export; returns the stacked frame, the input summaries and the
+    malformed records ``(file, row, problem)``."""
+    frames = []
+    inputs = []
+    malformed: list[tuple[str, int, str]] = []
+    names = [Path(s.path).name for s in sources]
+    for i, src in enumerate(sources):
+        label = names[i] if names.count(names[i]) == 1 else str(src.path)
+        raw = _readers.read_export(Path(src.path), src.format, src.encoding, src.na_values,
+                                   src.layer)
+        norm = _normalise(raw, src, form)
+        _check_is_this_form(raw, norm, form, src)
+        f = norm.frame
+        if "key" not in f.columns:
+            # A survey with no submission key at all: each row is its own household.
+            f["key"] = pd.Series([f"{raw.sha256[:12]}-{r}" for r in raw.rows], index=f.index,
+                                 dtype=STRING)
+        f["_file"] = label
+        f["_order"] = i
+        f["_row"] = raw.rows
+        frames.append(f)
+        malformed += [(label, r, p) for r, p in raw.malformed]
+        inputs.append(InputSummary(str(src.path), raw.format, raw.sha256, raw.n_read,
+                                   norm.labels, norm.used, norm.ignored))
+        log.info("read %s: %d rows (%s, %s)", label, raw.n_read, raw.format, norm.labels)
+        if progress:
+            progress(label)
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    for c in frame.columns:
+        if c not in ("_file", "_order", "_row") and frame[c].dtype != STRING:
+            frame[c] = frame[c].astype(STRING)
+    return frame, inputs, malformed
+
+
+def _check_is_this_form(raw: RawExport, norm: _Normalised, form: Form,
+                        src: SurveySource) -> None:
+    questions = [c for c in norm.frame.columns if c in form.questions]
+    hh = [q.name for q in form.questions.values() if q.short == "hh_size"]
+    if hh and hh[0] not in norm.frame.columns:
+        sample = ", ".join(map(str, list(raw.table.columns)[:8]))
+        raise FormError(raw.path, f"does not look like an export of {form.source}: no column "
+                                  f"holds {hh[0]!r} (recognised {len(questions)} of the form's "
+                                  f"{len(form.questions)} fields; the file's columns begin "
+                                  f"{sample}); if it is another survey, give a field_mapping")
+
+
+def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements | None,
+           *, assign_by: str = "location", assign_column: str = "settlement_reported",
+           max_distance_m: float = 1000.0,
+           progress: Callable[[str], None] | None = None) -> IngestResult:
+    """Read, de-duplicate, check consent and validate every export.
+
+    Parameters
+    ----------
+    sources
+        The exports, in the order given (on a tie of submission times the later one wins).
+    form
+        The questionnaire the exports belong to.
+    settlements
+        Prepared boundaries (:func:`profiling.join.prepare`); without them no household can be
+        placed and location checks stop at the coordinates themselves.
+    assign_by
+        ``location`` (GPS point in polygon) or ``column`` (a column holding settlement ids or
+        names, for surveys collected without GPS).
+    max_distance_m
+        A point farther than this from every settlement is rejected as misplaced (metres).
+    """
+    frame, inputs, malformed = read_surveys(sources, form, progress)
+    rejects = _Rejects()
+    n_read = int(sum(i.rows for i in inputs))
+    if malformed:
+        bad = pd.DataFrame({"_file": [m[0] for m in malformed], "_row": [m[1] for m in malformed],
+                            "key": pd.array([pd.NA] * len(malformed), dtype="string")})
+        rejects.add(bad, np.ones(len(bad), bool), "(row)", "", ROW_REJECTED,
+                    pd.Series([m[2] for m in malformed]))
+    if frame.empty:
+        return _result(frame, form, rejects, n_read, 0, 0, len(malformed), inputs, None)
+
+    # 1. keys and duplicates -------------------------------------------------------------
+    key = frame["key"].str.strip().str.replace(r"^uuid:", "", regex=True)
+    frame["key"] = key.mask(key == "")
+    no_key = frame["key"].isna().to_numpy()
+    rejects.add(frame, no_key, "key", "", ROW_REJECTED,
+                "no submission key (_uuid or meta-instanceID): the row cannot be told apart "
+                "from others")
+    frame = frame.loc[~no_key]
+    n_rejected = int(no_key.sum()) + len(malformed)
+    when = (pd.to_datetime(frame["submission_time"], utc=True, format="ISO8601", errors="coerce")
+            if "submission_time" in frame else pd.Series(pd.NaT, index=frame.index))
+    frame = frame.assign(_when=when)
+    frame = frame.sort_values(["key", "_when", "_order", "_row"], na_position="first",
+                              kind="stable")
+    dup = frame["key"].duplicated(keep="last").to_numpy()
+    n_dup = int(dup.sum())
+    frame = frame.loc[~dup]
+
+    # 2. consent ---------------------------------------------------------------------------
+    status = pd.Series("accepted", index=frame.index, dtype=object)
+    reasons: dict[str, pd.Series] = {}
+    if "consent" in frame.columns:
+        consent = frame["consent"].str.strip()
+        refused = (consent == "no").fillna(False).to_numpy()
+        unclear = ~(consent == "yes").fillna(False).to_numpy() & ~refused
+        status[refused] = "no_consent"
+        rejects.add(frame, unclear, "consent", frame["consent"].fillna(""), ROW_REJECTED,
+                    "consent is missing or not yes/no: nothing can be kept without consent")
+        status[unclear] = "rejected"
+    live = (status == "accepted").to_numpy()
+
+    # 3. validation ------------------------------------------------------------------------
+    out: dict[str, pd.Series] = {}
+    for q in form.questions.values():
+        if q.name not in frame.columns or q.type == "geopoint" or q.privacy == "direct":
+            continue
+        s = frame[q.name]
+        if q.short == "settlement_reported":
+            out[q.name] = _settlement_value(s, settlements, frame, live, rejects, q)
+            continue
+        value, bad, reason = _validate(q, s, form)
+        hard = q.short == "hh_size"
+        if hard:
+            bad_or_missing = bad | value.isna().to_numpy()
+            reasons["hh_size"] = pd.Series(np.where(
+                s.isna().to_numpy(), "hh_size is missing",
+                ("hh_size " + reason.fillna("")).to_numpy(dtype=object)), index=frame.index).where(
+                bad_or_missing)
+        else:
+            rejects.add(frame, bad & live, q.name, s, VALUE_DROPPED, reason)
+        out[q.name] = value
+
+    # 4. location and placement ----------------------------------------------------------
+    lat, lon, acc, loc_reason = _coordinates(frame)
+    placed = _placement(lat, lon, settlements, max_distance_m, frame.index)
+    settlement = pd.Series(pd.NA, index=frame.index, dtype="string")
+    if assign_by == "column":
+        settlement, col_reason = _by_column(frame, form, assign_column, settlements)
+        reasons["settlement"] = col_reason
+        # a bad location is then only a dropped value
+        rejects.add(frame, loc_reason.notna().to_numpy() & live & frame["gps_lat"].notna()
+                    .to_numpy() if "gps_lat" in frame else np.zeros(len(frame), bool),
+                    "gps", WITHHELD, VALUE_DROPPED, loc_reason)
+        bad_loc = loc_reason.notna().to_numpy()
+        lat, lon = lat.mask(bad_loc), lon.mask(bad_loc)
+    else:
+        swapped = placed["swapped"].to_numpy()
+        reasons["location"] = loc_reason.mask(swapped, placed["reason"]).fillna(placed["reason"])
+        if settlements is not None:
+            ok = placed["inside"].to_numpy() >= 0
+            settlement = pd.Series(np.where(ok, settlements.ids[np.maximum(
+                placed["inside"].to_numpy(), 0)], None), index=frame.index, dtype="string")
+    reason_frame = pd.DataFrame(reasons, index=frame.index)
+    row_bad = reason_frame.notna().any(axis=1).to_numpy() & live
+    if row_bad.any():
+        _reject_rows(frame.loc[row_bad], reason_frame.loc[row_bad], rejects, form, assign_column)
+        status[row_bad] = "rejected"
+    n_rejected += int((status == "rejected").sum())
+
+    households = pd.DataFrame(index=frame.index)
+    households["key"] = frame["key"]
+    households["source_file"] = frame["_file"]
+    households["source_row"] = frame["_row"]
+    households["submitted_at"] = frame["_when"]
+    for q in form.questions.values():
+        if q.name in out:
+            households[_column_name(form, q)] = out[q.name]
+    households["latitude"] = lat
+    households["longitude"] = lon
+    households["gps_precision"] = acc
+    households["settlement_id"] = settlement
+    if settlements is not None:
+        near = placed["nearest"].to_numpy()
+        households["nearest_settlement_id"] = pd.Series(
+            np.where(near >= 0, settlements.ids[np.maximum(near, 0)], None),
+            index=frame.index, dtype="string")
+        households["distance_m"] = placed["distance"]
+    else:
+        households["nearest_settlement_id"] = pd.Series(pd.NA, index=frame.index, dtype="string")
+        households["distance_m"] = np.nan
+    rep = "settlement_reported"
+    if rep in households and assign_by == "location":
+        households["settlement_mismatch"] = (
+            households[rep].notna() & households["settlement_id"].notna()
+            & (households[rep] != households["settlement_id"])).astype("boolean")
+    else:
+        households["settlement_mismatch"] = pd.array([pd.NA] * len(households), dtype="boolean")
+    households["status"] = status
+    personal_cols = [q.name for q in form.questions.values()
+                     if q.privacy == "direct" and q.name in frame.columns]
+    personal = frame.loc[status == "accepted", ["key", *personal_cols]].rename(
+        columns={q: _column_name(form, form.questions[q]) for q in personal_cols})
+    return _result(households, form, rejects, n_read, n_dup, n_rejected, 0, inputs, personal)
+
+
+def _reject_rows(frame: pd.DataFrame, reasons: pd.DataFrame, rejects: _Rejects, form: Form,
+                 assign_column: str) -> None:
+    """One ``row_rejected`` entry per row, under the first failing field, all reasons joined."""
+    first = reasons.notna().idxmax(axis=1)
+    combined = reasons.apply(lambda r: "; ".join(str(x) for x in r if pd.notna(x)), axis=1)
+    fields = {"hh_size": _q(form, "hh_size"), "location": "gps", "settlement": assign_column}
+    shown = pd.Series(WITHHELD, index=frame.index, dtype=object)
+    hh_col = _q(form, "hh_size")
+    if hh_col in frame:
+        shown = shown.mask(first == "hh_size", frame[hh_col].fillna("").astype(object))
+    col = assign_column_in(frame, form, assign_column)
+    if col is not None:
+        shown = shown.mask(first == "settlement", frame[col].fillna("").astype(object))
+    for key, fld in fields.items():
+        rejects.add(frame, (first == key).to_numpy(), fld, shown, ROW_REJECTED, combined)
+
+
+def assign_column_in(frame: pd.DataFrame, form: Form, column: str) -> str | None:
+    """The frame column that holds the settlement assignment column, if any."""
+    if column in frame.columns:
+        return column
+    hits = [q.name for q in form.questions.values() if q.short == column]
+    return hits[0] if hits and hits[0] in frame.columns else None
+
+
+def _q(form: Form, short: str) -> str:
+    hits = [q.name for q in form.questions.values() if q.short == short]
+    return hits[0] if hits else short
+
+
+def _column_name(form: Form, q: Question) -> str:
+    """Household-frame column of a question: its short name where that is unambiguous."""
+    same = [o for o in form.questions.values() if o.short == q.short]
+    return q.short if len(same) == 1 else q.name
+
+
+def _validate(q: Question, s: pd.Series, form: Form) -> tuple[pd.Series, np.ndarray, pd.Series]:
+    """Typed values, a mask of invalid answers and the reason for each."""
+    present = s.notna().to_numpy()
+    reason = pd.Series(pd.NA, index=s.index, dtype="string")
+    if q.type in ("integer", "decimal"):
+        txt = s.str.strip()
+        num = pd.to_numeric(txt, errors="coerce")
+        if q.type == "integer":
+            wellformed = txt.str.fullmatch(_INT_RE).fillna(False).to_numpy(dtype=bool)
+            num = num.where(wellformed)
+            kind = "not a whole number"
+        else:
+            kind = "not a number"
+        bad = present & num.isna().to_numpy()
+        reason[bad] = kind
+        value = num.astype("Float64")
+        if q.constraint:
+            compiled = compile_constraint(q.constraint)
+            if compiled is not None:
+                fails = present & ~bad & ~_holds(compiled, value, None).to_numpy()
+                reason[fails] = f"breaks the form's constraint {q.constraint!r}"
+                bad |= fails
+        value = value.mask(bad)
+        if q.type == "integer":
+            value = value.round().astype("Int64")
+        return value, bad, reason
+    if q.type == "select_one":
+        allowed = form.choice_names(q.name)
+        v = s.str.strip()
+        bad = present & ~v.isin(allowed).to_numpy()
+        reason[bad] = f"not a choice of the list {q.list_name!r}"
+        return v.mask(bad).astype(STRING), bad, reason
+    if q.type == "select_multiple":
+        allowed = set(form.choice_names(q.name))
+        v = s.str.strip().str.replace(r"\s+", " ", regex=True)
+        tokens = v.str.split(" ")
+        exploded = tokens.explode()
+        tok_bad = exploded.notna() & ~exploded.isin(allowed)
+        bad = present & tok_bad.groupby(level=0, sort=False).any().reindex(
+            s.index, fill_value=False).to_numpy()
+        reason[bad] = f"holds an answer that is not a choice of the list {q.list_name!r}"
+        if q.constraint:
+            compiled = compile_constraint(q.constraint)
+            if compiled is not None:
+                count = tokens.str.len().astype("Float64")
+                fails = present & ~bad & ~_holds(compiled, count, count).to_numpy()
+                reason[fails] = f"breaks the form's constraint {q.constraint!r}"
+                bad |= fails
+        return v.mask(bad).astype(STRING), bad, reason
+    if q.type in ("start", "end", "datetime", "date"):
+        parsed = pd.to_datetime(s.str.strip(), utc=True, format="ISO8601", errors="coerce")
+        bad = present & parsed.isna().to_numpy()
+        reason[bad] = "not an ISO 8601 date-time"
+        return s.mask(bad).astype(STRING), bad, reason
+    return s, np.zeros(len(s), dtype=bool), reason
+
+
+def _settlement_value(s: pd.Series, settlements: Settlements | None, frame: pd.DataFrame,
+                      live: np.ndarray, rejects: _Rejects, q: Question) -> pd.Series:
+    if settlements is None:
+        return s.str.strip()
+    lookup = settlements.lookup()
+    v = s.str.strip().str.casefold().map(lookup).astype(STRING)
+    bad = s.notna().to_numpy() & v.isna().to_numpy()
+    rejects.add(frame, bad & live, q.name, s, VALUE_DROPPED,
+                "names no settlement of the boundaries (by id or name)")
+    return v
+
+
+def _coordinates(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
+    """Latitude, longitude, accuracy and the reason a location is unusable."""
+    idx = frame.index
+
+    def col(name: str) -> pd.Series:
+        return frame[name] if name in frame else pd.Series(pd.NA, index=idx, dtype=STRING)
+
+    lat_s, lon_s, acc_s = col("gps_lat"), col("gps_lon"), col("gps_acc")
+    raw = col("gps_raw")
+    need = (lat_s.isna() & lon_s.isna() & raw.notna()).to_numpy()
+    if need.any():
+        parts = raw[need].str.strip().str.extract(
+            r"^(\S+)[\s,;]+(\S+)(?:\s+(\S+))?(?:\s+(\S+))?$")
+        lat_s = lat_s.copy()
+        lon_s = lon_s.copy()
+        acc_s = acc_s.copy()
+        lat_s[need] = parts[0].fillna(raw[need]).astype(STRING)
+        lon_s[need] = parts[1].astype(STRING)
+        acc_s[need] = parts[3].astype(STRING)
+    lat = pd.to_numeric(lat_s.str.strip(), errors="coerce")
+    lon = pd.to_numeric(lon_s.str.strip(), errors="coerce")
+    acc = pd.to_numeric(acc_s.str.strip(), errors="coerce").astype(float)
+    reason = pd.Series(pd.NA, index=idx, dtype="string")
+    missing = (lat_s.isna() & lon_s.isna()).to_numpy()
+    reason[missing] = "no location: the GPS point is missing"
+    unparsable = ~missing & (lat.isna() | lon.isna()).to_numpy()
+    reason[unparsable] = "no location: the GPS point is not a pair of numbers"
+    ok = ~missing & ~unparsable
+    lat_f, lon_f = lat.to_numpy(dtype=float, na_value=np.nan), lon.to_numpy(dtype=float,
+                                                                             na_value=np.nan)
+    zero = ok & (lat_f == 0) & (lon_f == 0)
+    reason[zero] = "no location: the GPS point is 0/0, a receiver without a fix"
+    out_of_range = ok & ~zero & ((np.abs(lat_f) > 90) | (np.abs(lon_f) > 180))
+    reason[out_of_range] = "no location: latitude or longitude out of range"
+    return (pd.Series(lat_f, index=idx), pd.Series(lon_f, index=idx), pd.Series(
+        acc.to_numpy(), index=idx), reason)
+
+
+def _placement(lat: pd.Series, lon: pd.Series, settlements: Settlements | None,
+               max_distance_m: float, idx: pd.Index) -> pd.DataFrame:
+    """Inside / nearest / distance per row, and the reason a point is too far."""
+    out = pd.DataFrame({"inside": -1, "nearest": -1, "distance": np.nan}, index=idx)
+    out["reason"] = pd.Series(pd.NA, index=idx, dtype="string")
+    out["swapped"] = False
+    if settlements is None:
+        return out
+    la, lo = lat.to_numpy(), lon.to_numpy()
+    valid = np.isfinite(la) & np.isfinite(lo) & (np.abs(la) <= 90) & (np.abs(lo) <= 180) & ~(
+        (la == 0) & (lo == 0))
+    p = place(np.where(valid, lo, np.nan), np.where(valid, la, np.nan), settlements)
+    out["inside"], out["nearest"], out["distance"] = p.inside, p.nearest, p.distance
+    far = valid & (p.inside < 0) & (p.distance > max_distance_m)
+    # A point that is unusable as given but lands in or near a settlement read the other way
+    # round has its latitude and longitude swapped.
+    cand = np.isfinite(la) & np.isfinite(lo) & (far | ~valid) & (np.abs(lo) <= 90) & (
+        np.abs(la) <= 180) & ~((la == 0) & (lo == 0))
+    swapped = np.zeros(len(la), dtype=bool)
+    if cand.any():
+        q = place(np.where(cand, la, np.nan), np.where(cand, lo, np.nan), settlements)
+        swapped = cand & ((q.inside >= 0) | (q.distance <= max_distance_m))
+    ids = settlements.ids
+    near_id = ids[np.maximum(p.nearest, 0)]
+    txt = pd.Series(
+        [f"farther than {max_distance_m:g} m from every settlement (nearest: {n}, {d:,.0f} m)"
+         for n, d in zip(near_id[far], p.distance[far], strict=True)], dtype="string",
+        index=idx[far])
+    out.loc[far, "reason"] = txt
+    out["swapped"] = swapped
+    out.loc[swapped, "reason"] = ("latitude and longitude are swapped: read the other way round "
+                                  "the point lies in or near a settlement")
+    return out
+
+
+def _by_column(frame: pd.DataFrame, form: Form, column: str,
+               settlements: Settlements | None) -> tuple[pd.Series, pd.Series]:
+    col = assign_column_in(frame, form, column)
+    reason = pd.Series(pd.NA, index=frame.index, dtype="string")
+    if col is None:
+        raise FormError("surveys", f"households are placed by the column {column!r}, which "
+                                   "no export holds")
+    s = frame[col].str.strip()
+    if settlements is None:
+        return s.astype("string"), reason
+    v = s.str.casefold().map(settlements.lookup()).astype("string")
+    reason[v.isna().to_numpy()] = "matches no settlement id or name of the boundaries"
+    reason[s.isna().to_numpy()] = "no settlement given"
+    return v, reason
+
+
+def _result(households: pd.DataFrame, form: Form, rejects: _Rejects, n_read: int, n_dup: int,
+            n_rejected: int, extra_rejected: int, inputs: list[InputSummary],
+            personal: pd.DataFrame | None) -> IngestResult:
+    rej = rejects.frame()
+    if households.empty or "status" not in households:
+        hh = pd.DataFrame(columns=["key", "settlement_id"])
+        subs = pd.DataFrame(columns=["status"])
+        counts = {"read": n_read, "accepted": 0, "rejected": n_rejected + extra_rejected,
+                  "duplicates": n_dup, "no_consent": 0, "outside_settlements": 0,
+                  "values_dropped": int((rej["action"] == VALUE_DROPPED).sum())}
+        return IngestResult(hh, pd.DataFrame(columns=["key"]), rej, subs, counts, inputs)
+    status = households["status"]
+    accepted = households.loc[status == "accepted"].drop(columns=["status"])
+    counts = {
+        "read": n_read,
+        "accepted": int((status == "accepted").sum()),
+        "rejected": n_rejected + extra_rejected,
+        "duplicates": n_dup,
+        "no_consent": int((status == "no_consent").sum()),
+        "outside_settlements": int(accepted["settlement_id"].isna().sum()),
+        "values_dropped": int((rej["action"] == VALUE_DROPPED).sum()),
+    }
+    dropped_per_key = rej.loc[rej["action"] == VALUE_DROPPED].groupby("key").size()
+    subs = households[["key", "status", "submitted_at", "settlement_mismatch",
+                       "gps_precision", "settlement_id"]].copy()
+    for c in ("enumerator", "start", "end"):
+        subs[c] = households.get(c, pd.NA)
+    subs.loc[subs["status"] != "accepted", ["gps_precision", "settlement_id",
+                                            "settlement_mismatch"]] = pd.NA
+    subs["values_dropped"] = subs["key"].map(dropped_per_key).fillna(0).astype(int)
+    subs = subs.drop(columns=["key"]).reset_index(drop=True)
+    return IngestResult(accepted.reset_index(drop=True),
+                        (personal if personal is not None else pd.DataFrame(columns=["key"]))
+                        .reset_index(drop=True), rej, subs, counts, inputs)

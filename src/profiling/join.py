@@ -1,0 +1,156 @@
+"""Households to settlements: boundaries checked on entry, and exact point-in-polygon placement.
+
+A point on a boundary shared by two settlements goes to the one whose ``settlement_id`` sorts
+first, so the answer never depends on the order of the boundary file. A point inside no
+settlement keeps the id of the nearest one and its distance in metres.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS, Transformer
+
+from profiling._errors import BoundaryError
+
+log = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS = ("settlement_id", "name")
+
+
+@dataclass
+class Settlements:
+    """Settlement polygons in a metric CRS, sorted by id, with a spatial index."""
+
+    frame: gpd.GeoDataFrame
+    metric_crs: CRS
+    tree: shapely.STRtree
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Settlement ids in index order."""
+        return self.frame["settlement_id"].to_numpy(dtype=object)
+
+    def lookup(self) -> dict[str, str]:
+        """Casefolded id or name -> settlement id, for surveys placed by a column."""
+        out: dict[str, str] = {}
+        for sid, name in zip(self.frame["settlement_id"], self.frame["name"], strict=True):
+            out.setdefault(str(name).strip().casefold(), sid)
+        for sid in self.frame["settlement_id"]:
+            out[str(sid).strip().casefold()] = sid
+        return out
+
+
+def read_boundaries(path: str | Path, layer: str | None = None) -> gpd.GeoDataFrame:
+    """Read settlement boundaries from any vector file GDAL reads."""
+    import pyogrio
+
+    path = Path(path)
+    if not path.exists():
+        raise BoundaryError(path, "the boundary file does not exist")
+    try:
+        gdf = pyogrio.read_dataframe(path, layer=layer)
+    except Exception as exc:  # pyogrio raises several kinds
+        raise BoundaryError(path, f"cannot be read ({exc.__class__.__name__}: "
+                                  f"{str(exc).splitlines()[0][:200]})") from None
+    return check_boundaries(gdf, str(path))
+
+
+def check_boundaries(gdf: gpd.GeoDataFrame, source: str = "boundaries") -> gpd.GeoDataFrame:
+    """Check the columns, ids, CRS and geometry types of settlement boundaries."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in gdf.columns]
+    if missing:
+        raise BoundaryError(source, f"lacks the column(s) {', '.join(missing)}; it has "
+                                    f"{', '.join(map(str, gdf.columns))}")
+    if gdf.crs is None:
+        raise BoundaryError(source, "has no coordinate reference system; set one (for example "
+                                    "in QGIS) before using it")
+    ids = gdf["settlement_id"].astype("string").str.strip()
+    if ids.isna().any():
+        rows = (np.flatnonzero(ids.isna().to_numpy()) + 1).tolist()[:10]
+        raise BoundaryError(source, f"feature(s) {rows} have no settlement_id")
+    dup = ids[ids.duplicated(keep=False)]
+    if len(dup):
+        raise BoundaryError(source, f"settlement_id must be unique; repeated: "
+                                    f"{', '.join(sorted(set(dup.tolist())))}")
+    geom = gdf.geometry
+    bad = geom.isna() | ~geom.geom_type.isin(["Polygon", "MultiPolygon"])
+    if bad.any():
+        which = ids[bad.to_numpy()].tolist()[:10]
+        raise BoundaryError(source, f"settlement(s) {', '.join(which)} are not polygons")
+    out = gdf.copy()
+    out["settlement_id"] = ids.astype(object)
+    out["name"] = out["name"].astype("string").fillna(out["settlement_id"]).astype(object)
+    return out
+
+
+def prepare(gdf: gpd.GeoDataFrame) -> Settlements:
+    """Project boundaries to a metric CRS (their own, or their UTM zone) and index them."""
+    crs = CRS.from_user_input(gdf.crs)
+    metric = crs if crs.is_projected else gdf.estimate_utm_crs()
+    frame = gdf.to_crs(metric) if metric != crs else gdf
+    frame = frame.sort_values("settlement_id", kind="stable").reset_index(drop=True)
+    return Settlements(frame, metric, shapely.STRtree(frame.geometry.values))
+
+
+@dataclass
+class Placement:
+    """Where points fall: ``inside`` (index or -1), ``nearest`` (index) and ``distance`` (m)."""
+
+    inside: np.ndarray
+    nearest: np.ndarray
+    distance: np.ndarray
+
+
+def place(lon: np.ndarray, lat: np.ndarray, settlements: Settlements) -> Placement:
+    """Place WGS84 points: the settlement holding each, else the nearest and its distance.
+
+    Points on a shared boundary (or in an overlap) go to the lowest settlement index, i.e. the
+    first ``settlement_id`` in sort order. Non-finite coordinates get -1 and NaN.
+    """
+    lon = np.asarray(lon, dtype=float)
+    lat = np.asarray(lat, dtype=float)
+    n = len(lon)
+    inside = np.full(n, -1, dtype=np.int64)
+    nearest = np.full(n, -1, dtype=np.int64)
+    distance = np.full(n, np.nan)
+    ok = np.isfinite(lon) & np.isfinite(lat)
+    if not ok.any():
+        return Placement(inside, nearest, distance)
+    tf = Transformer.from_crs("EPSG:4326", settlements.metric_crs, always_xy=True)
+    x, y = tf.transform(lon[ok], lat[ok])
+    pts = shapely.points(x, y)
+    idx = np.flatnonzero(ok)
+    hit_pt, hit_poly = settlements.tree.query(pts, predicate="intersects")
+    if len(hit_pt):
+        # lowest polygon index per point: sort by (point, polygon) and keep the first
+        order = np.lexsort((hit_poly, hit_pt))
+        hp, hg = hit_pt[order], hit_poly[order]
+        first = np.r_[True, hp[1:] != hp[:-1]]
+        inside[idx[hp[first]]] = hg[first]
+    outside = inside[idx] < 0
+    nearest[idx[~outside]] = inside[idx[~outside]]
+    distance[idx[~outside]] = 0.0
+    if outside.any():
+        q_pt, q_poly = settlements.tree.query_nearest(pts[outside], all_matches=True)
+        order = np.lexsort((q_poly, q_pt))
+        q_pt, q_poly = q_pt[order], q_poly[order]
+        first = np.r_[True, q_pt[1:] != q_pt[:-1]]
+        q_pt, q_poly = q_pt[first], q_poly[first]
+        geoms = settlements.frame.geometry.values
+        d = shapely.distance(pts[outside][q_pt], geoms[q_poly])
+        target = idx[np.flatnonzero(outside)[q_pt]]
+        nearest[target] = q_poly
+        distance[target] = d
+    return Placement(inside, nearest, distance)
+
+
+def settlement_table(settlements: Settlements) -> pd.DataFrame:
+    """Settlement ids and names, without geometry."""
+    return pd.DataFrame(settlements.frame[["settlement_id", "name"]])

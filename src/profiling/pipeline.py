@@ -1,0 +1,139 @@
+"""One function that sequences the stages and writes a run's outputs.
+
+The CLI, the notebooks and batch jobs call :func:`run` (or :func:`validate`); none of them holds
+a rule of its own. Stages so far: ingest (with placement in settlements) and the supervision
+report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from profiling import __version__
+from profiling._errors import ConfigError
+from profiling._readers import sha256_of
+from profiling.config import Config
+from profiling.form import Form, read_xlsform, reference_form
+from profiling.ingest import REJECT_COLUMNS, IngestResult, ingest
+from profiling.join import Settlements, prepare, read_boundaries
+from profiling.supervision import supervision_report
+
+log = logging.getLogger(__name__)
+
+REJECTS = "rejects.csv"
+MANIFEST = "run_manifest.json"
+SUPERVISION = "supervision_report.csv"
+
+
+@dataclass
+class RunResult:
+    """What a run produced: the ingest outcome and the files written."""
+
+    ingest: IngestResult
+    outputs: dict[str, Path] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """The manifest's accounting of every input row."""
+        return self.ingest.counts
+
+
+def load_form(cfg: Config) -> Form:
+    """The configured XLSForm, or the reference questionnaire."""
+    return read_xlsform(cfg.form) if cfg.form is not None else reference_form()
+
+
+def load_settlements(cfg: Config) -> Settlements | None:
+    """The configured boundaries, checked and indexed, or None."""
+    if cfg.boundaries is None:
+        return None
+    return prepare(read_boundaries(cfg.boundaries, cfg.boundaries_layer))
+
+
+def _check_inputs(cfg: Config) -> None:
+    problems = []
+    if not cfg.surveys:
+        problems.append("no survey export is configured (key 'surveys')")
+    for s in cfg.surveys:
+        if not Path(s.path).exists():
+            problems.append(f"survey export {s.path} does not exist")
+    for h in cfg.hazards:
+        if not Path(h.path).exists():
+            problems.append(f"hazard raster {h.name!r}: {h.path} does not exist")
+    if cfg.boundaries is not None and not Path(cfg.boundaries).exists():
+        problems.append(f"boundaries {cfg.boundaries} do not exist")
+    if cfg.boundaries is None and cfg.settlement_assignment.by == "location":
+        problems.append("households are placed by location, which needs 'boundaries'")
+    if cfg.form is not None and not Path(cfg.form).exists():
+        problems.append(f"XLSForm {cfg.form} does not exist")
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def ingest_config(cfg: Config, progress: Callable[[str], None] | None = None) -> IngestResult:
+    """Run the ingest stage as configured."""
+    _check_inputs(cfg)
+    form = load_form(cfg)
+    settlements = load_settlements(cfg)
+    return ingest(cfg.surveys, form, settlements, assign_by=cfg.settlement_assignment.by,
+                  assign_column=cfg.settlement_assignment.column,
+                  max_distance_m=cfg.max_distance_m, progress=progress)
+
+
+def validate(cfg: Config, progress: Callable[[str], None] | None = None) -> IngestResult:
+    """Check a configuration and read all its inputs, writing nothing."""
+    return ingest_config(cfg, progress)
+
+
+def run(cfg: Config, out_dir: str | Path | None = None,
+        progress: Callable[[str], None] | None = None) -> RunResult:
+    """Run the pipeline and write its outputs to ``out_dir`` (default: the configured one)."""
+    t0 = time.perf_counter()
+    started = datetime.now(UTC)
+    out = Path(out_dir) if out_dir is not None else Path(cfg.output_dir)
+    result = ingest_config(cfg, progress)
+    out.mkdir(parents=True, exist_ok=True)
+    outputs: dict[str, Path] = {}
+
+    rejects = result.rejects[REJECT_COLUMNS]
+    rejects.to_csv(out / REJECTS, index=False, encoding="utf-8")
+    outputs["rejects"] = out / REJECTS
+    supervision_report(result.submissions).to_csv(out / SUPERVISION, index=False,
+                                                  encoding="utf-8")
+    outputs["supervision"] = out / SUPERVISION
+
+    manifest = {
+        "software": {"name": "profiling", "version": __version__},
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "inputs": {
+            "surveys": [asdict(i) for i in result.inputs],
+            "form": _file_entry(cfg.form),
+            "boundaries": _file_entry(cfg.boundaries),
+            "hazards": [{"name": h.name, **_file_entry(h.path)} for h in cfg.hazards],
+        },
+        "counts": result.counts,
+        "stages": ["ingest", "supervision"],
+        "min_cell_size": cfg.min_cell_size,
+        "configuration": json.loads(cfg.model_dump_json()),
+        "outputs": sorted(p.name for p in outputs.values()),
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+    outputs["manifest"] = out / MANIFEST
+    seconds = time.perf_counter() - t0
+    log.info("run finished in %.1f s: %s", seconds, result.counts)
+    return RunResult(result, outputs, seconds)
+
+
+def _file_entry(path: Path | None) -> dict[str, str | None]:
+    if path is None:
+        return {"path": None, "sha256": None}
+    return {"path": str(path), "sha256": sha256_of(Path(path))}
+
