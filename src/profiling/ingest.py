@@ -764,6 +764,9 @@ def _result(households: pd.DataFrame, form: Form, rejects: _Rejects, n_read: int
         return IngestResult(hh, pd.DataFrame(columns=["key"]), rej, subs, counts, inputs)
     status = households["status"]
     accepted = households.loc[status == "accepted"].drop(columns=["status"])
+    # a rejected row is listed once, as rejected: its invalid answers are not "dropped" values
+    dropped = rej["action"] == VALUE_DROPPED
+    rej = rej.loc[~dropped | rej["key"].isin(accepted["key"])].reset_index(drop=True)
     counts = {
         "read": n_read,
         "accepted": int((status == "accepted").sum()),

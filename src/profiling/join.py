@@ -26,16 +26,23 @@ REQUIRED_COLUMNS = ("settlement_id", "name")
 
 @dataclass
 class Settlements:
-    """Settlement polygons in a metric CRS, sorted by id, with a spatial index."""
+    """Settlement polygons sorted by id: in their own CRS for exact containment, and in a metric
+    CRS (their own if projected, else their UTM zone) for distances."""
 
     frame: gpd.GeoDataFrame
-    metric_crs: CRS
+    metric: gpd.GeoSeries
     tree: shapely.STRtree
+    metric_tree: shapely.STRtree
 
     @property
     def ids(self) -> np.ndarray:
         """Settlement ids in index order."""
         return self.frame["settlement_id"].to_numpy(dtype=object)
+
+    @property
+    def crs(self) -> CRS:
+        """The boundaries' own CRS."""
+        return CRS.from_user_input(self.frame.crs)
 
     def lookup(self) -> dict[str, str]:
         """Casefolded id or name -> settlement id, for surveys placed by a column."""
@@ -91,12 +98,13 @@ def check_boundaries(gdf: gpd.GeoDataFrame, source: str = "boundaries") -> gpd.G
 
 
 def prepare(gdf: gpd.GeoDataFrame) -> Settlements:
-    """Project boundaries to a metric CRS (their own, or their UTM zone) and index them."""
-    crs = CRS.from_user_input(gdf.crs)
-    metric = crs if crs.is_projected else gdf.estimate_utm_crs()
-    frame = gdf.to_crs(metric) if metric != crs else gdf
-    frame = frame.sort_values("settlement_id", kind="stable").reset_index(drop=True)
-    return Settlements(frame, metric, shapely.STRtree(frame.geometry.values))
+    """Sort boundaries by id and index them in their own CRS and in a metric one."""
+    frame = gdf.sort_values("settlement_id", kind="stable").reset_index(drop=True)
+    crs = CRS.from_user_input(frame.crs)
+    metric = frame.geometry if crs.is_projected else frame.geometry.to_crs(
+        frame.estimate_utm_crs())
+    return Settlements(frame, metric, shapely.STRtree(frame.geometry.values),
+                       shapely.STRtree(metric.values))
 
 
 @dataclass
@@ -123,11 +131,15 @@ def place(lon: np.ndarray, lat: np.ndarray, settlements: Settlements) -> Placeme
     ok = np.isfinite(lon) & np.isfinite(lat)
     if not ok.any():
         return Placement(inside, nearest, distance)
-    tf = Transformer.from_crs("EPSG:4326", settlements.metric_crs, always_xy=True)
-    x, y = tf.transform(lon[ok], lat[ok])
-    pts = shapely.points(x, y)
     idx = np.flatnonzero(ok)
-    hit_pt, hit_poly = settlements.tree.query(pts, predicate="intersects")
+    # Containment is decided in the boundaries' own CRS: exact when they are in WGS84.
+    wgs84 = CRS.from_epsg(4326)
+    if settlements.crs.equals(wgs84):
+        x, y = lon[ok], lat[ok]
+    else:
+        x, y = Transformer.from_crs(wgs84, settlements.crs, always_xy=True).transform(
+            lon[ok], lat[ok])
+    hit_pt, hit_poly = settlements.tree.query(shapely.points(x, y), predicate="intersects")
     if len(hit_pt):
         # lowest polygon index per point: sort by (point, polygon) and keep the first
         order = np.lexsort((hit_poly, hit_pt))
@@ -138,16 +150,17 @@ def place(lon: np.ndarray, lat: np.ndarray, settlements: Settlements) -> Placeme
     nearest[idx[~outside]] = inside[idx[~outside]]
     distance[idx[~outside]] = 0.0
     if outside.any():
-        q_pt, q_poly = settlements.tree.query_nearest(pts[outside], all_matches=True)
+        out_idx = idx[outside]
+        mx, my = Transformer.from_crs(wgs84, settlements.metric.crs, always_xy=True).transform(
+            lon[out_idx], lat[out_idx])
+        pts = shapely.points(mx, my)
+        q_pt, q_poly = settlements.metric_tree.query_nearest(pts, all_matches=True)
         order = np.lexsort((q_poly, q_pt))
         q_pt, q_poly = q_pt[order], q_poly[order]
         first = np.r_[True, q_pt[1:] != q_pt[:-1]]
         q_pt, q_poly = q_pt[first], q_poly[first]
-        geoms = settlements.frame.geometry.values
-        d = shapely.distance(pts[outside][q_pt], geoms[q_poly])
-        target = idx[np.flatnonzero(outside)[q_pt]]
-        nearest[target] = q_poly
-        distance[target] = d
+        nearest[out_idx[q_pt]] = q_poly
+        distance[out_idx[q_pt]] = shapely.distance(pts[q_pt], settlements.metric.values[q_poly])
     return Placement(inside, nearest, distance)
 
 

@@ -1,0 +1,102 @@
+"""Shared fixtures: paths to the real data beside the checkout, and a tiny hand-made city.
+
+The hand-made city has two 100 m squares in UTM zone 48S sharing an edge: ``A`` (x 700000 to
+700100) and ``B`` (x 700100 to 700200), both y 9300000 to 9300100. Test exports place points in
+it by metric coordinates converted to WGS84, so every expected placement can be read off a sketch.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+import shapely
+from pyproj import Transformer
+
+from profiling.join import Settlements, check_boundaries, prepare
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+SAMPLE = REPO / "sample_data"
+UTM = "EPSG:32748"
+_TO_WGS84 = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.fail(f"the shared data folder {SHARED_DATA} is missing: CI places ../shared beside "
+                    "the checkout")
+    return SHARED_DATA
+
+
+def lonlat(x: float, y: float) -> tuple[float, float]:
+    """WGS84 longitude and latitude of a UTM 48S point."""
+    lon, lat = _TO_WGS84.transform(x, y)
+    return float(lon), float(lat)
+
+
+def two_squares() -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {"settlement_id": ["B", "A"], "name": ["Bravo", "Alpha"]},
+        geometry=[shapely.box(700100, 9300000, 700200, 9300100),
+                  shapely.box(700000, 9300000, 700100, 9300100)],
+        crs=UTM,
+    )
+
+
+@pytest.fixture
+def squares() -> Settlements:
+    return prepare(check_boundaries(two_squares(), "two squares"))
+
+
+@pytest.fixture
+def squares_file(tmp_path: Path) -> Path:
+    path = tmp_path / "squares.gpkg"
+    two_squares().to_file(path, layer="settlements")
+    return path
+
+
+def household(key: str, x: float = 700050, y: float = 9300050, **answers: str) -> dict[str, str]:
+    """A valid household of the reference form at UTM point (x, y), answers overridable."""
+    lon, lat = lonlat(x, y)
+    row = {
+        "start": "2026-03-02T09:00:00+07:00", "end": "2026-03-02T09:30:00+07:00",
+        "enumerator": "E1", "consent": "yes", "settlement_reported": "A", "structure_id": "S-1",
+        "gps": f"{lat:.8f} {lon:.8f} 10 5",
+        "_gps_latitude": f"{lat:.8f}", "_gps_longitude": f"{lon:.8f}", "_gps_altitude": "10",
+        "_gps_precision": "5",
+        "respondent_name": "Test Person", "phone": "+62 800 0000", "national_id": "3171000",
+        "household/hh_size": "4", "household/hh_head_sex": "female",
+        "household/rooms_sleeping": "2",
+        "tenure/tenure_status": "tenant_informal", "tenure/tenure_documents": "rent_receipt",
+        "tenure/eviction_fear": "yes",
+        "water/water_source": "public_tap", "water/water_minutes": "20",
+        "water/water_sufficient": "yes",
+        "sanitation/toilet_type": "pit_slab", "sanitation/toilet_shared": "yes",
+        "sanitation/toilet_households": "4", "hygiene/handwashing": "water_only",
+        "waste/waste_disposal": "dumped_drain", "energy/electricity": "grid_shared",
+        "housing/wall_material": "iron_sheet", "housing/roof_material": "iron_sheet",
+        "housing/floor_material": "cement", "hazards/flooded_past_year": "yes",
+        "priorities/priority_needs": "drainage toilets",
+        "_id": "1", "_uuid": key, "_submission_time": "2026-03-02T12:00:00", "_index": "1",
+    }
+    row.update(answers)
+    return row
+
+
+def write_csv(path: Path, rows: list[dict[str, str]], sep: str = ";",
+              rename: Callable[[str], str] | None = None) -> Path:
+    """Write rows as a CSV export; ``rename`` maps reference headers to the export's."""
+    header: list[str] = []
+    for r in rows:
+        header += [k for k in r if k not in header]
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, delimiter=sep)
+        w.writerow([rename(h) if rename else h for h in header])
+        for r in rows:
+            w.writerow([r.get(h, "") for h in header])
+    return path

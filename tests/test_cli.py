@@ -1,0 +1,68 @@
+"""The command line: real subprocesses, exit codes, and no traceback on bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import household, write_csv
+
+REPO = Path(__file__).resolve().parents[1]
+EXE = str(Path(sys.executable).parent / "profiling")
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([EXE, *args], capture_output=True, text=True, check=False, cwd=cwd,
+                          timeout=300)
+
+
+def test_quick_run_with_options(tmp_path, squares_file):
+    survey = write_csv(tmp_path / "k.csv", [household("k1"), household("k2", **{
+        "household/hh_size": "0"})])
+    proc = cli("run", "--survey", str(survey), "--boundaries", str(squares_file), "--out",
+               str(tmp_path / "out"), "-q")
+    assert proc.returncode == 0, proc.stderr
+    counts = json.loads((tmp_path / "out" / "run_manifest.json").read_text())["counts"]
+    assert (counts["accepted"], counts["rejected"]) == (1, 1)
+    assert (tmp_path / "out" / "rejects.csv").exists()
+    assert (tmp_path / "out" / "supervision_report.csv").exists()
+
+
+def test_validate_writes_nothing(tmp_path, squares_file):
+    survey = write_csv(tmp_path / "k.csv", [household("k1")])
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"surveys: [{survey}]\nboundaries: {squares_file}\noutput_dir: out\n")
+    before = set(tmp_path.iterdir())
+    proc = cli("validate", str(cfg))
+    assert proc.returncode == 0, proc.stderr
+    assert "valid" in proc.stdout
+    assert set(tmp_path.iterdir()) == before
+
+
+def test_bad_config_is_one_paragraph_without_traceback(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("surveys: [a.csv]\nmin_cel_size: 3\n")
+    proc = cli("run", str(cfg))
+    assert proc.returncode == 2
+    assert "did you mean 'min_cell_size'" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_bad_file_names_the_file(tmp_path, squares_file):
+    bad = tmp_path / "broken.xlsx"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    proc = cli("run", "--survey", str(bad), "--boundaries", str(squares_file), "--out",
+               str(tmp_path / "out"))
+    assert proc.returncode == 2
+    assert "broken.xlsx" in proc.stderr and "Traceback" not in proc.stderr
+    bad_hazard = cli("run", "--survey", str(bad), "--hazard", "flood")
+    assert bad_hazard.returncode == 2 and "NAME=PATH" in bad_hazard.stderr
+
+
+def test_demo_config_from_another_directory(tmp_path):
+    proc = cli("run", str(REPO / "configs" / "demo.yaml"), "--out", str(tmp_path / "o"), "-q",
+               cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "o" / "run_manifest.json").exists()

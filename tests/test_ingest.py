@@ -1,0 +1,432 @@
+"""Ingest on small hand-made exports whose every expected outcome is worked out by hand.
+
+Placement uses the two 100 m squares of conftest: A (x 700000-700100) and B (x 700100-700200).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from conftest import household, lonlat, write_csv
+from openpyxl import Workbook
+
+from profiling import FormError, InputFileError
+from profiling.config import FieldSource, SurveySource
+from profiling.form import reference_form
+from profiling.ingest import compile_constraint, ingest
+from profiling.join import Settlements, check_boundaries, place, prepare
+
+FORM = reference_form([("A", "Alpha"), ("B", "Bravo")])
+
+
+def run(squares: Settlements, *paths: Path, **kw: object):
+    return ingest([SurveySource(path=p) for p in paths], FORM, squares, **kw)  # type: ignore[arg-type]
+
+
+def accounted(counts: dict[str, int]) -> bool:
+    return counts["read"] == (counts["accepted"] + counts["rejected"] + counts["duplicates"]
+                              + counts["no_consent"])
+
+
+def by_key(result) -> pd.DataFrame:
+    return result.households.set_index("key")
+
+
+# ------------------------------------------------------------------------------------------
+# Formats and column spellings
+# ------------------------------------------------------------------------------------------
+
+THREE = [household("k1", 700050, 9300050), household("k2", 700150, 9300050, **{
+    "household/hh_size": "3.0"}), household("k3", 700180, 9300020)]
+
+
+@pytest.mark.parametrize("sep", [";", ","])
+def test_kobo_csv_either_separator(tmp_path, squares, sep):
+    res = run(squares, write_csv(tmp_path / "k.csv", THREE, sep))
+    hh = by_key(res)
+    assert hh["settlement_id"].to_dict() == {"k1": "A", "k2": "B", "k3": "B"}
+    assert hh["hh_size"].tolist() == [4, 3, 4]  # "3.0" is an integer with a zero fraction
+    assert res.counts == {"read": 3, "accepted": 3, "rejected": 0, "duplicates": 0,
+                          "no_consent": 0, "outside_settlements": 0, "values_dropped": 0}
+
+
+def _odk(h: str) -> str:
+    special = {"_gps_latitude": "gps-Latitude", "_gps_longitude": "gps-Longitude",
+               "_gps_altitude": "gps-Altitude", "_gps_precision": "gps-Accuracy",
+               "_uuid": "meta-instanceID", "_submission_time": "SubmissionDate"}
+    return special.get(h, h.replace("/", "-"))
+
+
+def test_odk_central_csv(tmp_path, squares):
+    rows = [{**r, "_uuid": "uuid:" + r["_uuid"], "_submission_time": "2026-03-02T12:00:00.000Z"}
+            for r in THREE]
+    for r in rows:
+        del r["gps"], r["_id"], r["_index"]
+    res = run(squares, write_csv(tmp_path / "odk.csv", rows, ",", _odk))
+    hh = by_key(res)
+    assert sorted(hh.index) == ["k1", "k2", "k3"]  # the uuid: prefix is not part of the key
+    assert hh.loc["k1", "water_source"] == "public_tap"
+    assert hh.loc["k2", "settlement_id"] == "B"
+    assert hh.loc["k1", "gps_precision"] == 5.0
+
+
+def test_group_names_left_out(tmp_path, squares):
+    res = run(squares, write_csv(tmp_path / "short.csv", THREE, ";",
+                                 lambda h: h.rsplit("/", 1)[-1]))
+    hh = by_key(res)
+    assert hh.loc["k2", "hh_size"] == 3
+    assert hh.loc["k1", "tenure_status"] == "tenant_informal"
+
+
+def test_kobo_xlsx_with_typed_cells(tmp_path, squares):
+    import datetime as dt
+
+    wb = Workbook()
+    ws = wb.active
+    header = list(THREE[0])
+    ws.append(header)
+    for r in THREE:
+        cells: list[object] = [r[h] for h in header]
+        cells[header.index("household/hh_size")] = float(r["household/hh_size"])
+        cells[header.index("_submission_time")] = dt.datetime(2026, 3, 2, 12, 0)
+        ws.append(cells)
+    wb.save(tmp_path / "k.xlsx")
+    res = run(squares, tmp_path / "k.xlsx")
+    assert by_key(res)["hh_size"].to_dict() == {"k1": 4, "k2": 3, "k3": 4}
+    assert res.counts["accepted"] == 3
+    assert res.households["submitted_at"].iloc[0] == pd.Timestamp("2026-03-02T12:00", tz="UTC")
+
+
+@pytest.mark.parametrize("suffix", [".geojson", ".gpkg"])
+def test_point_layers(tmp_path, squares, suffix):
+    rows = [{k: v for k, v in r.items() if not k.startswith("_gps") and k != "gps"}
+            for r in THREE]
+    pts = [shapely.Point(*lonlat(700050, 9300050)), shapely.Point(*lonlat(700150, 9300050)),
+           shapely.Point(*lonlat(700180, 9300020))]
+    gdf = gpd.GeoDataFrame(rows, geometry=pts, crs="EPSG:4326")
+    gdf.to_file(tmp_path / f"pts{suffix}")
+    res = run(squares, tmp_path / f"pts{suffix}")
+    assert by_key(res)["settlement_id"].to_dict() == {"k1": "A", "k2": "B", "k3": "B"}
+
+
+def test_split_geopoint_columns_win_over_the_raw_string(tmp_path, squares):
+    lon_b, lat_b = lonlat(700150, 9300050)
+    r1 = household("k1", 700050, 9300050, gps=f"{lat_b} {lon_b} 0 5")  # split says A, raw B
+    r2 = household("k2", 700050, 9300050, gps=f"{lat_b} {lon_b} 0 7", _gps_latitude="",
+                   _gps_longitude="", _gps_precision="")  # split empty: the raw string counts
+    hh = by_key(run(squares, write_csv(tmp_path / "g.csv", [r1, r2])))
+    assert hh["settlement_id"].to_dict() == {"k1": "A", "k2": "B"}
+    assert hh.loc["k2", "gps_precision"] == 7.0
+
+
+def test_select_multiple_from_choice_columns(tmp_path, squares):
+    r1 = household("k1", **{"tenure/tenure_documents/lease": "1",
+                            "tenure/tenure_documents/title_deed": "1",
+                            "tenure/tenure_documents/none": "0"})
+    r2 = household("k2", **{"tenure/tenure_documents/lease": "0",
+                            "tenure/tenure_documents/title_deed": "0",
+                            "tenure/tenure_documents/none": "1"})
+    for r in (r1, r2):
+        del r["tenure/tenure_documents"]
+    hh = by_key(run(squares, write_csv(tmp_path / "m.csv", [r1, r2])))
+    # rebuilt in the order of the choice list
+    assert hh["tenure_documents"].to_dict() == {"k1": "title_deed lease", "k2": "none"}
+
+
+def test_space_separated_column_wins_over_choice_columns(tmp_path, squares):
+    r = household("k1", **{"tenure/tenure_documents": "lease",
+                           "tenure/tenure_documents/lease": "0",
+                           "tenure/tenure_documents/title_deed": "1"})
+    hh = by_key(run(squares, write_csv(tmp_path / "m.csv", [r])))
+    assert hh.loc["k1", "tenure_documents"] == "lease"
+
+
+def _as_labels(row: dict[str, str]) -> dict[str, str]:
+    """A household as an export "with labels" writes it: every select_one answer by its label."""
+    out = dict(row)
+    for q in FORM.questions.values():
+        if q.type == "select_one" and q.name in out and q.list_name != "settlements":
+            names = {c.name: c.label for c in FORM.choices[q.list_name or ""]}
+            out[q.name] = names.get(out[q.name], out[q.name])
+    return out
+
+
+def test_export_with_labels_is_mapped_back(tmp_path, squares):
+    r = _as_labels(household("k1", **{"sanitation/toilet_shared": "no"}))
+    r2 = _as_labels(household("k2", **{"water/water_source": "piped_dwelling"}))
+    assert r["water/water_source"] == "Public tap or standpipe"
+    res = run(squares, write_csv(tmp_path / "labels.csv", [r, r2]))
+    assert res.inputs[0].labels == "labels"
+    hh = by_key(res)
+    assert hh.loc["k1", "water_source"] == "public_tap"
+    assert hh.loc["k1", "toilet_shared"] == "no"
+    assert hh.loc["k1", "toilet_type"] == "pit_slab"
+    assert hh.loc["k2", "water_source"] == "piped_dwelling"
+    assert res.counts["values_dropped"] == 0
+
+
+def test_labels_in_an_export_declared_with_names_are_invalid(tmp_path, squares):
+    r = household("k1", **{"water/water_source": "Public tap or standpipe"})
+    res = ingest([SurveySource(path=write_csv(tmp_path / "n.csv", [r]), labels="names")], FORM,
+                 squares)
+    rej = res.rejects
+    assert rej[["field", "value", "action"]].values.tolist() == [
+        ["water/water_source", "Public tap or standpipe", "value_dropped"]]
+    assert pd.isna(by_key(res).loc["k1", "water_source"])
+
+
+# ------------------------------------------------------------------------------------------
+# Duplicates, consent, personal fields
+# ------------------------------------------------------------------------------------------
+
+def test_latest_submission_wins_across_files(tmp_path, squares):
+    a = write_csv(tmp_path / "a.csv", [
+        household("k1", _submission_time="2026-03-02T10:00:00", **{"household/hh_size": "4"}),
+        household("k2", _submission_time="2026-03-02T10:00:00", **{"household/hh_size": "1"}),
+        # 12:00+07:00 is 05:00 UTC: older than the naive (UTC) 06:00 in b.csv
+        household("k3", _submission_time="2026-03-02T12:00:00+07:00",
+                  **{"household/hh_size": "7"}),
+    ])
+    b = write_csv(tmp_path / "b.csv", [
+        household("k1", _submission_time="2026-03-02T09:00:00", **{"household/hh_size": "5"}),
+        household("k2", _submission_time="2026-03-02T10:00:00", **{"household/hh_size": "2"}),
+        household("k3", _submission_time="2026-03-02T06:00:00", **{"household/hh_size": "8"}),
+        household("k2", _submission_time="2026-03-02T10:00:00", **{"household/hh_size": "3"}),
+    ])
+    res = run(squares, a, b)
+    # k1: a is later; k2: a tie, the later file (b) then its later row; k3: b is later in UTC
+    assert by_key(res)["hh_size"].to_dict() == {"k1": 4, "k2": 3, "k3": 8}
+    assert res.counts["duplicates"] == 4 and res.counts["read"] == 7
+    assert accounted(res.counts)
+
+
+def test_refusal_keeps_nothing_but_the_fact(tmp_path, squares):
+    old = household("k1", _submission_time="2026-03-02T10:00:00")
+    new = household("k1", _submission_time="2026-03-02T11:00:00", consent="no",
+                    respondent_name="Refusing Person")
+    other = household("k2")
+    res = run(squares, write_csv(tmp_path / "c.csv", [old, new, other]))
+    assert res.counts["no_consent"] == 1 and res.counts["duplicates"] == 1
+    assert res.households["key"].tolist() == ["k2"]
+    assert res.personal["key"].tolist() == ["k2"]
+    assert "Refusing Person" not in res.personal.to_string()
+    assert (res.submissions["status"] == "no_consent").sum() == 1
+    assert accounted(res.counts)
+
+
+def test_missing_consent_is_a_rejection(tmp_path, squares):
+    res = run(squares, write_csv(tmp_path / "c.csv", [household("k1", consent=""),
+                                                        household("k2", consent="maybe")]))
+    assert res.counts["rejected"] == 2
+    assert set(res.rejects["field"]) == {"consent"}
+    assert set(res.rejects["action"]) == {"row_rejected"}
+
+
+def test_personal_fields_never_reach_the_household_frame(tmp_path, squares):
+    res = run(squares, write_csv(tmp_path / "p.csv", THREE))
+    for col in ("respondent_name", "phone", "national_id", "structure_id", "gps"):
+        assert col not in res.households.columns
+    assert set(res.personal.columns) == {"key", "respondent_name", "phone", "national_id",
+                                         "structure_id"}
+    text = res.households.astype(str).to_string() + res.submissions.astype(str).to_string()
+    assert "Test Person" not in text and "+62 800 0000" not in text and "3171000" not in text
+
+
+# ------------------------------------------------------------------------------------------
+# Validation
+# ------------------------------------------------------------------------------------------
+
+def test_invalid_answers_become_unknown_and_are_listed(tmp_path, squares):
+    r = household("k1", **{
+        "household/rooms_sleeping": "0",            # constraint . >= 1
+        "water/water_source": "piped",              # not a choice
+        "water/water_minutes": "12.5",              # not a whole number
+        "sanitation/toilet_households": "1",        # constraint . >= 2
+        "priorities/priority_needs": "water toilets drainage waste",  # more than three
+        "tenure/tenure_documents": "lease deed",    # one answer not a choice
+        "start": "yesterday",                       # not a date-time
+    })
+    res = run(squares, write_csv(tmp_path / "v.csv", [r, household("k2")]))
+    got = {(f, v) for f, v in res.rejects[["field", "value"]].itertuples(index=False)}
+    assert got == {("household/rooms_sleeping", "0"), ("water/water_source", "piped"),
+                   ("water/water_minutes", "12.5"), ("sanitation/toilet_households", "1"),
+                   ("priorities/priority_needs", "water toilets drainage waste"),
+                   ("tenure/tenure_documents", "lease deed"), ("start", "yesterday")}
+    assert set(res.rejects["action"]) == {"value_dropped"}
+    assert res.counts["values_dropped"] == 7 and res.counts["accepted"] == 2
+    hh = by_key(res)
+    for col in ("rooms_sleeping", "water_source", "water_minutes", "toilet_households",
+                "priority_needs", "tenure_documents", "start"):
+        assert pd.isna(hh.loc["k1", col]), col
+        assert not pd.isna(hh.loc["k2", col]), col
+    assert hh.loc["k1", "hh_size"] == 4  # the rest of the row is kept
+
+
+@pytest.mark.parametrize("value,reason", [("0", "constraint"), ("31", "constraint"),
+                                          ("3.5", "whole number"), ("three", "whole number"),
+                                          ("", "missing")])
+def test_bad_hh_size_rejects_the_row(tmp_path, squares, value, reason):
+    res = run(squares, write_csv(tmp_path / "h.csv", [household("k1", **{
+        "household/hh_size": value}), household("k2")]))
+    assert res.households["key"].tolist() == ["k2"]
+    rej = res.rejects.iloc[0]
+    assert (rej["field"], rej["value"], rej["action"]) == ("household/hh_size", value,
+                                                          "row_rejected")
+    assert reason in rej["reason"] and rej["row"] == 2 and rej["key"] == "k1"
+
+
+def test_location_rules(tmp_path, squares):
+    lon, lat = lonlat(700050, 9300050)
+    rows = [
+        household("inside"),
+        household("missing", gps="", _gps_latitude="", _gps_longitude=""),
+        household("zero", gps="", _gps_latitude="0", _gps_longitude="0"),
+        household("range", gps="", _gps_latitude="95", _gps_longitude=f"{lon}"),
+        household("swapped", gps="", _gps_latitude=f"{lon}", _gps_longitude=f"{lat}"),
+        household("text", gps="", _gps_latitude="abc", _gps_longitude="def"),
+        household("far", 700050, 9303100),      # 3,000 m north of A
+        household("near", 700050, 9300600),     # 500 m north of A: accepted, outside
+    ]
+    res = run(squares, write_csv(tmp_path / "l.csv", rows))
+    reasons = dict(zip(res.rejects["key"], res.rejects["reason"], strict=True))
+    assert set(reasons) == {"missing", "zero", "range", "swapped", "text", "far"}
+    assert "missing" in reasons["missing"]
+    assert "0/0" in reasons["zero"]
+    assert "out of range" in reasons["range"]
+    assert "swapped" in reasons["swapped"]
+    assert "not a pair of numbers" in reasons["text"]
+    assert "nearest: A, 3,000 m" in reasons["far"]
+    assert set(res.rejects["value"]) == {"(withheld: location)"}  # never the coordinates
+    hh = by_key(res)
+    assert pd.isna(hh.loc["near", "settlement_id"])
+    assert hh.loc["near", "nearest_settlement_id"] == "A"
+    assert hh.loc["near", "distance_m"] == pytest.approx(500, abs=0.01)
+    assert res.counts["outside_settlements"] == 1 and res.counts["accepted"] == 2
+
+
+def test_max_distance_is_configurable(tmp_path, squares):
+    path = write_csv(tmp_path / "l.csv", [household("near", 700050, 9300600)])
+    assert run(squares, path, max_distance_m=400).counts["rejected"] == 1
+    assert run(squares, path, max_distance_m=600).counts["rejected"] == 0
+
+
+def test_settlement_reported_mismatch_is_flagged(tmp_path, squares):
+    rows = [household("k1", settlement_reported="B"), household("k2"),
+            household("k3", settlement_reported="Nowhere")]
+    res = run(squares, write_csv(tmp_path / "s.csv", rows))
+    hh = by_key(res)
+    assert hh["settlement_mismatch"].tolist() == [True, False, False]
+    assert res.rejects[["key", "field"]].values.tolist() == [["k3", "settlement_reported"]]
+
+
+def test_boundary_point_goes_to_the_first_settlement_id():
+    # two squares in WGS84 sharing the meridian 106.81; the point lies exactly on it
+    gdf = gpd.GeoDataFrame({"settlement_id": ["Z", "Y"], "name": ["z", "y"]},
+                           geometry=[shapely.box(106.81, -6.2, 106.82, -6.19),
+                                     shapely.box(106.80, -6.2, 106.81, -6.19)], crs="EPSG:4326")
+    s = prepare(check_boundaries(gdf))
+    p = place(np.array([106.81, 106.805, 106.815]), np.array([-6.195, -6.195, -6.195]), s)
+    assert s.ids[p.inside].tolist() == ["Y", "Y", "Z"]
+
+
+# ------------------------------------------------------------------------------------------
+# Surveys without GPS, other field names, other forms
+# ------------------------------------------------------------------------------------------
+
+def test_households_placed_by_a_settlement_column(tmp_path, squares):
+    rows = [household("k1", settlement_reported="alpha"), household("k2", settlement_reported="B"),
+            household("k3", settlement_reported="Zulu")]
+    for r in rows:
+        for c in ("gps", "_gps_latitude", "_gps_longitude", "_gps_altitude", "_gps_precision"):
+            del r[c]
+    res = run(squares, write_csv(tmp_path / "nogps.csv", rows), assign_by="column")
+    assert by_key(res)["settlement_id"].to_dict() == {"k1": "A", "k2": "B"}
+    rej = res.rejects.iloc[0]
+    assert (rej["key"], rej["action"], rej["value"]) == ("k3", "row_rejected", "Zulu")
+    assert "matches no settlement" in rej["reason"]
+
+
+def test_field_mapping_reads_another_survey(tmp_path, squares):
+    path = tmp_path / "other.csv"
+    path.write_text("id,community,adults,children,drink,rooms,lat,lon\n"
+                    "1,Alpha,2,3,packaged,1,,\n"
+                    "2,B,1,0,tap,2,,\n"
+                    "3,Alpha,x,1,packaged,1,,\n", encoding="utf-8")
+    mapping = {
+        "key": "id",
+        "settlement_reported": "community",
+        "hh_size": FieldSource(sum=["adults", "children"]),
+        "water_source": FieldSource(column="drink", values={"packaged": "sachet",
+                                                            "tap": "public_tap"}),
+        "rooms_sleeping": "rooms",
+    }
+    res = ingest([SurveySource(path=path, field_mapping=mapping)], FORM, squares,
+                 assign_by="column")
+    hh = by_key(res)
+    assert hh["hh_size"].to_dict() == {"1": 5, "2": 1}
+    assert hh["water_source"].to_dict() == {"1": "sachet", "2": "public_tap"}
+    assert hh["settlement_id"].to_dict() == {"1": "A", "2": "B"}
+    rej = res.rejects.iloc[0]
+    assert (rej["key"], rej["value"], rej["action"]) == ("3", "x+1", "row_rejected")
+
+
+def test_field_mapping_names_a_missing_column(tmp_path, squares):
+    path = write_csv(tmp_path / "k.csv", THREE)
+    with pytest.raises(FormError, match="column 'hh_total'.*k.csv|k.csv.*column 'hh_total'"):
+        ingest([SurveySource(path=path, field_mapping={"hh_size": "hh_total"})], FORM, squares)
+
+
+def test_export_of_another_form_is_refused(tmp_path, squares):
+    path = tmp_path / "other.csv"
+    path.write_text("id,name,age\n1,a,3\n", encoding="utf-8")
+    with pytest.raises(FormError, match="does not look like an export"):
+        run(squares, path)
+
+
+def test_malformed_record_is_rejected_and_the_rest_survive(tmp_path, squares):
+    path = write_csv(tmp_path / "k.csv", THREE)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines.insert(2, "only;three;fields")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    res = run(squares, path)
+    assert res.counts["read"] == 4 and res.counts["accepted"] == 3
+    assert res.rejects[["row", "action"]].values.tolist() == [[3, "row_rejected"]]
+    assert accounted(res.counts)
+
+
+def test_empty_export_is_a_clear_error(tmp_path, squares):
+    path = tmp_path / "empty.csv"
+    path.write_bytes(b"")
+    with pytest.raises(InputFileError, match="empty.csv: the file is empty"):
+        run(squares, path)
+
+
+def test_constraint_parser():
+    assert compile_constraint(". >= 1 and . <= 30") == [[("value", ">=", 1.0),
+                                                         ("value", "<=", 30.0)]]
+    assert compile_constraint("count-selected(.) <= 3") == [[("count", "<=", 3.0)]]
+    assert compile_constraint(". < 0 or . > 10") == [[("value", "<", 0.0)],
+                                                     [("value", ">", 10.0)]]
+    assert compile_constraint("regex(., '^[0-9]+$')") is None
+
+
+def test_manifest_records_inputs(tmp_path, squares_file):
+    from profiling.config import parse_config
+    from profiling.pipeline import run as run_pipeline
+
+    path = write_csv(tmp_path / "k.csv", THREE)
+    cfg = parse_config({"surveys": [str(path)], "boundaries": str(squares_file)})
+    result = run_pipeline(cfg, tmp_path / "out")
+    manifest = json.loads((tmp_path / "out" / "run_manifest.json").read_text())
+    import hashlib
+
+    assert manifest["inputs"]["surveys"][0]["sha256"] == hashlib.sha256(
+        path.read_bytes()).hexdigest()
+    assert manifest["counts"] == result.counts
+    assert manifest["configuration"]["min_cell_size"] == 5
