@@ -88,5 +88,5 @@ def test_not_an_xlsx(tmp_path):
     with pytest.raises(FormError, match=r"form.xls.*save it as .xlsx"):
         read_xlsform(tmp_path / "form.xls")
     (tmp_path / "form.xlsx").write_bytes(b"junk")
-    with pytest.raises(FormError, match="not a readable .xlsx"):
+    with pytest.raises(FormError, match=r"not a readable \.xlsx"):
         read_xlsform(tmp_path / "form.xlsx")

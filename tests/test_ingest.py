@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from conftest import household, lonlat, write_csv
 from openpyxl import Workbook
 
 from profiling import FormError, InputFileError
@@ -21,6 +20,8 @@ from profiling.config import FieldSource, SurveySource
 from profiling.form import reference_form
 from profiling.ingest import compile_constraint, ingest
 from profiling.join import Settlements, check_boundaries, place, prepare
+
+from conftest import household, lonlat, write_csv
 
 FORM = reference_form([("A", "Alpha"), ("B", "Bravo")])
 
@@ -378,7 +379,7 @@ def test_field_mapping_reads_another_survey(tmp_path, squares):
 
 def test_field_mapping_names_a_missing_column(tmp_path, squares):
     path = write_csv(tmp_path / "k.csv", THREE)
-    with pytest.raises(FormError, match="column 'hh_total'.*k.csv|k.csv.*column 'hh_total'"):
+    with pytest.raises(FormError, match=r"k\.csv.*column 'hh_total'"):
         ingest([SurveySource(path=path, field_mapping={"hh_size": "hh_total"})], FORM, squares)
 
 
@@ -403,7 +404,7 @@ def test_malformed_record_is_rejected_and_the_rest_survive(tmp_path, squares):
 def test_empty_export_is_a_clear_error(tmp_path, squares):
     path = tmp_path / "empty.csv"
     path.write_bytes(b"")
-    with pytest.raises(InputFileError, match="empty.csv: the file is empty"):
+    with pytest.raises(InputFileError, match=r"empty\.csv: the file is empty"):
         run(squares, path)
 
 

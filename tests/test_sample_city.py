@@ -49,7 +49,7 @@ def test_counts_match_the_generator(demo):
 
 
 def test_every_planted_fault_is_found(demo, planted):
-    result, out = demo
+    _, out = demo
     rejects = pd.read_csv(out / "rejects.csv", dtype=str)
     by_key = {k: g for k, g in rejects.groupby("key")}
     for fault in planted:

@@ -240,7 +240,7 @@ def _cell(v: object) -> str | None:
     if v is None:
         return None
     if hasattr(v, "isoformat"):
-        return v.isoformat()  # type: ignore[no-any-return]
+        return v.isoformat()
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float) and v.is_integer():

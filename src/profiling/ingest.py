@@ -626,11 +626,11 @@ def _validate(q: Question, s: pd.Series, form: Form) -> tuple[pd.Series, np.ndar
         reason[bad] = f"not a choice of the list {q.list_name!r}"
         return v.mask(bad).astype(STRING), bad, reason
     if q.type == "select_multiple":
-        allowed = set(form.choice_names(q.name))
+        choices = set(form.choice_names(q.name))
         v = s.str.strip().str.replace(r"\s+", " ", regex=True)
         tokens = v.str.split(" ")
         exploded = tokens.explode()
-        tok_bad = exploded.notna() & ~exploded.isin(allowed)
+        tok_bad = exploded.notna() & ~exploded.isin(choices)
         bad = present & tok_bad.groupby(level=0, sort=False).any().reindex(
             s.index, fill_value=False).to_numpy()
         reason[bad] = f"holds an answer that is not a choice of the list {q.list_name!r}"
