@@ -136,15 +136,18 @@ def _header(path: Path, data: bytes) -> tuple[list[str], str]:
     counts = {d: first.count(d) for d in (";", ",", "\t")}
     delim = max(counts, key=lambda d: counts[d])
     header = next(csv.reader([first], delimiter=delim))
-    header = [h.strip() for h in header]
-    if any(not h for h in header):
-        where = [i + 1 for i, h in enumerate(header) if not h]
-        raise InputFileError(path, f"column(s) {where} of the header have no name")
+    header = _name_blank([h.strip() for h in header])
     seen: set[str] = set()
     dups = sorted({h for h in header if h in seen or seen.add(h)})  # type: ignore[func-returns-value]
     if dups:
         raise InputFileError(path, f"the header repeats column(s) {', '.join(dups)}")
     return header, delim
+
+
+def _name_blank(header: list[str]) -> list[str]:
+    """Blank header cells (a spreadsheet's row index, say) become ``unnamed_<column number>``:
+    such a column is read like any other that the form does not know, i.e. ignored."""
+    return [h if h else f"unnamed_{i + 1}" for i, h in enumerate(header)]
 
 
 def _read_csv(path: Path, kind: str, encoding: str, na: list[str]) -> RawExport:
@@ -271,9 +274,7 @@ def _read_xlsx(path: Path, kind: str, na: list[str], sheet: str | None) -> RawEx
         header = [str(h).strip() if h is not None else "" for h in first]
         while header and not header[-1]:
             header.pop()
-        if any(not h for h in header):
-            where = [i + 1 for i, h in enumerate(header) if not h]
-            raise InputFileError(path, f"column(s) {where} of the header have no name")
+        header = _name_blank(header)
         dups = sorted({h for h in header if header.count(h) > 1})
         if dups:
             raise InputFileError(path, f"the header repeats column(s) {', '.join(dups)}")

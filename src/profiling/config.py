@@ -29,25 +29,30 @@ class _Strict(BaseModel):
 class FieldSource(_Strict):
     """Where a questionnaire field comes from in a survey that does not use the reference names.
 
-    Exactly one of ``column`` (a column of the export) or ``sum`` (columns added up, e.g. adults
-    and children into ``hh_size``). ``values`` maps the survey's answers to the reference choice
-    names; answers it does not list pass unchanged and are validated like any other.
+    Exactly one of ``column`` (a column of the export), ``sum`` (columns added up, e.g. adults
+    and children into ``hh_size``) or ``coalesce`` (the first non-empty of several columns, e.g.
+    a question split in two by a skip). ``values`` maps the survey's answers to the reference
+    choice names; answers it does not list pass unchanged and are validated like any other.
     """
 
     column: str | None = None
     sum: list[str] | None = None
+    coalesce: list[str] | None = None
     values: dict[str, str] | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> FieldSource:
-        if (self.column is None) == (self.sum is None):
-            raise ValueError("give exactly one of 'column' or 'sum'")
+        given = [x for x in (self.column, self.sum, self.coalesce) if x is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'column', 'sum' or 'coalesce'")
         return self
 
     @property
     def columns(self) -> list[str]:
         """The export columns this field reads."""
-        return [self.column] if self.column is not None else list(self.sum or [])
+        if self.column is not None:
+            return [self.column]
+        return list(self.sum or self.coalesce or [])
 
 
 class SurveySource(_Strict):
@@ -66,11 +71,6 @@ class SurveySource(_Strict):
     #: Reference field (full or short name, or one of ``key``, ``submission_time``,
     #: ``latitude``, ``longitude``, ``gps_precision``) -> the column or columns that hold it.
     field_mapping: dict[str, str | FieldSource] | None = None
-
-    @field_validator("field_mapping", mode="before")
-    @classmethod
-    def _plain_columns(cls, v: Any) -> Any:
-        return v
 
 
 class HazardSource(_Strict):
@@ -105,6 +105,8 @@ class Config(_Strict):
     surveys: list[SurveySource] = Field(default_factory=list)
     #: The XLSForm; the reference questionnaire when not given.
     form: Path | None = None
+    #: Settlement polygons (any vector format), or, for surveys placed by a column, a CSV of
+    #: ``settlement_id`` and ``name`` without geometry.
     boundaries: Path | None = None
     boundaries_layer: str | None = None
     hazards: list[HazardSource] = Field(default_factory=list)

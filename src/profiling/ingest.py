@@ -167,6 +167,11 @@ def _mapped(raw: RawExport, spec: str | FieldSource, target: str) -> pd.Series:
         return _column(raw, spec, target)
     if spec.column is not None:
         s = _column(raw, spec.column, target)
+    elif spec.coalesce is not None:
+        parts = [_column(raw, c, target) for c in spec.coalesce]
+        s = parts[0]
+        for p in parts[1:]:
+            s = s.fillna(p)
     else:
         parts = [_column(raw, c, target) for c in spec.columns]
         nums = [pd.to_numeric(p, errors="coerce") for p in parts]
@@ -706,7 +711,7 @@ def _placement(lat: pd.Series, lon: pd.Series, settlements: Settlements | None,
     out = pd.DataFrame({"inside": -1, "nearest": -1, "distance": np.nan}, index=idx)
     out["reason"] = pd.Series(pd.NA, index=idx, dtype="string")
     out["swapped"] = False
-    if settlements is None:
+    if settlements is None or not settlements.has_geometry:
         return out
     la, lo = lat.to_numpy(), lon.to_numpy()
     valid = np.isfinite(la) & np.isfinite(lo) & (np.abs(la) <= 90) & (np.abs(lo) <= 180) & ~(

@@ -29,10 +29,15 @@ class Settlements:
     """Settlement polygons sorted by id: in their own CRS for exact containment, and in a metric
     CRS (their own if projected, else their UTM zone) for distances."""
 
-    frame: gpd.GeoDataFrame
-    metric: gpd.GeoSeries
-    tree: shapely.STRtree
-    metric_tree: shapely.STRtree
+    frame: pd.DataFrame
+    metric: gpd.GeoSeries | None = None
+    tree: shapely.STRtree | None = None
+    metric_tree: shapely.STRtree | None = None
+
+    @property
+    def has_geometry(self) -> bool:
+        """False for a plain list of settlements (surveys placed by a column)."""
+        return self.tree is not None
 
     @property
     def ids(self) -> np.ndarray:
@@ -54,19 +59,40 @@ class Settlements:
         return out
 
 
-def read_boundaries(path: str | Path, layer: str | None = None) -> gpd.GeoDataFrame:
-    """Read settlement boundaries from any vector file GDAL reads."""
+def read_boundaries(path: str | Path, layer: str | None = None) -> pd.DataFrame:
+    """Read settlement boundaries from any vector file GDAL reads (or a CSV list of them)."""
     import pyogrio
 
     path = Path(path)
     if not path.exists():
         raise BoundaryError(path, "the boundary file does not exist")
+    if path.suffix.lower() == ".csv":
+        return read_settlement_list(path)
     try:
         gdf = pyogrio.read_dataframe(path, layer=layer)
     except Exception as exc:  # pyogrio raises several kinds
         raise BoundaryError(path, f"cannot be read ({exc.__class__.__name__}: "
                                   f"{str(exc).splitlines()[0][:200]})") from None
     return check_boundaries(gdf, str(path))
+
+
+def read_settlement_list(path: Path) -> pd.DataFrame:
+    """A CSV of ``settlement_id`` and ``name``, for surveys placed by a column (no geometry)."""
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise BoundaryError(path, f"not a readable CSV settlement list ({exc})") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        raise BoundaryError(path, f"lacks the column(s) {', '.join(missing)}")
+    ids = table["settlement_id"].str.strip()
+    if (ids == "").any():
+        raise BoundaryError(path, f"row(s) {(ids.index[ids == ''] + 2).tolist()[:10]} have no "
+                                  "settlement_id")
+    dup = sorted(set(ids[ids.duplicated()]))
+    if dup:
+        raise BoundaryError(path, f"settlement_id must be unique; repeated: {', '.join(dup)}")
+    return table.assign(settlement_id=ids)
 
 
 def check_boundaries(gdf: gpd.GeoDataFrame, source: str = "boundaries") -> gpd.GeoDataFrame:
@@ -97,9 +123,11 @@ def check_boundaries(gdf: gpd.GeoDataFrame, source: str = "boundaries") -> gpd.G
     return out
 
 
-def prepare(gdf: gpd.GeoDataFrame) -> Settlements:
+def prepare(gdf: pd.DataFrame) -> Settlements:
     """Sort boundaries by id and index them in their own CRS and in a metric one."""
     frame = gdf.sort_values("settlement_id", kind="stable").reset_index(drop=True)
+    if not isinstance(frame, gpd.GeoDataFrame):
+        return Settlements(frame)
     crs = CRS.from_user_input(frame.crs)
     metric = frame.geometry if crs.is_projected else frame.geometry.to_crs(
         frame.estimate_utm_crs())
@@ -131,6 +159,8 @@ def place(lon: np.ndarray, lat: np.ndarray, settlements: Settlements) -> Placeme
     ok = np.isfinite(lon) & np.isfinite(lat)
     if not ok.any():
         return Placement(inside, nearest, distance)
+    if settlements.tree is None or settlements.metric_tree is None or settlements.metric is None:
+        raise ValueError("these settlements have no geometry: place households by a column")
     idx = np.flatnonzero(ok)
     # Containment is decided in the boundaries' own CRS: exact when they are in WGS84.
     wgs84 = CRS.from_epsg(4326)
