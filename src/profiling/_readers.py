@@ -192,7 +192,26 @@ def _read_csv(path: Path, kind: str, encoding: str, na: list[str]) -> RawExport:
     frame = table.to_pandas(types_mapper={pa.string(): STRING}.get)
     frame = _strip_blank(frame)
     rows = np.arange(2, len(frame) + 2, dtype=np.int64)
-    return RawExport(path, kind, frame, rows, digest)
+    export = RawExport(path, kind, frame, rows, digest)
+    return _drop_unterminated(export, data)
+
+
+def _drop_unterminated(export: RawExport, data: bytes) -> RawExport:
+    """A file that ends inside a quoted value was cut off mid-download: its last record is
+    incomplete even when it has all its fields, and is rejected rather than read as whole.
+
+    Quotes inside quoted values are doubled, so a complete file holds an even number of them.
+    """
+    if data.count(b'"') % 2 == 0 or export.table.empty:
+        return export
+    last = int(export.rows[-1])
+    if export.malformed and max(r for r, _ in export.malformed) > last:
+        return export  # the cut record is already rejected as malformed
+    export.malformed.append((last, "the file ends inside a quoted value: the download was cut "
+                                   "off and this last record is incomplete"))
+    export.table = export.table.iloc[:-1]
+    export.rows = export.rows[:-1]
+    return export
 
 
 def _read_csv_rows(path: Path, kind: str, data: bytes, header: list[str], delim: str,
@@ -217,12 +236,17 @@ def _read_csv_rows(path: Path, kind: str, data: bytes, header: list[str], delim:
     except csv.Error as exc:
         malformed.append((len(rows) + len(malformed) + 2,
                           f"the record cannot be read ({exc}); is the file truncated?"))
+    if malformed and malformed[-1][0] == len(rows) + len(malformed) + 1 and not data.endswith(
+            b"\n"):
+        row, problem = malformed[-1]
+        malformed[-1] = (row, problem + "; the file ends here: is the download cut off?")
     nulls = {"", *na}
     frame = pd.DataFrame(good, columns=header, dtype=STRING) if good else pd.DataFrame(
         {h: pd.Series([], dtype=STRING) for h in header})
     frame = frame.mask(frame.isin(nulls))
     frame = _strip_blank(frame.astype(STRING))
-    return RawExport(path, kind, frame, np.asarray(rows, dtype=np.int64), digest, malformed)
+    export = RawExport(path, kind, frame, np.asarray(rows, dtype=np.int64), digest, malformed)
+    return _drop_unterminated(export, data)
 
 
 def _strip_blank(frame: pd.DataFrame) -> pd.DataFrame:

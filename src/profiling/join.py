@@ -96,14 +96,20 @@ def read_settlement_list(path: Path) -> pd.DataFrame:
 
 
 def check_boundaries(gdf: gpd.GeoDataFrame, source: str = "boundaries") -> gpd.GeoDataFrame:
-    """Check the columns, ids, CRS and geometry types of settlement boundaries."""
+    """Check the CRS, columns, ids and geometry types of settlement boundaries."""
+    if gdf.crs is None or "undefined" in str(CRS.from_user_input(gdf.crs).name).lower():
+        raise BoundaryError(source, "has no coordinate reference system; set one (for example "
+                                    "in QGIS) before using it")
+    if "settlement_id" not in gdf.columns:
+        # a shapefile cuts field names at 10 characters
+        cut = [c for c in gdf.columns if str(c).lower() in ("settlement", "settlemen")]
+        if cut:
+            log.info("%s: reading column %r as settlement_id", source, cut[0])
+            gdf = gdf.rename(columns={cut[0]: "settlement_id"})
     missing = [c for c in REQUIRED_COLUMNS if c not in gdf.columns]
     if missing:
         raise BoundaryError(source, f"lacks the column(s) {', '.join(missing)}; it has "
                                     f"{', '.join(map(str, gdf.columns))}")
-    if gdf.crs is None:
-        raise BoundaryError(source, "has no coordinate reference system; set one (for example "
-                                    "in QGIS) before using it")
     ids = gdf["settlement_id"].astype("string").str.strip()
     if ids.isna().any():
         rows = (np.flatnonzero(ids.isna().to_numpy()) + 1).tolist()[:10]
