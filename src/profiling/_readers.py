@@ -13,6 +13,7 @@ import csv
 import hashlib
 import io
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from profiling._errors import InputFileError
 log = logging.getLogger(__name__)
 
 STRING = pd.StringDtype("pyarrow")
+_NON_BLANK = re.compile(rb"\S")
 #: Column names under which geographic readers put a feature's point, in WGS84 degrees.
 GEOM_LAT, GEOM_LON = "__geometry_latitude", "__geometry_longitude"
 
@@ -155,11 +157,12 @@ def _read_csv(path: Path, kind: str, encoding: str, na: list[str]) -> RawExport:
     digest = hashlib.sha256(raw).hexdigest()
     data = _to_utf8(path, raw, encoding)
     del raw
-    if not data.strip():
+    if _NON_BLANK.search(data) is None:
         raise InputFileError(path, "the file holds no text (only blanks or a byte-order mark)")
     header, delim = _header(path, data)
-    body_start = data.find(b"\n") + 1 if b"\n" in data else len(data)
-    if not data[body_start:].strip():
+    newline = data.find(b"\n")
+    body_start = newline + 1 if newline >= 0 else len(data)
+    if _NON_BLANK.search(data, body_start) is None:
         raise InputFileError(path, "holds a header but no submissions")
     invalid: list[object] = []
 

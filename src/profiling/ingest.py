@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from profiling import _readers
 from profiling._errors import FormError
@@ -45,7 +47,43 @@ _META_ALIASES = {
 _MAPPING_SPECIAL = {"key": "key", "submission_time": "submission_time", "latitude": "gps_lat",
                     "longitude": "gps_lon", "gps_precision": "gps_acc", "gps": "gps_raw"}
 _TRUE = {"1", "1.0", "true", "True", "TRUE", "yes"}
-_INT_RE = r"^\s*[+-]?\d+(\.0*)?\s*$"
+_INT_RE = r"^[+-]?\d+(\.0*)?$"
+_DEC_RE = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+
+
+# --------------------------------------------------------------------------------------------
+# Column-wise helpers on Arrow arrays (pandas' .str methods fall back to Python objects for
+# several operations; these do not)
+# --------------------------------------------------------------------------------------------
+
+def _arrow(s: pd.Series) -> pa.Array:
+    """The strings of a series as one Arrow array (nulls for missing)."""
+    arr = s.array.__arrow_array__() if hasattr(s.array, "__arrow_array__") else pa.array(
+        s.astype(object).where(s.notna(), None), type=pa.string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr.cast(pa.string())
+
+
+def _series(arr: pa.Array, index: pd.Index) -> pd.Series:
+    return pd.Series(pd.arrays.ArrowStringArray(arr) if pa.types.is_string(arr.type) else arr,
+                     index=index).astype(STRING)
+
+
+def _numbers(s: pd.Series, pattern: str = _DEC_RE) -> np.ndarray:
+    """Numbers written as text (trimmed, matching ``pattern``) as floats; NaN otherwise."""
+    arr = pc.utf8_trim_whitespace(_arrow(s))
+    ok = pc.fill_null(pc.match_substring_regex(arr, pattern), False)
+    clean = pc.if_else(ok, pc.replace_substring_regex(arr, r"^\+", ""), pa.scalar(None,
+                                                                                  pa.string()))
+    return np.asarray(pc.cast(clean, pa.float64()).to_numpy(zero_copy_only=False), dtype=float)
+
+
+def _map_values(s: pd.Series, func: Callable[[str], str | None]) -> pd.Series:
+    """Apply ``func`` to each distinct value (not each row); missing stays missing."""
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    mapped = np.array([func(str(u)) for u in uniques] + [None], dtype=object)
+    return pd.Series(mapped[codes], index=s.index).astype(STRING)
 
 
 @dataclass
@@ -181,11 +219,12 @@ def _mapped(raw: RawExport, spec: str | FieldSource, target: str) -> pd.Series:
         joined = parts[0].fillna("")
         for p in parts[1:]:
             joined = joined + "+" + p.fillna("")
-        s = total.map(lambda v: f"{v:g}" if pd.notna(v) else None).astype(STRING)
+        s = pd.Series(np.where(total.notna(), total.astype(float).map("{:g}".format), None),
+                      index=total.index).astype(STRING)
         s = s.mask(bad, joined)
     if spec.values:
         values = {str(k): str(v) for k, v in spec.values.items()}
-        s = s.map(lambda v: values.get(v, v) if pd.notna(v) else v).astype(STRING)
+        s = _map_values(s, lambda v: values.get(v, v))
     return s
 
 
@@ -235,8 +274,17 @@ def _normalise(raw: RawExport, source: SurveySource, form: Form) -> _Normalised:
     if GEOM_LAT in table.columns and "gps_lat" not in cols:
         cols["gps_lat"], cols["gps_lon"] = table[GEOM_LAT], table[GEOM_LON]
     for q, choice_cols in multi.items():
-        built = _from_choice_columns(choice_cols, form.choice_names(q))
-        cols[q] = cols[q].fillna(built) if q in cols else built
+        need = cols[q].isna().to_numpy() if q in cols else np.ones(len(table), dtype=bool)
+        if not need.any():
+            continue
+        built = _from_choice_columns({c: v[need] for c, v in choice_cols.items()},
+                                     form.choice_names(q))
+        if q in cols:
+            merged = cols[q].copy()
+            merged[need] = built
+            cols[q] = merged
+        else:
+            cols[q] = built.reindex(table.index)
     frame = pd.DataFrame(cols, index=table.index)
     labels = _decide_labels(frame, form, source.labels, by_label)
     if labels == "labels":
@@ -274,8 +322,12 @@ def _decide_labels(frame: pd.DataFrame, form: Form, setting: str, by_label: int)
             continue
         names = set(form.choice_names(q.name))
         labels = {k.casefold() for k in form.label_map(q.name)} - {n.casefold() for n in names}
-        names_hit += int(s.isin(names).sum())
-        labels_hit += int(s.str.strip().str.casefold().isin(labels).sum())
+        counts = s.value_counts()
+        for value, n in counts.items():
+            if value in names:
+                names_hit += int(n)
+            elif str(value).strip().casefold() in labels:
+                labels_hit += int(n)
     return "labels" if labels_hit > names_hit else "names"
 
 
@@ -285,10 +337,11 @@ def _labels_to_names(frame: pd.DataFrame, form: Form,
         if q.list_name is None or q.name not in frame.columns or q.name in from_choice_columns:
             continue
         to_name = {k.strip().casefold(): v for k, v in form.label_map(q.name).items()}
-        s = frame[q.name]
-        key = s.str.strip().str.casefold()
-        mapped = key.map(to_name)
-        frame[q.name] = mapped.where(mapped.notna(), s).astype(STRING)
+
+        def name_of(v: str, m: dict[str, str] = to_name) -> str:
+            return m.get(v.strip().casefold(), v)
+
+        frame[q.name] = _map_values(frame[q.name], name_of)
     return frame
 
 
@@ -459,9 +512,12 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
     when = (pd.to_datetime(frame["submission_time"], utc=True, format="ISO8601", errors="coerce")
             if "submission_time" in frame else pd.Series(pd.NaT, index=frame.index))
     frame = frame.assign(_when=when)
-    frame = frame.sort_values(["key", "_when", "_order", "_row"], na_position="first",
-                              kind="stable")
-    dup = frame["key"].duplicated(keep="last").to_numpy()
+    # only keys seen more than once need ordering: sort those few rows, keep the file order
+    repeated = frame["key"].duplicated(keep=False).to_numpy()
+    order = frame.loc[repeated, ["key", "_when", "_order", "_row"]].sort_values(
+        ["key", "_when", "_order", "_row"], na_position="first", kind="stable")
+    losers = order.index[order["key"].duplicated(keep="last").to_numpy()]
+    dup = frame.index.isin(losers)
     n_dup = int(dup.sum())
     frame = frame.loc[~dup]
 
@@ -603,17 +659,12 @@ def _validate(q: Question, s: pd.Series, form: Form) -> tuple[pd.Series, np.ndar
     present = s.notna().to_numpy()
     reason = pd.Series(pd.NA, index=s.index, dtype="string")
     if q.type in ("integer", "decimal"):
-        txt = s.str.strip()
-        num = pd.to_numeric(txt, errors="coerce")
-        if q.type == "integer":
-            wellformed = txt.str.fullmatch(_INT_RE).fillna(False).to_numpy(dtype=bool)
-            num = num.where(wellformed)
-            kind = "not a whole number"
-        else:
-            kind = "not a number"
-        bad = present & num.isna().to_numpy()
+        integer = q.type == "integer"
+        num = _numbers(s, _INT_RE if integer else _DEC_RE)
+        kind = "not a whole number" if integer else "not a number"
+        bad = present & np.isnan(num)
         reason[bad] = kind
-        value = num.astype("Float64")
+        value = pd.Series(num, index=s.index).astype("Float64")
         if q.constraint:
             compiled = compile_constraint(q.constraint)
             if compiled is not None:
@@ -631,18 +682,20 @@ def _validate(q: Question, s: pd.Series, form: Form) -> tuple[pd.Series, np.ndar
         reason[bad] = f"not a choice of the list {q.list_name!r}"
         return v.mask(bad).astype(STRING), bad, reason
     if q.type == "select_multiple":
-        choices = set(form.choice_names(q.name))
-        v = s.str.strip().str.replace(r"\s+", " ", regex=True)
-        tokens = v.str.split(" ")
-        exploded = tokens.explode()
-        tok_bad = exploded.notna() & ~exploded.isin(choices)
-        bad = present & tok_bad.groupby(level=0, sort=False).any().reindex(
-            s.index, fill_value=False).to_numpy()
+        arr = pc.utf8_trim_whitespace(pc.replace_substring_regex(_arrow(s), r"\s+", " "))
+        lists = pc.split_pattern(arr, " ")
+        tokens = pc.list_flatten(lists)
+        parent = np.asarray(pc.list_parent_indices(lists))
+        tok_bad = ~np.asarray(pc.fill_null(pc.is_in(tokens, value_set=pa.array(
+            form.choice_names(q.name), pa.string())), False))
+        bad = present & (np.bincount(parent, weights=tok_bad, minlength=len(s)) > 0)
+        v = _series(arr, s.index)
         reason[bad] = f"holds an answer that is not a choice of the list {q.list_name!r}"
         if q.constraint:
             compiled = compile_constraint(q.constraint)
             if compiled is not None:
-                count = tokens.str.len().astype("Float64")
+                count = pd.Series(np.asarray(pc.list_value_length(lists).to_numpy(
+                    zero_copy_only=False), dtype=float), index=s.index).astype("Float64")
                 fails = present & ~bad & ~_holds(compiled, count, count).to_numpy()
                 reason[fails] = f"breaks the form's constraint {q.constraint!r}"
                 bad |= fails
@@ -660,7 +713,7 @@ def _settlement_value(s: pd.Series, settlements: Settlements | None, frame: pd.D
     if settlements is None:
         return s.str.strip()
     lookup = settlements.lookup()
-    v = s.str.strip().str.casefold().map(lookup).astype(STRING)
+    v = _map_values(s, lambda x: lookup.get(x.strip().casefold()))
     bad = s.notna().to_numpy() & v.isna().to_numpy()
     rejects.add(frame, bad & live, q.name, s, VALUE_DROPPED,
                 "names no settlement of the boundaries (by id or name)")
@@ -686,9 +739,9 @@ def _coordinates(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series, 
         lat_s[need] = parts[0].fillna(raw[need]).astype(STRING)
         lon_s[need] = parts[1].astype(STRING)
         acc_s[need] = parts[3].astype(STRING)
-    lat = pd.to_numeric(lat_s.str.strip(), errors="coerce")
-    lon = pd.to_numeric(lon_s.str.strip(), errors="coerce")
-    acc = pd.to_numeric(acc_s.str.strip(), errors="coerce").astype(float)
+    lat = pd.Series(_numbers(lat_s), index=idx)
+    lon = pd.Series(_numbers(lon_s), index=idx)
+    acc = pd.Series(_numbers(acc_s), index=idx)
     reason = pd.Series(pd.NA, index=idx, dtype="string")
     missing = (lat_s.isna() & lon_s.isna()).to_numpy()
     reason[missing] = "no location: the GPS point is missing"
@@ -750,7 +803,8 @@ def _by_column(frame: pd.DataFrame, form: Form, column: str,
     s = frame[col].str.strip()
     if settlements is None:
         return s.astype("string"), reason
-    v = s.str.casefold().map(settlements.lookup()).astype("string")
+    lookup = settlements.lookup()
+    v = _map_values(s, lambda x: lookup.get(x.casefold()))
     reason[v.isna().to_numpy()] = "matches no settlement id or name of the boundaries"
     reason[s.isna().to_numpy()] = "no settlement given"
     return v, reason
@@ -771,7 +825,9 @@ def _result(households: pd.DataFrame, form: Form, rejects: _Rejects, n_read: int
     accepted = households.loc[status == "accepted"].drop(columns=["status"])
     # a rejected row is listed once, as rejected: its invalid answers are not "dropped" values
     dropped = rej["action"] == VALUE_DROPPED
-    rej = rej.loc[~dropped | rej["key"].isin(accepted["key"])].reset_index(drop=True)
+    not_accepted = pd.unique(households.loc[status != "accepted", "key"].astype(object))
+    rej = rej.loc[~(dropped & rej["key"].astype(object).isin(set(not_accepted)))].reset_index(
+        drop=True)
     counts = {
         "read": n_read,
         "accepted": int((status == "accepted").sum()),
@@ -788,7 +844,11 @@ def _result(households: pd.DataFrame, form: Form, rejects: _Rejects, n_read: int
         subs[c] = households.get(c, pd.NA)
     subs.loc[subs["status"] != "accepted", ["gps_precision", "settlement_id",
                                             "settlement_mismatch"]] = pd.NA
-    subs["values_dropped"] = subs["key"].map(dropped_per_key).fillna(0).astype(int)
+    subs["values_dropped"] = 0
+    if len(dropped_per_key):
+        hit = subs["key"].astype(object).isin(set(dropped_per_key.index)).to_numpy()
+        subs.loc[hit, "values_dropped"] = subs.loc[hit, "key"].astype(object).map(
+            dropped_per_key).to_numpy()
     subs = subs.drop(columns=["key"]).reset_index(drop=True)
     return IngestResult(accepted.reset_index(drop=True),
                         (personal if personal is not None else pd.DataFrame(columns=["key"]))
