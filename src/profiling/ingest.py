@@ -501,25 +501,26 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
         return _result(frame, form, rejects, n_read, 0, 0, len(malformed), inputs, None)
 
     # 1. keys and duplicates -------------------------------------------------------------
-    key = frame["key"].str.strip().str.replace(r"^uuid:", "", regex=True)
-    frame["key"] = key.mask(key == "")
+    key = pc.replace_substring_regex(pc.utf8_trim_whitespace(_arrow(frame["key"])), r"^uuid:", "")
+    frame["key"] = _series(pc.if_else(pc.equal(key, ""), pa.scalar(None, pa.string()), key),
+                           frame.index)
     no_key = frame["key"].isna().to_numpy()
     rejects.add(frame, no_key, "key", "", ROW_REJECTED,
                 "no submission key (_uuid or meta-instanceID): the row cannot be told apart "
                 "from others")
-    frame = frame.loc[~no_key]
     n_rejected = int(no_key.sum()) + len(malformed)
     when = (pd.to_datetime(frame["submission_time"], utc=True, format="ISO8601", errors="coerce")
             if "submission_time" in frame else pd.Series(pd.NaT, index=frame.index))
     frame = frame.assign(_when=when)
     # only keys seen more than once need ordering: sort those few rows, keep the file order
-    repeated = frame["key"].duplicated(keep=False).to_numpy()
+    repeated = frame["key"].duplicated(keep=False).to_numpy() & ~no_key
     order = frame.loc[repeated, ["key", "_when", "_order", "_row"]].sort_values(
         ["key", "_when", "_order", "_row"], na_position="first", kind="stable")
     losers = order.index[order["key"].duplicated(keep="last").to_numpy()]
     dup = frame.index.isin(losers)
     n_dup = int(dup.sum())
-    frame = frame.loc[~dup]
+    if no_key.any() or n_dup:
+        frame = frame.loc[~no_key & ~dup]  # one take of every column, not two
 
     # 2. consent ---------------------------------------------------------------------------
     status = pd.Series("accepted", index=frame.index, dtype=object)
