@@ -7,11 +7,20 @@ configuration runs the same from any working directory.
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from profiling._errors import ConfigError
 
@@ -99,6 +108,40 @@ class Assignment(_Strict):
     column: str = "settlement_reported"
 
 
+class StoreConfig(_Strict):
+    """The enumeration store that ``profiling load`` appends exports to.
+
+    ``url`` is a GeoPackage path (relative paths are taken from the configuration's folder) or a
+    ``postgresql+psycopg://`` URL (give the password through ``PGPASSWORD`` or ``~/.pgpass``
+    rather than in the URL). The secret that makes the pseudonymous household ids is read from
+    the ``PROFILING_SECRET`` environment variable, or else from ``secret_file``; it is never
+    written to the store.
+    """
+
+    url: str
+    secret_file: Path | None = None
+
+    @field_serializer("url")
+    def _hide_password(self, url: str) -> str:
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+    @property
+    def is_database(self) -> bool:
+        """Whether ``url`` names a database server rather than a GeoPackage file."""
+        return "://" in self.url
+
+
+class IndicatorSettings(_Strict):
+    """Thresholds of the household indicators (``docs/indicators.md``)."""
+
+    #: ``overcrowded`` when persons per sleeping room exceed this (UN-Habitat: 3).
+    persons_per_room: float = Field(default=3.0, gt=0)
+    #: ``water_basic`` when the water round trip takes at most this many minutes (JMP: 30).
+    water_minutes: float = Field(default=30.0, ge=0)
+    #: a shared toilet still counts as adequate for at most this many households (2).
+    toilet_households: float = Field(default=2.0, ge=1)
+
+
 class Config(_Strict):
     """A whole run of the pipeline."""
 
@@ -118,6 +161,9 @@ class Config(_Strict):
     settlement_assignment: Assignment = Field(default_factory=Assignment)
     #: Default field mapping for the surveys that do not give their own.
     field_mapping: dict[str, str | FieldSource] | None = None
+    indicators: IndicatorSettings = Field(default_factory=IndicatorSettings)
+    #: Where ``profiling load`` keeps the enumeration (none: loading needs one).
+    store: StoreConfig | None = None
 
     @field_validator("surveys", mode="before")
     @classmethod
@@ -156,6 +202,10 @@ class Config(_Strict):
         data.form = r(data.form)
         data.boundaries = r(data.boundaries)
         data.output_dir = r(data.output_dir)  # type: ignore[assignment]
+        if data.store is not None:
+            if not data.store.is_database:
+                data.store.url = str(r(Path(data.store.url)))
+            data.store.secret_file = r(data.store.secret_file)
         return data
 
 
@@ -163,7 +213,8 @@ def _all_keys(model: type[BaseModel], seen: set[type] | None = None) -> set[str]
     seen = seen or set()
     keys = set(model.model_fields)
     seen.add(model)
-    for sub in (Config, SurveySource, HazardSource, Assignment, FieldSource):
+    for sub in (Config, SurveySource, HazardSource, Assignment, FieldSource, StoreConfig,
+                IndicatorSettings):
         if sub not in seen:
             keys |= _all_keys(sub, seen)
     return keys

@@ -1,25 +1,34 @@
 """One function that sequences the stages and writes a run's outputs.
 
 The CLI, the notebooks and batch jobs call :func:`run` (or :func:`validate`); none of them holds
-a rule of its own. Stages so far: ingest (with placement in settlements) and the supervision
-report.
+a rule of its own. Stages: ingest (with placement in settlements), the supervision report, the
+household indicators and the settlement and city tables.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
+
 from profiling import __version__
 from profiling._errors import ConfigError
 from profiling._readers import sha256_of
 from profiling.config import Config
 from profiling.form import Form, read_xlsform, reference_form
+from profiling.indicators import (
+    Thresholds,
+    city_summary,
+    compute_indicators,
+    settlement_indicators,
+)
 from profiling.ingest import REJECT_COLUMNS, IngestResult, ingest
 from profiling.join import Settlements, prepare, read_boundaries
 from profiling.supervision import supervision_report
@@ -27,6 +36,9 @@ from profiling.supervision import supervision_report
 log = logging.getLogger(__name__)
 
 REJECTS = "rejects.csv"
+SETTLEMENT_TABLE = "settlement_indicators.csv"
+SETTLEMENT_GPKG = "settlements.gpkg"
+CITY_SUMMARY = "city_summary"
 MANIFEST = "run_manifest.json"
 SUPERVISION = "supervision_report.csv"
 
@@ -38,6 +50,8 @@ class RunResult:
     ingest: IngestResult
     outputs: dict[str, Path] = field(default_factory=dict)
     seconds: float = 0.0
+    settlements: pd.DataFrame | None = None
+    city: pd.DataFrame | None = None
 
     @property
     def counts(self) -> dict[str, int]:
@@ -77,11 +91,24 @@ def _check_inputs(cfg: Config) -> None:
         raise ConfigError("; ".join(problems))
 
 
-def ingest_config(cfg: Config, progress: Callable[[str], None] | None = None) -> IngestResult:
+def thresholds(cfg: Config) -> Thresholds:
+    """The indicator thresholds of a configuration (flood ones from the ``flood`` hazard)."""
+    flood = next((h for h in cfg.hazards if h.name == "flood"), None)
+    t = flood.thresholds if flood is not None else {}
+    return Thresholds(persons_per_room=cfg.indicators.persons_per_room,
+                      water_minutes=cfg.indicators.water_minutes,
+                      toilet_households=cfg.indicators.toilet_households,
+                      flood_exposed=t.get("exposed", Thresholds.flood_exposed),
+                      flood_high=t.get("high", Thresholds.flood_high))
+
+
+def ingest_config(cfg: Config, progress: Callable[[str], None] | None = None,
+                  settlements: Settlements | None = None) -> IngestResult:
     """Run the ingest stage as configured."""
     _check_inputs(cfg)
     form = load_form(cfg)
-    settlements = load_settlements(cfg)
+    if settlements is None:
+        settlements = load_settlements(cfg)
     return ingest(cfg.surveys, form, settlements, assign_by=cfg.settlement_assignment.by,
                   assign_column=cfg.settlement_assignment.column,
                   max_distance_m=cfg.max_distance_m, progress=progress)
@@ -98,9 +125,19 @@ def run(cfg: Config, out_dir: str | Path | None = None,
     t0 = time.perf_counter()
     started = datetime.now(UTC)
     out = Path(out_dir) if out_dir is not None else Path(cfg.output_dir)
-    result = ingest_config(cfg, progress)
+    _check_inputs(cfg)
+    settlements = load_settlements(cfg)
+    result = ingest_config(cfg, progress, settlements)
     out.mkdir(parents=True, exist_ok=True)
     outputs: dict[str, Path] = {}
+    t = thresholds(cfg)
+    table = city = None
+    if settlements is not None:
+        households = result.households
+        ind = compute_indicators(households, t)
+        table = settlement_indicators(settlements.frame, households, ind, cfg.min_cell_size)
+        city = city_summary(households, ind, t, cfg.min_cell_size)
+        outputs.update(_write_tables(out, settlements, table, city, t, cfg.min_cell_size))
 
     rejects = result.rejects[REJECT_COLUMNS]
     rejects.to_csv(out / REJECTS, index=False, encoding="utf-8")
@@ -120,8 +157,9 @@ def run(cfg: Config, out_dir: str | Path | None = None,
             "hazards": [{"name": h.name, **_file_entry(h.path)} for h in cfg.hazards],
         },
         "counts": result.counts,
-        "stages": ["ingest", "supervision"],
+        "stages": ["ingest", "supervision"] + (["indicators"] if table is not None else []),
         "min_cell_size": cfg.min_cell_size,
+        "thresholds": t.__dict__,
         "configuration": json.loads(cfg.model_dump_json()),
         "outputs": sorted(p.name for p in outputs.values()),
     }
@@ -129,7 +167,35 @@ def run(cfg: Config, out_dir: str | Path | None = None,
     outputs["manifest"] = out / MANIFEST
     seconds = time.perf_counter() - t0
     log.info("run finished in %.1f s: %s", seconds, result.counts)
-    return RunResult(result, outputs, seconds)
+    return RunResult(result, outputs, seconds, settlements=table, city=city)
+
+
+def _write_tables(out: Path, settlements: Settlements, table: pd.DataFrame, city: pd.DataFrame,
+                  t: Thresholds, k: int) -> dict[str, Path]:
+    """The settlement table as CSV and GeoPackage layer, and the city summary (CSV, JSON)."""
+    import geopandas as gpd
+
+    table.to_csv(out / SETTLEMENT_TABLE, index=False, encoding="utf-8")
+    gpkg = out / SETTLEMENT_GPKG
+    gpkg.unlink(missing_ok=True)
+    if settlements.has_geometry:
+        geo = settlements.frame.set_index("settlement_id").geometry
+        layer = gpd.GeoDataFrame(table, geometry=geo.reindex(table["settlement_id"]).to_numpy(),
+                                 crs=settlements.frame.crs)
+        layer.to_file(gpkg, layer="settlement_indicators", driver="GPKG")
+    params = {"min_cell_size": k, **t.__dict__}
+    pd.DataFrame({"parameter": list(params), "value": list(params.values())}).to_csv(
+        out / "parameters.csv", index=False)
+    city.to_csv(out / f"{CITY_SUMMARY}.csv", index=False, encoding="utf-8")
+    records = [{k2: (None if isinstance(v, float) and math.isnan(v) else v)
+                for k2, v in row.items()} for row in city.to_dict("records")]
+    (out / f"{CITY_SUMMARY}.json").write_text(json.dumps(
+        {"parameters": params, "indicators": records}, indent=2), encoding="utf-8")
+    written = {"settlement_table": out / SETTLEMENT_TABLE, "city_csv": out / f"{CITY_SUMMARY}.csv",
+               "city_json": out / f"{CITY_SUMMARY}.json", "parameters": out / "parameters.csv"}
+    if gpkg.exists():
+        written["settlement_gpkg"] = gpkg
+    return written
 
 
 def _file_entry(path: Path | None) -> dict[str, str | None]:
