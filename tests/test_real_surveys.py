@@ -167,3 +167,25 @@ def test_bad_settlement_list(tmp_path, bad):
     path.write_text(bad, encoding="utf-8")
     with pytest.raises(BoundaryError, match=r"s\.csv"):
         read_boundaries(path)
+
+
+def test_malawi_indicator_shares_match_the_published_counts(tmp_path, shared_data):
+    from profiling.indicators import aggregate, compute_indicators
+
+    path = shared_data / "openwashdata_waterconsumersurvey" / "waterconsumersurvey.csv"
+    mapping = {"latitude": "latitude", "longitude": "longitude", "settlement_reported": "district",
+               "hh_size": "household_size",
+               "water_source": FieldSource(column="main_water_source", values=MALAWI_WATER)}
+    res = ingest([SurveySource(path=path, field_mapping=mapping, na_values=["NA"])], FORM,
+                 settlement_list(tmp_path, ["Zomba", "Mangochi"]), assign_by="column")
+    hh = res.households
+    table = aggregate(hh, compute_indicators(hh), groups=["Zomba", "Mangochi"])
+    # SOURCE.md: Zomba 283 and Mangochi 140 households; main sources: borehole 353, unprotected
+    # dug well 37, piped 20, protected dug well 8, surface water 3, kiosk 2 (of 423)
+    assert table["households"].to_dict() == {"Zomba": 283, "Mangochi": 140}
+    improved = (table["water_improved_share"] * table["water_improved_n"]).sum()
+    assert table["water_improved_n"].sum() == 423
+    assert improved == pytest.approx(423 - 37 - 3)
+    surface = (table["water_ladder_surface_water_share"] * table["water_ladder_n"]).sum()
+    unimproved = (table["water_ladder_unimproved_share"] * table["water_ladder_n"]).sum()
+    assert (round(surface), round(unimproved)) == (3, 37)
