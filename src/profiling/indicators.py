@@ -242,6 +242,9 @@ INDICATORS: list[Indicator] = [
               "lacking and one is unknown", UN_HABITAT, _slum_household),
 ]
 INDICATOR_NAMES = [i.name for i in INDICATORS]
+#: The needs a household may name in ``priority_needs`` (up to three).
+PRIORITY_NEEDS = ("water", "toilets", "drainage", "waste", "electricity", "paths_roads",
+                  "street_lighting", "health", "school", "housing", "tenure")
 #: The five components of UN-Habitat's slum-household definition, as deprivations.
 DEPRIVATIONS = {
     "water": ("water_improved", False), "sanitation": ("sanitation_adequate", False),
@@ -292,7 +295,9 @@ def compute_indicators(hh: pd.DataFrame, thresholds: Thresholds | None = None) -
         One nullable-boolean column per indicator of :data:`INDICATORS`; ``water_ladder``,
         ``sanitation_ladder``, ``hygiene_ladder`` (categoricals, top level first);
         ``deprivations`` (0–5, counted over the known components) with
-        ``deprivations_unknown``; ``deprived_3plus`` (three or more deprivations, Kleene).
+        ``deprivations_unknown``; ``deprived_3plus`` (three or more deprivations, Kleene);
+        ``priority_<need>`` for each need of :data:`PRIORITY_NEEDS`: the household named it
+        among its priorities (unknown when it named none).
     """
     t = thresholds or Thresholds()
     done: dict[str, pd.Series] = {}
@@ -311,6 +316,9 @@ def compute_indicators(hh: pd.DataFrame, thresholds: Thresholds | None = None) -
     three = pd.array(np.where(count >= 3, True, False), dtype=BOOL)
     out["deprived_3plus"] = pd.Series(three, index=hh.index).mask(
         (count < 3) & (count + unknown >= 3))
+    needs = _col(hh, "priority_needs")
+    for need in PRIORITY_NEEDS:
+        out[f"priority_{need}"] = holds_any(needs, (need,))
     return out
 
 
@@ -411,7 +419,8 @@ def aggregate(households: pd.DataFrame, indicators: pd.DataFrame, by: str = "set
         (95% Wilson interval); ``slum_population_share`` (persons in slum households over
         persons in households whose status is known); ladder shares
         ``<ladder>_ladder_<level>_share`` over ``<ladder>_ladder_n`` households with a known
-        level; ``deprived_3plus_share``/``_n``.
+        level; ``deprived_3plus_share``/``_n``; ``priority_<need>_share``: the share of
+        households naming that need among their priorities.
     """
     key = households[by]
     index = pd.Index(list(groups) if groups is not None else sorted(key.dropna().unique()),
@@ -421,7 +430,7 @@ def aggregate(households: pd.DataFrame, indicators: pd.DataFrame, by: str = "set
         "households": key.groupby(key).size().reindex(index, fill_value=0).astype(float),
         "population": size.groupby(key).sum().reindex(index, fill_value=0.0),
     }
-    for name in [*INDICATOR_NAMES, "deprived_3plus"]:
+    for name in [*INDICATOR_NAMES, "deprived_3plus", *(f"priority_{n}" for n in PRIORITY_NEEDS)]:
         v = indicators[name]
         true = v.fillna(False).astype(int)
         known = v.notna().astype(int)
@@ -469,7 +478,7 @@ def suppress(table: pd.DataFrame, k: int) -> pd.DataFrame:
         out.loc[few, [c, *dependent]] = np.nan
     few_slum = out["_slum_known_n"] < k
     out.loc[few_slum, "slum_population_share"] = np.nan
-    return out.drop(columns=["_slum_known_n"])
+    return out.drop(columns=["_slum_known_n"]).copy()  # one block again after the masks
 
 
 # --------------------------------------------------------------------------------------------
@@ -539,21 +548,22 @@ def settlement_indicators(settlements: pd.DataFrame, households: pd.DataFrame,
     inside = households["settlement_id"].notna().to_numpy()
     agg = aggregate(households.loc[inside], indicators.loc[inside], "settlement_id", ids,
                     min_cell_size)
-    table = agg.reset_index()
-    table.insert(1, "name", settlements.set_index("settlement_id").loc[ids, "name"].to_numpy())
-    table["flood_area_share"] = np.nan
-    table["flood_depth_mean"] = np.nan
+    extra: dict[str, object] = {
+        "name": settlements.set_index("settlement_id").loc[ids, "name"].to_numpy(),
+        "flood_area_share": np.nan, "flood_depth_mean": np.nan,
+    }
     if exposure is not None and len(exposure):
         ex = exposure.reindex(ids)
         if "flood_area_share_exposed" in ex:
-            table["flood_area_share"] = ex["flood_area_share_exposed"].to_numpy()
+            extra["flood_area_share"] = ex["flood_area_share_exposed"].to_numpy()
         if "flood_mean" in ex:
-            table["flood_depth_mean"] = ex["flood_mean"].to_numpy()
-        extra = [c for c in ex.columns if c not in ("flood_area_share_exposed", "flood_mean")]
-        for c in extra:
-            table[f"hazard_{c}" if not c.startswith("flood") else c] = ex[c].to_numpy()
-    table["cuf_score"] = np.nan
-    table["cuf_rank"] = pd.array([pd.NA] * len(table), dtype="Int64")
+            extra["flood_depth_mean"] = ex["flood_mean"].to_numpy()
+        for c in ex.columns:
+            if c not in ("flood_area_share_exposed", "flood_mean"):
+                extra[c if c.startswith("flood") else f"hazard_{c}"] = ex[c].to_numpy()
+    extra["cuf_score"] = np.nan
+    extra["cuf_rank"] = pd.array([pd.NA] * len(ids), dtype="Int64")
+    table = pd.concat([agg.reset_index(), pd.DataFrame(extra, index=range(len(ids)))], axis=1)
     lead = contract_columns()
     rest = [c for c in table.columns if c not in lead]
     return table[lead + rest]
