@@ -88,12 +88,38 @@ class HazardSource(_Strict):
     name: str
     path: Path
     kind: Literal["depth", "class"] = "depth"
+    #: Value at or above which a cell or a household counts (``exposed: 0.15`` metres, or a
+    #: class number for ``class`` rasters).
     thresholds: dict[str, float] = Field(default_factory=dict)
+    #: ``class`` rasters: the class values to report (default: the integers 0-255 found).
+    classes: list[float] | None = None
+    #: The band to read from a multi-band file that is not a stack of scenarios (from 1).
+    band: int | None = Field(default=None, ge=1)
+    #: The variable to read from a NetCDF/HDF file holding several.
+    variable: str | None = None
+    #: A stack of scenarios in one file: the dimension that holds them (``band`` for the bands
+    #: of a GeoTIFF, or a NetCDF dimension such as ``return_period`` or ``scenario``).
+    dimension: str | None = None
+    #: The stack's layers in order as return periods (years; gives expected annual exposure) ...
+    return_periods: list[float] | None = None
+    #: ... or as scenario names.
+    scenarios: list[str] | None = None
 
     @model_validator(mode="after")
     def _flood_defaults(self) -> HazardSource:
         if self.name == "flood" and self.kind == "depth":
             self.thresholds = {**FLOOD_THRESHOLDS, **self.thresholds}
+        if self.classes is not None and self.kind != "class":
+            raise ValueError("'classes' applies to kind: class only")
+        if self.return_periods is not None and self.scenarios is not None:
+            raise ValueError("give 'return_periods' or 'scenarios', not both")
+        if self.return_periods is not None:
+            if any(t < 1 for t in self.return_periods):
+                raise ValueError("return periods are in years and at least 1")
+            if len(set(self.return_periods)) != len(self.return_periods):
+                raise ValueError("return periods must differ")
+        if (self.return_periods or self.scenarios) and self.dimension is None:
+            self.dimension = "band"
         return self
 
 
@@ -142,6 +168,58 @@ class IndicatorSettings(_Strict):
     toilet_households: float = Field(default=2.0, ge=1)
 
 
+class CriterionConfig(_Strict):
+    """A ranking criterion: a column of the settlement table, its weight and direction."""
+
+    column: str
+    weight: float = Field(ge=0)
+    #: True when a higher value means a greater need (slum share); False for coverage shares.
+    higher_is_worse: bool = True
+    label: str = ""
+
+
+class InterventionConfig(_Strict):
+    """One kind of project in the intervention catalogue (``configs/interventions.yaml``)."""
+
+    id: str
+    name: str
+    need: str
+    unit_cost: float = Field(gt=0)
+    unit: str = "unit"
+    households_per_unit: float | None = Field(default=None, gt=0)
+    units_per_household: float | None = Field(default=None, gt=0)
+    improves: str | None = None
+    improves_is_bad: bool = False
+    not_advised_above: dict[str, float] = Field(default_factory=dict)
+    reason_not_advised: str = ""
+
+    @model_validator(mode="after")
+    def _one_rate(self) -> InterventionConfig:
+        if (self.households_per_unit is None) == (self.units_per_household is None):
+            raise ValueError(f"intervention {self.id!r}: give exactly one of "
+                             "'households_per_unit' or 'units_per_household'")
+        return self
+
+
+class CufSettings(_Strict):
+    """The Community Upgrading Fund: ranking criteria, catalogue, budget and robustness."""
+
+    #: criterion name -> column, weight, direction; the defaults when not given.
+    criteria: dict[str, CriterionConfig] | None = None
+    #: the intervention catalogue (YAML with a list under ``interventions``).
+    interventions: Path | None = None
+    budget: float = Field(default=0.0, ge=0)
+    #: at most this much spent in one settlement.
+    settlement_cap: float | None = Field(default=None, gt=0)
+    #: at least this share of the money goes to needs the settlement's households name most.
+    community_min_share: float = Field(default=0.0, ge=0, le=1)
+    top_n: int = Field(default=10, ge=1)
+    perturbations: int = Field(default=1000, ge=0)
+    #: each weight is multiplied by a factor drawn from [1 - spread, 1 + spread].
+    weight_spread: float = Field(default=0.25, ge=0, lt=1)
+    seed: int = 42
+
+
 class Config(_Strict):
     """A whole run of the pipeline."""
 
@@ -152,6 +230,9 @@ class Config(_Strict):
     #: ``settlement_id`` and ``name`` without geometry.
     boundaries: Path | None = None
     boundaries_layer: str | None = None
+    #: Repair invalid settlement polygons (shapely.make_valid, the area change logged) instead
+    #: of refusing them.
+    repair_geometries: bool = False
     hazards: list[HazardSource] = Field(default_factory=list)
     output_dir: Path = Path("out")
     #: No published figure is computed from fewer households than this.
@@ -162,6 +243,7 @@ class Config(_Strict):
     #: Default field mapping for the surveys that do not give their own.
     field_mapping: dict[str, str | FieldSource] | None = None
     indicators: IndicatorSettings = Field(default_factory=IndicatorSettings)
+    cuf: CufSettings = Field(default_factory=CufSettings)
     #: Where ``profiling load`` keeps the enumeration (none: loading needs one).
     store: StoreConfig | None = None
 
@@ -200,6 +282,7 @@ class Config(_Strict):
         for h in data.hazards:
             h.path = r(h.path)  # type: ignore[assignment]
         data.form = r(data.form)
+        data.cuf.interventions = r(data.cuf.interventions)
         data.boundaries = r(data.boundaries)
         data.output_dir = r(data.output_dir)  # type: ignore[assignment]
         if data.store is not None:
@@ -214,7 +297,7 @@ def _all_keys(model: type[BaseModel], seen: set[type] | None = None) -> set[str]
     keys = set(model.model_fields)
     seen.add(model)
     for sub in (Config, SurveySource, HazardSource, Assignment, FieldSource, StoreConfig,
-                IndicatorSettings):
+                IndicatorSettings, CufSettings, CriterionConfig, InterventionConfig):
         if sub not in seen:
             keys |= _all_keys(sub, seen)
     return keys
@@ -268,3 +351,29 @@ def load_config(path: str | Path) -> Config:
     if data is None:
         raise ConfigError(f"{path}: the configuration file is empty")
     return parse_config(data, str(path), path.parent.resolve())
+
+
+def load_interventions(path: str | Path) -> list[InterventionConfig]:
+    """Read an intervention catalogue: YAML with a list of interventions under
+    ``interventions``."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: the intervention catalogue does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    items = data.get("interventions") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not items:
+        raise ConfigError(f"{path}: expected a list of interventions under 'interventions'")
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(InterventionConfig.model_validate(item))
+        except ValidationError as exc:
+            raise ConfigError(_explain(exc, f"{path}, intervention {i + 1}")) from None
+    ids = [x.id for x in out]
+    dup = sorted({x for x in ids if ids.count(x) > 1})
+    if dup:
+        raise ConfigError(f"{path}: intervention ids must be unique; repeated: {', '.join(dup)}")
+    return out

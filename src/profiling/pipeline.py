@@ -21,7 +21,7 @@ import pandas as pd
 from profiling import __version__
 from profiling._errors import ConfigError
 from profiling._readers import sha256_of
-from profiling.config import Config
+from profiling.config import Config, load_interventions
 from profiling.form import Form, read_xlsform, reference_form
 from profiling.indicators import (
     Thresholds,
@@ -31,6 +31,7 @@ from profiling.indicators import (
 )
 from profiling.ingest import REJECT_COLUMNS, IngestResult, ingest
 from profiling.join import Settlements, prepare, read_boundaries
+from profiling.prioritise import DEFAULT_CRITERIA, Criterion, CufResult, Intervention, prioritise
 from profiling.supervision import supervision_report
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ REJECTS = "rejects.csv"
 SETTLEMENT_TABLE = "settlement_indicators.csv"
 SETTLEMENT_GPKG = "settlements.gpkg"
 CITY_SUMMARY = "city_summary"
+PRIORITIES = "cuf_priorities.csv"
+PORTFOLIO = "cuf_portfolio.csv"
 MANIFEST = "run_manifest.json"
 SUPERVISION = "supervision_report.csv"
 
@@ -137,6 +140,9 @@ def run(cfg: Config, out_dir: str | Path | None = None,
         ind = compute_indicators(households, t)
         table = settlement_indicators(settlements.frame, households, ind, cfg.min_cell_size)
         city = city_summary(households, ind, t, cfg.min_cell_size)
+        cuf = run_cuf(cfg, table)
+        table = cuf.settlements
+        outputs.update(write_cuf(out, cuf))
         outputs.update(_write_tables(out, settlements, table, city, t, cfg.min_cell_size))
 
     rejects = result.rejects[REJECT_COLUMNS]
@@ -168,6 +174,50 @@ def run(cfg: Config, out_dir: str | Path | None = None,
     seconds = time.perf_counter() - t0
     log.info("run finished in %.1f s: %s", seconds, result.counts)
     return RunResult(result, outputs, seconds, settlements=table, city=city)
+
+
+def run_cuf(cfg: Config, table: pd.DataFrame, budget: float | None = None,
+            weights: dict[str, float] | None = None) -> CufResult:
+    """The CUF stage on a settlement table, as configured (budget and weights overridable)."""
+    c = cfg.cuf
+    if c.criteria:
+        criteria = [Criterion(name, x.column, x.weight, x.higher_is_worse, x.label)
+                    for name, x in c.criteria.items()]
+    else:
+        criteria = list(DEFAULT_CRITERIA)
+    if weights:
+        known = {k.name for k in criteria}
+        unknown = sorted(set(weights) - known)
+        if unknown:
+            raise ConfigError(f"--weights names unknown criteria {', '.join(unknown)}; the "
+                              f"criteria are {', '.join(sorted(known))}")
+        criteria = [Criterion(k.name, k.column, weights.get(k.name, k.weight),
+                              k.higher_is_worse, k.label) for k in criteria]
+    interventions = [Intervention(**iv.model_dump()) for iv in
+                     load_interventions(c.interventions)] if c.interventions else []
+    try:
+        return prioritise(table, criteria, interventions,
+                          budget=c.budget if budget is None else budget,
+                          settlement_cap=c.settlement_cap,
+                          community_min_share=c.community_min_share, top_n=c.top_n,
+                          perturbations=c.perturbations, spread=c.weight_spread, seed=c.seed,
+                          min_cell_size=cfg.min_cell_size)
+    except ValueError as exc:
+        raise ConfigError(f"CUF prioritisation: {exc}") from None
+
+
+def write_cuf(out: Path, cuf: CufResult) -> dict[str, Path]:
+    """``cuf_priorities.csv`` and, with a catalogue, ``cuf_portfolio.csv``."""
+    cuf.priorities.to_csv(out / PRIORITIES, index=False, encoding="utf-8")
+    written = {"priorities": out / PRIORITIES}
+    if cuf.portfolio is not None:
+        t = cuf.portfolio.table.assign(method=cuf.portfolio.method)
+        t.to_csv(out / PORTFOLIO, index=False, encoding="utf-8")
+        written["portfolio"] = out / PORTFOLIO
+        log.info("portfolio (%s): %d projects, cost %.0f of %.0f, %.0f beneficiaries counted "
+                 "once", cuf.portfolio.method, len(t), cuf.portfolio.cost, cuf.portfolio.budget,
+                 cuf.portfolio.beneficiaries)
+    return written
 
 
 def _write_tables(out: Path, settlements: Settlements, table: pd.DataFrame, city: pd.DataFrame,
