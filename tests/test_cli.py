@@ -66,3 +66,26 @@ def test_demo_config_from_another_directory(tmp_path):
                cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "o" / "run_manifest.json").exists()
+
+
+def test_prioritise_reruns_only_the_cuf_stage(tmp_path):
+    out = tmp_path / "o"
+    assert cli("run", str(REPO / "configs" / "demo.yaml"), "--out", str(out), "-q").returncode == 0
+    before = (out / "rejects.csv").stat().st_mtime_ns
+    proc = cli("prioritise", str(REPO / "configs" / "demo.yaml"), "--out", str(out),
+               "--budget", "20000", "--weights", "slum=1,people=0", "-q")
+    assert proc.returncode == 0, proc.stderr
+    import pandas as pd
+
+    port = pd.read_csv(out / "cuf_portfolio.csv")
+    assert 0 < port["cost"].sum() <= 20000
+    table = pd.read_csv(out / "settlement_indicators.csv")
+    pri = pd.read_csv(out / "cuf_priorities.csv")
+    assert pri["people_weight"].dropna().eq(0).all()
+    # the settlement table carries the new ranks; nothing else was recomputed
+    first = pri.dropna(subset=["cuf_rank"]).iloc[0]["settlement_id"]
+    assert table.set_index("settlement_id").loc[first, "cuf_rank"] == 1
+    assert (out / "rejects.csv").stat().st_mtime_ns == before
+    bad = cli("prioritise", str(REPO / "configs" / "demo.yaml"), "--out", str(out),
+              "--weights", "slumm=1")
+    assert bad.returncode == 2 and "unknown criteria slumm" in bad.stderr

@@ -147,6 +147,160 @@ def validate(
                   f"{result.counts['values_dropped']:,} values dropped (nothing written)")
 
 
+def _weights(text: str | None) -> dict[str, float] | None:
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"--weights {text!r}: expected NAME=NUMBER pairs separated by "
+                              "commas, e.g. slum=0.3,water=0.2") from None
+        if not sep or not name.strip():
+            raise ConfigError(f"--weights {text!r}: expected NAME=NUMBER pairs")
+    return out
+
+
+@app.command()
+def prioritise(
+    config: Annotated[Path, typer.Argument(help="YAML configuration.")],
+    budget: Annotated[float | None, typer.Option(help="Budget (default: the configured one).")
+                      ] = None,
+    weights: Annotated[str | None, typer.Option(help="Criterion weights, e.g. "
+                                                     "slum=0.3,water=0.2 (others unchanged).")
+                       ] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Output directory of the run.")
+                       ] = None,
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Rerun only the CUF ranking and portfolio on an earlier run's settlement table."""
+    from profiling import pipeline
+
+    _logging(verbose, quiet)
+    try:
+        cfg = load_config(config)
+        cuf = pipeline.reprioritise(cfg, out_dir, budget, _weights(weights))
+    except Exception as exc:
+        _fail(exc, verbose)
+        return
+    if not quiet:
+        top = cuf.priorities.dropna(subset=["cuf_rank"]).head(10)
+        t = Table(title="CUF priorities (top 10)")
+        for col in ("cuf_rank", "settlement_id", "name", "cuf_score"):
+            t.add_column(col)
+        for _, r in top.iterrows():
+            t.add_row(str(int(r["cuf_rank"])), str(r["settlement_id"]), str(r["name"]),
+                      f"{r['cuf_score']:.3f}")
+        out.print(t)
+        if cuf.portfolio is not None:
+            p = cuf.portfolio
+            out.print(f"portfolio ({p.method}): {len(p.table)} projects, cost {p.cost:,.0f} of "
+                      f"{p.budget:,.0f}, {p.beneficiaries:,.0f} persons served (counted once)")
+
+
+@app.command()
+def load(
+    config: Annotated[Path, typer.Argument(help="YAML configuration with a 'store' section.")],
+    exports: Annotated[list[Path] | None, typer.Argument(
+        help="Exports to load, one load each, in this order (default: the configured "
+             "surveys).")] = None,
+    note: Annotated[str | None, typer.Option(help="A note kept with the load.")] = None,
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Append exports to the enumeration store (a file loaded before changes nothing)."""
+    from profiling import store
+
+    _logging(verbose, quiet)
+    try:
+        cfg = load_config(config)
+        n = len(exports) if exports else len(cfg.surveys)
+        bar, task = _progress(n)
+        with bar:
+            summaries = store.load_configured(
+                cfg, exports, note=note,
+                progress=lambda _: bar.advance(task))  # type: ignore[arg-type]
+    except Exception as exc:
+        _fail(exc, verbose)
+        return
+    if not quiet:
+        t = Table(title="Loads")
+        cols = ["load", "file", "read", "accepted", "rejected", "duplicates", "no_consent",
+                "added", "replaced", "removed", "older"]
+        for c in cols:
+            t.add_column(c, justify="left" if c == "file" else "right")
+        for s in summaries:
+            if s.skipped:
+                t.add_row("-", ", ".join(s.files), *["" for _ in cols[2:-1]], "loaded before")
+                continue
+            t.add_row(str(s.load_id), ", ".join(s.files),
+                      *[f"{s.counts[k]:,}" for k in cols[2:7]],
+                      *[f"{s.changes[k]:,}" for k in cols[7:]])
+        out.print(t)
+
+
+store_app = typer.Typer(no_args_is_help=True, help="Inspect and export the enumeration store.")
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("status")
+def store_status(
+    config: Annotated[Path, typer.Argument(help="YAML configuration with a 'store' section.")],
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """What the store holds: households by settlement and by load, rejects, the last load."""
+    from profiling import store
+
+    _logging(verbose, quiet)
+    try:
+        with store.open_configured(load_config(config)) as st:
+            status = st.status()
+    except Exception as exc:
+        _fail(exc, verbose)
+        return
+    out.print(f"store {status.where} ({status.backend}, schema version "
+              f"{status.schema_version})")
+    out.print(_counts_table(status.counts))
+    for title, frame in (("Households by settlement", status.by_settlement),
+                         ("Loads", status.by_load.drop(columns=["started_at", "note"])),
+                         ("Current rejects", status.rejects)):
+        t = Table(title=title)
+        for c in frame.columns:
+            t.add_column(str(c))
+        for row in frame.itertuples(index=False):
+            t.add_row(*["" if v is None or v != v else str(v) for v in row])
+        out.print(t)
+    last = status.last_load
+    out.print(f"last load: {last['load_id']} ({last['files']}) finished {last['finished_at']} "
+              f"by {last['loaded_by']}" if last else "no load yet")
+
+
+@store_app.command("export")
+def store_export(
+    config: Annotated[Path, typer.Argument(help="YAML configuration with a 'store' section.")],
+    out_file: Annotated[Path, typer.Argument(help="The GeoPackage to write (.gpkg).")],
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Write a de-identified GeoPackage: no personal fields, no true locations."""
+    from profiling import store
+
+    _logging(verbose, quiet)
+    try:
+        with store.open_configured(load_config(config)) as st:
+            path = st.export_deidentified(out_file)
+            n = st.counts()["accepted"]
+    except Exception as exc:
+        _fail(exc, verbose)
+        return
+    if not quiet:
+        out.print(f"{n:,} households written to {path} (de-identified)")
+
+
 @app.command()
 def version() -> None:
     """Print the version."""

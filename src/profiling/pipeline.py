@@ -206,6 +206,33 @@ def run_cuf(cfg: Config, table: pd.DataFrame, budget: float | None = None,
         raise ConfigError(f"CUF prioritisation: {exc}") from None
 
 
+def reprioritise(cfg: Config, out_dir: str | Path | None = None, budget: float | None = None,
+                 weights: dict[str, float] | None = None) -> CufResult:
+    """Rerun only the CUF stage on the settlement table of an earlier run.
+
+    Reads ``settlement_indicators.csv`` from the output folder, and rewrites the CUF outputs and
+    the ``cuf_score``/``cuf_rank`` columns of the settlement table (CSV and GeoPackage layer).
+    """
+    out = Path(out_dir) if out_dir is not None else Path(cfg.output_dir)
+    path = out / SETTLEMENT_TABLE
+    if not path.exists():
+        raise ConfigError(f"{path} does not exist: run `profiling run` first")
+    table = pd.read_csv(path, dtype={"settlement_id": str, "name": str})
+    cuf = run_cuf(cfg, table, budget, weights)
+    cuf.settlements.to_csv(path, index=False, encoding="utf-8")
+    gpkg = out / SETTLEMENT_GPKG
+    if gpkg.exists():
+        import geopandas as gpd
+
+        layer = gpd.read_file(gpkg, layer="settlement_indicators")
+        ranks = cuf.settlements.set_index("settlement_id")
+        layer["cuf_score"] = layer["settlement_id"].map(ranks["cuf_score"])
+        layer["cuf_rank"] = layer["settlement_id"].map(ranks["cuf_rank"]).astype("Int64")
+        layer.to_file(gpkg, layer="settlement_indicators", driver="GPKG")
+    write_cuf(out, cuf)
+    return cuf
+
+
 def write_cuf(out: Path, cuf: CufResult) -> dict[str, Path]:
     """``cuf_priorities.csv`` and, with a catalogue, ``cuf_portfolio.csv``."""
     cuf.priorities.to_csv(out / PRIORITIES, index=False, encoding="utf-8")
