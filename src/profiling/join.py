@@ -1,14 +1,23 @@
 """Households to settlements: boundaries checked on entry, and exact point-in-polygon placement.
 
-A point on a boundary shared by two settlements goes to the one whose ``settlement_id`` sorts
-first, so the answer never depends on the order of the boundary file. A point inside no
-settlement keeps the id of the nearest one and its distance in metres.
+Boundaries are checked before anything uses them (:func:`inspect_boundaries`): a missing CRS,
+coordinates that contradict the CRS, missing columns, duplicate or empty ids and non-polygons are
+refused; invalid polygons are refused with GEOS's reason unless repair is asked for (then
+``shapely.make_valid`` repairs them and the area change is logged); overlaps between settlements
+are reported with their area in square metres.
+
+A point on a boundary shared by two settlements (or in their overlap) goes to the one whose
+``settlement_id`` sorts first, so the answer never depends on the order of the boundary file. A
+point inside no settlement keeps the id of the nearest one and its distance in metres.
+Placement is exact: a compiled crossing-number test decides every point whose float64
+orientation tests are beyond their rounding error (the same rule GEOS applies), and GEOS itself
+decides the rare rest.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
@@ -17,6 +26,7 @@ import pandas as pd
 import shapely
 from pyproj import CRS, Transformer
 
+from profiling import _coverage as K
 from profiling._errors import BoundaryError
 
 log = logging.getLogger(__name__)
@@ -33,6 +43,23 @@ class Settlements:
     metric: gpd.GeoSeries | None = None
     tree: shapely.STRtree | None = None
     metric_tree: shapely.STRtree | None = None
+    _pip: _PipIndex | None = field(default=None, repr=False, compare=False)
+    _metric_pip: _PipIndex | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def pip_index(self) -> _PipIndex:
+        """The compiled point-in-polygon index, in the boundaries' CRS (built on first use)."""
+        if self._pip is None:
+            self._pip = _PipIndex.build(np.asarray(self.frame.geometry.values))
+        return self._pip
+
+    @property
+    def metric_index(self) -> _PipIndex:
+        """The same in the metric CRS, for distances (built on first use)."""
+        if self._metric_pip is None:
+            assert self.metric is not None
+            self._metric_pip = _PipIndex.build(np.asarray(self.metric.values))
+        return self._metric_pip
 
     @property
     def has_geometry(self) -> bool:
@@ -59,8 +86,10 @@ class Settlements:
         return out
 
 
-def read_boundaries(path: str | Path, layer: str | None = None) -> pd.DataFrame:
-    """Read settlement boundaries from any vector file GDAL reads (or a CSV list of them)."""
+def read_boundaries(path: str | Path, layer: str | None = None,
+                    repair: bool = False) -> pd.DataFrame:
+    """Read settlement boundaries from any vector file GDAL reads (or a CSV list of them), and
+    check them (:func:`check_boundaries`; ``repair`` repairs invalid polygons)."""
     import pyogrio
 
     path = Path(path)
@@ -73,7 +102,7 @@ def read_boundaries(path: str | Path, layer: str | None = None) -> pd.DataFrame:
     except Exception as exc:  # pyogrio raises several kinds
         raise BoundaryError(path, f"cannot be read ({exc.__class__.__name__}: "
                                   f"{str(exc).splitlines()[0][:200]})") from None
-    return check_boundaries(gdf, str(path))
+    return check_boundaries(gdf, str(path), repair=repair)
 
 
 def read_settlement_list(path: Path) -> pd.DataFrame:
@@ -95,8 +124,77 @@ def read_settlement_list(path: Path) -> pd.DataFrame:
     return table.assign(settlement_id=ids)
 
 
-def check_boundaries(gdf: gpd.GeoDataFrame, source: str = "boundaries") -> gpd.GeoDataFrame:
-    """Check the CRS, columns, ids and geometry types of settlement boundaries."""
+@dataclass
+class BoundaryCheck:
+    """Checked boundaries and what the check found.
+
+    ``findings`` has one row per finding: ``settlement_id``, ``other_id`` (the other settlement
+    of an overlap), ``problem`` (``invalid_repaired`` or ``overlap``), ``detail`` (GEOS's reason
+    for an invalid polygon) and ``area_m2`` (the overlap's area, or the area a repair changed).
+    """
+
+    frame: gpd.GeoDataFrame
+    findings: pd.DataFrame
+
+
+FINDING_COLUMNS = ["settlement_id", "other_id", "problem", "detail", "area_m2"]
+#: Overlaps smaller than this (m²) are rounding along shared edges, not overlaps.
+MIN_OVERLAP_M2 = 0.01
+
+
+def check_crs_match(crs_a: object, crs_b: object, what_a: str, what_b: str) -> None:
+    """Refuse two inputs that must share a CRS but do not (or that lack one), naming both."""
+    missing = [w for c, w in ((crs_a, what_a), (crs_b, what_b)) if c is None]
+    if missing:
+        raise BoundaryError(missing[0], "has no coordinate reference system; "
+                                        f"{what_b if missing[0] == what_a else what_a} is in "
+                                        f"{_crs_name(crs_b if missing[0] == what_a else crs_a)}")
+    a, b = CRS.from_user_input(crs_a), CRS.from_user_input(crs_b)
+    if not a.equals(b, ignore_axis_order=True):
+        raise BoundaryError(what_a, f"is in {_crs_name(a)} but {what_b} is in {_crs_name(b)}; "
+                                    "they must be in the same coordinate reference system")
+
+
+def _crs_name(crs: object) -> str:
+    if crs is None:
+        return "no CRS"
+    c = CRS.from_user_input(crs)
+    epsg = c.to_epsg()
+    return f"EPSG:{epsg} ({c.name})" if epsg else c.name
+
+
+def _check_coordinates(gdf: gpd.GeoDataFrame, source: str) -> None:
+    """Coordinates that cannot be in the declared CRS: degrees in a projected CRS, or values
+    beyond ±180/±90 in a geographic one (a wrong or missing .prj)."""
+    crs = CRS.from_user_input(gdf.crs)
+    if gdf.geometry.isna().all():
+        return
+    xmin, ymin, xmax, ymax = gdf.geometry.total_bounds
+    if not np.all(np.isfinite([xmin, ymin, xmax, ymax])):
+        return
+    degrees = -180 <= xmin <= xmax <= 180 and -90 <= ymin <= ymax <= 90
+    if crs.is_geographic and not degrees:
+        raise BoundaryError(source, f"declares the geographic CRS {_crs_name(crs)} but its "
+                                    f"coordinates reach ({xmin:.0f}, {ymin:.0f}) to ({xmax:.0f}, "
+                                    f"{ymax:.0f}), which are not degrees: the CRS is wrong")
+    if crs.is_projected and degrees and max(xmax - xmin, ymax - ymin) < 5:
+        raise BoundaryError(source, f"declares the projected CRS {_crs_name(crs)} but its "
+                                    f"coordinates ({xmin:.4f}, {ymin:.4f}) to ({xmax:.4f}, "
+                                    f"{ymax:.4f}) look like longitude and latitude in degrees "
+                                    "(EPSG:4326): the CRS is wrong")
+
+
+def inspect_boundaries(gdf: gpd.GeoDataFrame, source: str = "boundaries",
+                       repair: bool = False) -> BoundaryCheck:
+    """Check settlement boundaries on entry; return them with the findings.
+
+    Refused (:class:`profiling.BoundaryError`, every problem of a kind listed at once): no CRS,
+    coordinates that contradict the CRS, missing ``settlement_id`` or ``name``, empty or
+    repeated ids, features that are not polygons, and invalid polygons (with GEOS's reason)
+    unless ``repair`` is true: then ``shapely.make_valid`` repairs them and the change of area
+    is logged and listed. Overlaps between settlements are listed with their area (m²) and
+    logged; they are allowed (a point in an overlap goes to the first ``settlement_id``).
+    """
     if gdf.crs is None or "undefined" in str(CRS.from_user_input(gdf.crs).name).lower():
         raise BoundaryError(source, "has no coordinate reference system; set one (for example "
                                     "in QGIS) before using it")
@@ -111,8 +209,9 @@ def check_boundaries(gdf: gpd.GeoDataFrame, source: str = "boundaries") -> gpd.G
         raise BoundaryError(source, f"lacks the column(s) {', '.join(missing)}; it has "
                                     f"{', '.join(map(str, gdf.columns))}")
     ids = gdf["settlement_id"].astype("string").str.strip()
-    if ids.isna().any():
-        rows = (np.flatnonzero(ids.isna().to_numpy()) + 1).tolist()[:10]
+    if ids.isna().any() or (ids == "").any():
+        bad_id = (ids.isna() | (ids == "")).fillna(True).to_numpy()
+        rows = (np.flatnonzero(bad_id) + 1).tolist()[:10]
         raise BoundaryError(source, f"feature(s) {rows} have no settlement_id")
     dup = ids[ids.duplicated(keep=False)]
     if len(dup):
@@ -123,9 +222,106 @@ def check_boundaries(gdf: gpd.GeoDataFrame, source: str = "boundaries") -> gpd.G
     if bad.any():
         which = ids[bad.to_numpy()].tolist()[:10]
         raise BoundaryError(source, f"settlement(s) {', '.join(which)} are not polygons")
+    _check_coordinates(gdf, source)
     out = gdf.copy()
-    out["settlement_id"] = ids.astype(object)
+    out["settlement_id"] = ids.astype(object).to_numpy()
     out["name"] = out["name"].astype("string").fillna(out["settlement_id"]).astype(object)
+    findings: list[dict[str, object]] = []
+    values = np.asarray(out.geometry.values)
+    valid = shapely.is_valid(values)
+    metric_crs = _metric_crs(out)
+    if not valid.all():
+        idx = np.flatnonzero(~valid)
+        reasons = shapely.is_valid_reason(values[idx])
+        listed = "; ".join(f"{out['settlement_id'].iloc[i]}: {r}"
+                           for i, r in zip(idx[:20], reasons[:20], strict=False))
+        if not repair:
+            raise BoundaryError(source, f"{len(idx)} invalid polygon(s) ({listed}); fix them, "
+                                        "or set repair_geometries: true to repair them with "
+                                        "shapely.make_valid")
+        fixed = np.array([_repair(g) for g in values[idx]], dtype=object)
+        before = _areas(values[idx], out.crs, metric_crs)
+        after = _areas(fixed, out.crs, metric_crs)
+        for i, r, a0, a1 in zip(idx, reasons, before, after, strict=True):
+            sid = out["settlement_id"].iloc[i]
+            log.warning("%s: settlement %s was invalid (%s); repaired, area %.1f -> %.1f m²",
+                        source, sid, r, a0, a1)
+            findings.append({"settlement_id": sid, "other_id": None,
+                             "problem": "invalid_repaired", "detail": r,
+                             "area_m2": float(a1 - a0)})
+        values = values.copy()
+        values[idx] = fixed
+        out = out.set_geometry(gpd.GeoSeries(values, index=out.index, crs=out.crs))
+        empty = shapely.is_empty(values)
+        if empty.any():
+            which = out["settlement_id"].to_numpy()[empty].tolist()[:10]
+            raise BoundaryError(source, f"settlement(s) {', '.join(which)} have no area left "
+                                        "once repaired")
+    findings += _overlaps(out, metric_crs)
+    for f in findings:
+        if f["problem"] == "overlap":
+            log.warning("%s: settlements %s and %s overlap by %.1f m²", source,
+                        f["settlement_id"], f["other_id"], f["area_m2"])
+    frame = pd.DataFrame(findings, columns=FINDING_COLUMNS)
+    out.attrs["boundary_findings"] = frame.to_dict("records")
+    return BoundaryCheck(out, frame)
+
+
+def check_boundaries(gdf: gpd.GeoDataFrame, source: str = "boundaries",
+                     repair: bool = False) -> gpd.GeoDataFrame:
+    """Check settlement boundaries (:func:`inspect_boundaries`) and return them; the findings
+    are logged and kept in ``.attrs["boundary_findings"]``."""
+    return inspect_boundaries(gdf, source, repair).frame
+
+
+def _repair(g: shapely.Geometry) -> shapely.Geometry:
+    """make_valid, keeping only the polygonal parts (a collapsed ring is no area)."""
+    fixed = shapely.make_valid(g, method="structure", keep_collapsed=False)
+    if fixed.geom_type in ("Polygon", "MultiPolygon"):
+        return fixed
+    parts = [p for p in shapely.get_parts(fixed) if p.geom_type in ("Polygon", "MultiPolygon")]
+    if not parts:
+        return shapely.Polygon()
+    merged = shapely.union_all(parts)
+    return merged
+
+
+def _metric_crs(gdf: gpd.GeoDataFrame) -> CRS:
+    crs = CRS.from_user_input(gdf.crs)
+    if crs.is_projected:
+        return crs
+    try:
+        return CRS.from_user_input(gdf.estimate_utm_crs())
+    except (RuntimeError, ValueError):  # empty or odd extent
+        return CRS.from_epsg(6933)  # equal-area world
+
+
+def _areas(geoms: np.ndarray, crs: object, metric: CRS) -> np.ndarray:
+    if CRS.from_user_input(crs).equals(metric):
+        return np.asarray(shapely.area(geoms), dtype=float)
+    return np.asarray(gpd.GeoSeries(geoms, crs=crs).to_crs(metric).area, dtype=float)
+
+
+def _overlaps(gdf: gpd.GeoDataFrame, metric: CRS) -> list[dict[str, object]]:
+    """Pairs of settlements sharing area, with that area in m²."""
+    values = np.asarray(gdf.geometry.values)
+    if len(values) < 2:
+        return []
+    tree = shapely.STRtree(values)
+    a, b = tree.query(values, predicate="intersects")
+    keep = a < b
+    a, b = a[keep], b[keep]
+    if not len(a):
+        return []
+    inter = shapely.intersection(values[a], values[b])
+    area = _areas(inter, gdf.crs, metric)
+    ids = gdf["settlement_id"].to_numpy()
+    out = []
+    for i, j, ar in zip(a, b, area, strict=True):
+        if ar > MIN_OVERLAP_M2:
+            first, second = sorted([str(ids[i]), str(ids[j])])
+            out.append({"settlement_id": first, "other_id": second, "problem": "overlap",
+                        "detail": "", "area_m2": float(ar)})
     return out
 
 
@@ -148,6 +344,82 @@ class Placement:
     inside: np.ndarray
     nearest: np.ndarray
     distance: np.ndarray
+
+
+@dataclass
+class _PipIndex:
+    """Polygons as ragged arrays with a grid of square bins listing, per bin, the polygons whose
+    bounding box meets it (ascending), for the compiled point-in-polygon kernel."""
+
+    xs: np.ndarray
+    ys: np.ndarray
+    ring_off: np.ndarray
+    poly_rings: np.ndarray
+    bbox: np.ndarray
+    bins: np.ndarray
+    bin_polys: np.ndarray
+    x0: float
+    y0: float
+    size: float
+    nx: int
+    ny: int
+
+    @classmethod
+    def build(cls, geoms: np.ndarray) -> _PipIndex:
+        coords, ring_off, poly_rings, _ = K.ragged_polygons(geoms)
+        xs = np.ascontiguousarray(coords[:, 0], dtype=np.float64)
+        ys = np.ascontiguousarray(coords[:, 1], dtype=np.float64)
+        b = shapely.bounds(geoms)
+        ok = np.all(np.isfinite(b), axis=1)
+        if not ok.any():
+            return cls(xs, ys, ring_off, poly_rings, b, np.zeros(2, np.int64),
+                       np.zeros(0, np.int64), 0.0, 0.0, 1.0, 1, 1)
+        x0, y0 = float(b[ok, 0].min()), float(b[ok, 1].min())
+        x1, y1 = float(b[ok, 2].max()), float(b[ok, 3].max())
+        extent = max(x1 - x0, y1 - y0, 1e-9)
+        # bins about the size of a typical settlement, at most ~4 million of them
+        typical = float(np.median(np.maximum(b[ok, 2] - b[ok, 0], b[ok, 3] - b[ok, 1])))
+        size = max(typical, extent / 2000.0, 1e-12)
+        nx = int((x1 - x0) // size) + 1
+        ny = int((y1 - y0) // size) + 1
+        ids = np.flatnonzero(ok)
+        bx0 = np.floor((b[ids, 0] - x0) / size).astype(np.int64)
+        bx1 = np.minimum(np.floor((b[ids, 2] - x0) / size).astype(np.int64), nx - 1)
+        by0 = np.floor((b[ids, 1] - y0) / size).astype(np.int64)
+        by1 = np.minimum(np.floor((b[ids, 3] - y0) / size).astype(np.int64), ny - 1)
+        wx, wy = bx1 - bx0 + 1, by1 - by0 + 1
+        count = wx * wy
+        poly = np.repeat(ids, count)
+        k = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+        wxr = np.repeat(wx, count)
+        cell = (np.repeat(by0, count) + k // wxr) * nx + np.repeat(bx0, count) + k % wxr
+        order = np.lexsort((poly, cell))
+        cell, poly = cell[order], poly[order]
+        bins = np.searchsorted(cell, np.arange(nx * ny + 1)).astype(np.int64)
+        return cls(xs, ys, ring_off, poly_rings, np.ascontiguousarray(b, np.float64), bins,
+                   poly.astype(np.int64), x0, y0, size, nx, ny)
+
+    def locate(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Lowest polygon index holding each point (boundary included) or -1, and a flag for
+        the points float64 could not decide (their index is a candidate only)."""
+        out = np.empty(len(x), np.int64)
+        undecided = np.zeros(len(x), np.bool_)
+        K.points_in_polygons(np.ascontiguousarray(x, np.float64),
+                             np.ascontiguousarray(y, np.float64), self.xs, self.ys,
+                             self.ring_off, self.poly_rings, self.bins, self.bin_polys, self.x0,
+                             self.y0, self.size, self.nx, self.ny, out, undecided)
+        return out, undecided
+
+    def nearest(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest polygon (lowest index on a tie) and the distance to it, for points outside
+        every polygon."""
+        out = np.empty(len(x), np.int64)
+        dist = np.empty(len(x))
+        K.nearest_polygons(np.ascontiguousarray(x, np.float64),
+                           np.ascontiguousarray(y, np.float64), self.xs, self.ys,
+                           self.ring_off, self.poly_rings, self.bbox, self.bins, self.bin_polys,
+                           self.x0, self.y0, self.size, self.nx, self.ny, out, dist)
+        return out, dist
 
 
 def place(lon: np.ndarray, lat: np.ndarray, settlements: Settlements) -> Placement:
@@ -175,28 +447,29 @@ def place(lon: np.ndarray, lat: np.ndarray, settlements: Settlements) -> Placeme
     else:
         x, y = Transformer.from_crs(wgs84, settlements.crs, always_xy=True).transform(
             lon[ok], lat[ok])
-    hit_pt, hit_poly = settlements.tree.query(shapely.points(x, y), predicate="intersects")
-    if len(hit_pt):
-        # lowest polygon index per point: sort by (point, polygon) and keep the first
-        order = np.lexsort((hit_poly, hit_pt))
-        hp, hg = hit_pt[order], hit_poly[order]
-        first = np.r_[True, hp[1:] != hp[:-1]]
-        inside[idx[hp[first]]] = hg[first]
-    outside = inside[idx] < 0
-    nearest[idx[~outside]] = inside[idx[~outside]]
+    hit, undecided = settlements.pip_index.locate(np.asarray(x), np.asarray(y))
+    if undecided.any():  # GEOS decides what float64 could not
+        u = np.flatnonzero(undecided)
+        hit[u] = -1
+        pts = shapely.points(np.asarray(x)[u], np.asarray(y)[u])
+        q_pt, q_poly = settlements.tree.query(pts, predicate="intersects")
+        if len(q_pt):
+            order = np.lexsort((q_poly, q_pt))
+            q_pt, q_poly = q_pt[order], q_poly[order]
+            first = np.r_[True, q_pt[1:] != q_pt[:-1]]
+            hit[u[q_pt[first]]] = q_poly[first]
+    inside[idx] = hit
+    outside = hit < 0
+    nearest[idx[~outside]] = hit[~outside]
     distance[idx[~outside]] = 0.0
     if outside.any():
         out_idx = idx[outside]
         mx, my = Transformer.from_crs(wgs84, settlements.metric.crs, always_xy=True).transform(
             lon[out_idx], lat[out_idx])
-        pts = shapely.points(mx, my)
-        q_pt, q_poly = settlements.metric_tree.query_nearest(pts, all_matches=True)
-        order = np.lexsort((q_poly, q_pt))
-        q_pt, q_poly = q_pt[order], q_poly[order]
-        first = np.r_[True, q_pt[1:] != q_pt[:-1]]
-        q_pt, q_poly = q_pt[first], q_poly[first]
-        nearest[out_idx[q_pt]] = q_poly
-        distance[out_idx[q_pt]] = shapely.distance(pts[q_pt], settlements.metric.values[q_poly])
+        near, dist = settlements.metric_index.nearest(np.asarray(mx), np.asarray(my))
+        found = near >= 0
+        nearest[out_idx[found]] = near[found]
+        distance[out_idx[found]] = dist[found]
     return Placement(inside, nearest, distance)
 
 
