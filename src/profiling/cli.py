@@ -234,12 +234,16 @@ def load(
             t.add_column(c, justify="left" if c == "file" else "right")
         for s in summaries:
             if s.skipped:
-                t.add_row("-", ", ".join(s.files), *["" for _ in cols[2:-1]], "loaded before")
                 continue
             t.add_row(str(s.load_id), ", ".join(s.files),
                       *[f"{s.counts[k]:,}" for k in cols[2:7]],
                       *[f"{s.changes[k]:,}" for k in cols[7:]])
-        out.print(t)
+        if t.rows:
+            out.print(t)
+        for s in summaries:
+            if s.skipped:
+                out.print(f"{', '.join(s.files)}: loaded before (same sha256); nothing changed",
+                          soft_wrap=True)
 
 
 store_app = typer.Typer(no_args_is_help=True, help="Inspect and export the enumeration store.")

@@ -1,0 +1,1081 @@
+"""The enumeration store: what ingest accepted, kept between loads, for analysis to read.
+
+Enumeration runs for weeks; field teams download exports every evening and load them. The store
+holds every household once, with the contract's rule (CONTRACT.md §1) applied across loads: the
+same submission key is one household, the latest submission time wins, and on a tie the later
+load wins (the later file in the order given). A load of an older version of a known key is a
+duplicate and changes nothing current; a newer version replaces the current row, which moves to
+``households_history`` so that any earlier state can be rebuilt (:meth:`Store.state_at`). A
+newer submission that is rejected or refused takes the household out of the analysis; a refusal
+also erases what the store held about that household (consent withdrawn: only the fact of the
+refusal is kept).
+
+Every load is one transaction that records its provenance (files, sha256, rows, times, software
+version, who) and what it changed; loading a file already loaded changes nothing, and a load that
+dies part-way leaves the store as it was. Two loads at the same time run one after the other.
+
+Households are identified by a pseudonymous id, HMAC-SHA256(secret, submission key), with the
+secret kept outside the store (``PROFILING_SECRET`` or a file named in the configuration). The
+raw submission key and the personal fields live only in the ``personal`` table; analysis reads
+the ``analysis_households`` view, which has neither (on PostGIS the ``profiling_analyst`` role
+can read the view and not the personal table).
+
+Backends: one GeoPackage file by default (it opens in QGIS as it is), or PostGIS for a city
+office, chosen by a ``postgresql+psycopg://`` URL; the code and the tests are the same for both.
+
+Tables: ``schema_version``, ``store_meta``, ``store_columns`` (the questionnaire's columns and
+their pandas dtypes), ``loads``, ``load_files``, ``submissions`` (the current submission of every
+known key, with its status), ``households`` (current, with the WGS84 point), ``households_history``
+(replaced versions, with the load that replaced them), ``personal``, ``rejects`` (rejected rows and
+dropped values of each load); the view ``analysis_households``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import socket
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from profiling import __version__
+from profiling._errors import ConfigError, ProfilingError
+from profiling._readers import sha256_of
+from profiling.config import Config, SurveySource
+from profiling.form import Form
+from profiling.ingest import (
+    REJECT_COLUMNS,
+    ROW_REJECTED,
+    VALUE_DROPPED,
+    IngestResult,
+    InputSummary,
+    ingest,
+    read_surveys,
+)
+from profiling.join import Settlements
+from profiling.store import _migrations
+from profiling.store._backends import Backend, GeoPackage, PostGIS, python_values
+from profiling.store._migrations import ANALYST_ROLE, LATEST, now, register_gpkg_layer
+
+log = logging.getLogger(__name__)
+
+#: Environment variable that holds the secret of the pseudonymous household ids.
+SECRET_ENV = "PROFILING_SECRET"
+#: The shortest secret accepted (characters).
+MIN_SECRET_LENGTH = 16
+#: The view analysis reads: the households without personal fields, keyed by pseudonymous id.
+HOUSEHOLDS_VIEW = "analysis_households"
+#: Columns of the household frame a de-identified export leaves out (true location, the way
+#: back to a row of a raw export).
+NOT_EXPORTED = ("latitude", "longitude", "gps_precision", "source_file", "source_row")
+_RESERVED = {"fid", "household_id", "load_id", "superseded_by", "geom", "submission_key"}
+_CHECK = b"profiling store: secret check"
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+COUNT_KEYS = ("read", "accepted", "rejected", "duplicates", "no_consent", "outside_settlements",
+              "values_dropped")
+
+
+class StoreError(ProfilingError, RuntimeError):
+    """The store cannot be opened or written (wrong file, wrong secret, unreachable server)."""
+
+
+# --------------------------------------------------------------------------------------------
+# The secret and the pseudonymous ids
+# --------------------------------------------------------------------------------------------
+
+def read_secret(secret_file: str | Path | None = None) -> bytes:
+    """The secret of the pseudonymous ids: ``$PROFILING_SECRET``, else the file's content.
+
+    Surrounding whitespace is ignored. It must be at least :data:`MIN_SECRET_LENGTH` characters;
+    it is never written to the store, and the same secret must be used for every load of a store.
+    """
+    value = os.environ.get(SECRET_ENV, "").strip()
+    source = f"the environment variable {SECRET_ENV}"
+    if not value and secret_file is not None:
+        path = Path(secret_file)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"the store's secret file {path} does not exist; create it (e.g. "
+                              "`python -c 'import secrets; print(secrets.token_hex(32))' > "
+                              f"{path}`) and keep it outside the store, or set {SECRET_ENV}")
+        value = path.read_text(encoding="utf-8").strip()
+    if not value:
+        raise ConfigError(f"no secret for the pseudonymous household ids: set {SECRET_ENV} or "
+                          "name a file in the configuration (store: secret_file: ...); keep "
+                          "it outside the store and use the same one for every load")
+    if len(value) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"the secret in {source} is {len(value)} characters long; use at "
+                          f"least {MIN_SECRET_LENGTH} (e.g. 64 random hexadecimal digits)")
+    return value.encode("utf-8")
+
+
+def pseudonyms(secret: bytes, keys: pd.Series | Sequence[str]) -> np.ndarray:
+    """HMAC-SHA256(secret, key) in hexadecimal for each submission key (None stays None).
+
+    The HMAC is computed from SHA-256 states primed once with the padded secret (RFC 2104),
+    which is twice as fast as :func:`hmac.digest` per key and gives the same value.
+    """
+    values = keys.tolist() if isinstance(keys, pd.Series) else list(keys)
+    block = secret if len(secret) <= 64 else hashlib.sha256(secret).digest()
+    block = block.ljust(64, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+
+    def one(k: object) -> str | None:
+        if k is None or k is pd.NA or k != k:
+            return None
+        i = inner.copy()
+        i.update(str(k).encode("utf-8"))
+        o = outer.copy()
+        o.update(i.digest())
+        return o.hexdigest()
+
+    return np.array([one(k) for k in values], dtype=object)
+
+
+def _member(values: Any, of: Any) -> np.ndarray:
+    """Whether each of ``values`` (strings, None) is one of ``of``, as a boolean array."""
+    def arrow(v: Any) -> pa.Array:
+        return pa.array(np.asarray(v, dtype=object), type=pa.string(), from_pandas=True)
+
+    return np.asarray(pc.fill_null(pc.is_in(arrow(values), value_set=arrow(of)), False),
+                      dtype=bool)
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class Provenance:
+    """Who loads and why; the files' names, sha256 and rows come from the ingest result."""
+
+    loaded_by: str = field(default_factory=lambda: _who())
+    note: str | None = None
+
+
+def _who() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # pragma: no cover - no user name in this environment
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+@dataclass
+class LoadSummary:
+    """What one load did.
+
+    ``counts`` is the load's accounting (read = accepted + rejected + duplicates + no_consent),
+    where a submission older than the store's version of its key counts as a duplicate.
+    ``changes``: ``added`` households new to the analysis, ``replaced`` by a newer version,
+    ``removed`` by a newer submission that is rejected or refused, ``older`` submissions that
+    changed nothing, ``rejects`` entries stored.
+    """
+
+    load_id: int | None
+    files: list[str]
+    skipped: bool = False
+    counts: dict[str, int] = field(default_factory=dict)
+    changes: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class StoreStatus:
+    """What a store holds."""
+
+    where: str
+    backend: str
+    schema_version: int
+    counts: dict[str, int]
+    by_settlement: pd.DataFrame
+    by_load: pd.DataFrame
+    rejects: pd.DataFrame
+    last_load: dict[str, Any] | None
+
+
+# --------------------------------------------------------------------------------------------
+# Column registry: the questionnaire's columns and their pandas dtypes
+# --------------------------------------------------------------------------------------------
+
+def _dtype_name(dtype: Any) -> str:
+    if isinstance(dtype, pd.StringDtype):
+        return f"string[{dtype.storage}]" if dtype.na_value is pd.NA else "str"
+    return str(dtype)
+
+
+def _role(dtype_name: str) -> str:
+    """SQL role of a pandas dtype: int, float, bool, time or text."""
+    d = dtype_name.lower()
+    if d.startswith("datetime64"):
+        return "time"
+    if d in ("boolean", "bool"):
+        return "bool"
+    if d.startswith(("int", "uint")):
+        return "int"
+    if d.startswith("float"):
+        return "float"
+    return "text"
+
+
+def _to_sql(frame: pd.DataFrame, columns: Sequence[tuple[str, str]],
+            ms: bool = False) -> dict[str, list[Any]]:
+    """The frame's columns in SQL form: times as ISO 8601 text in UTC (to the millisecond with
+    ``ms``, as GeoPackage's DATETIME has it; to the microsecond otherwise), text as Python
+    objects."""
+    out: dict[str, list[Any]] = {}
+    for name, dtype in columns:
+        s = frame[name] if name in frame.columns else pd.Series(None, index=frame.index,
+                                                                dtype=object)
+        role = _role(dtype)
+        if role == "time":
+            t = pd.to_datetime(s, utc=True).dt.tz_localize(None).to_numpy("datetime64[us]")
+            txt = np.datetime_as_string(t, unit="ms" if ms else "us", timezone="UTC").astype(
+                object)
+            txt[np.isnat(t)] = None
+            out[name] = txt.tolist()
+        else:
+            out[name] = python_values(s)
+    return out
+
+
+def _from_sql(frame: pd.DataFrame, columns: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """Values read back from either backend, with the dtypes they had in the frame loaded."""
+    for name, dtype in columns:
+        s = frame[name]
+        role = _role(dtype)
+        if role == "time":
+            s = pd.to_datetime(s, utc=True, format="ISO8601") if s.map(
+                lambda v: isinstance(v, str)).any() else pd.to_datetime(s, utc=True)
+        elif role == "bool":
+            s = pd.Series(pd.array([None if v is None or v != v else bool(v)
+                                    for v in s.tolist()], dtype="boolean"), index=s.index)
+        elif role in ("int", "float"):
+            s = pd.to_numeric(s)
+            if role == "int" and not dtype[:1].isupper() and s.isna().any():
+                dtype = "Int64"
+        frame[name] = s.astype(dtype)
+    return frame
+
+
+# --------------------------------------------------------------------------------------------
+# The store
+# --------------------------------------------------------------------------------------------
+
+def open_store(url_or_path: str | Path, secret: bytes, *, create: bool = True) -> Store:
+    """Open (and create or upgrade) a store.
+
+    Parameters
+    ----------
+    url_or_path
+        A GeoPackage path (``.gpkg``) or a ``postgresql+psycopg://`` URL.
+    secret
+        The secret of the pseudonymous ids (:func:`read_secret`); a store refuses a secret
+        other than the one it was made with.
+    create
+        Make a new store where there is none (otherwise that is an error).
+    """
+    target = str(url_or_path)
+    if "://" in target:
+        scheme = target.split("://", 1)[0]
+        if scheme in ("postgresql", "postgres"):
+            target = "postgresql+psycopg://" + target.split("://", 1)[1]
+        elif scheme != "postgresql+psycopg":
+            raise StoreError(f"store url {target.split('@')[-1]!r}: expected a GeoPackage path "
+                             "or a postgresql+psycopg:// URL")
+        backend: Backend = PostGIS.open(target)
+    else:
+        path = Path(target)
+        if path.suffix.lower() != ".gpkg":
+            raise StoreError(f"store {path}: a GeoPackage store needs the .gpkg extension")
+        if path.is_dir():
+            raise StoreError(f"store {path} is a folder, not a GeoPackage file")
+        if path.exists() and path.stat().st_size > 0:
+            with path.open("rb") as f:
+                head = f.read(72)
+            if not head.startswith(b"SQLite format 3\x00") or head[68:72] != b"GPKG":
+                raise StoreError(f"store {path} exists and is not a GeoPackage; give the path "
+                                 "of a store made by `profiling load`, or a new file")
+        elif not create:
+            raise StoreError(f"store {path} does not exist")
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        backend = GeoPackage.open(path)
+    store = Store(backend, secret)
+    try:
+        store._open(create)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def open_configured(cfg: Config) -> Store:
+    """The store named by a configuration, with its secret."""
+    if cfg.store is None:
+        raise ConfigError("the configuration has no 'store' section; add e.g. "
+                          "`store: {url: enumeration.gpkg}` (a GeoPackage beside the "
+                          "configuration) or a postgresql+psycopg:// URL")
+    return open_store(cfg.store.url, read_secret(cfg.store.secret_file))
+
+
+class Store:
+    """An open enumeration store (use :func:`open_store`); a context manager."""
+
+    def __init__(self, backend: Backend, secret: bytes) -> None:
+        self._b = backend
+        self._secret = secret
+
+    # -- plumbing -----------------------------------------------------------------------------
+    @property
+    def where(self) -> str:
+        """The GeoPackage path or the URL (password hidden)."""
+        return self._b.where
+
+    @property
+    def backend(self) -> str:
+        """``geopackage`` or ``postgis``."""
+        return "geopackage" if self._b.dialect == "sqlite" else "postgis"
+
+    def close(self) -> None:
+        """Release the connections."""
+        self._b.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _connect(self, write: bool) -> Iterator[Connection]:
+        try:
+            with self._b.engine.connect() as conn:
+                (self._b.begin_write if write else self._b.begin_read)(conn)
+                yield conn
+                if write:
+                    conn.commit()
+                else:
+                    conn.rollback()
+        except OperationalError as exc:
+            raise StoreError(f"store {self.where}: {_first_line(exc)}") from None
+
+    @property
+    def _ms(self) -> bool:
+        """Whether times are kept to the millisecond (GeoPackage) rather than the microsecond."""
+        return self._b.dialect == "sqlite"
+
+    def _q(self, name: str) -> str:
+        return self._b.quote(name)
+
+    def _p(self, sql: str) -> str:
+        """SQL written with ``?`` placeholders in the driver's style."""
+        return sql if self._b.mark == "?" else sql.replace("?", self._b.mark)
+
+    def _rows(self, conn: Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return list(conn.exec_driver_sql(self._p(sql), tuple(params)).fetchall())
+
+    def _open(self, create: bool) -> None:
+        with self._connect(write=True) as conn:
+            version = _migrations.current_version(conn, self._b.dialect)
+            if version == 0 and self._b.dialect == "sqlite" and conn.exec_driver_sql(
+                    "SELECT COUNT(*) FROM sqlite_master").scalar():
+                raise StoreError(f"store {self.where} is a GeoPackage but not an enumeration "
+                                 "store (it has no schema_version table); give a new file name")
+            if version == 0 and not create:
+                raise StoreError(f"store {self.where} holds no enumeration store")
+            if version > LATEST:
+                raise StoreError(f"store {self.where} has schema version {version}, made by a "
+                                 f"newer profiling than this one ({__version__}, schema "
+                                 f"{LATEST}); upgrade profiling")
+            if version == 0 and self._b.dialect != "sqlite":
+                try:
+                    conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS postgis")
+                except DBAPIError as exc:
+                    raise StoreError(f"store {self.where}: PostGIS is not available in this "
+                                     f"database ({_first_line(exc)}); a database "
+                                     "administrator can run CREATE EXTENSION postgis") from None
+            applied = _migrations.upgrade(conn, self._b.dialect, __version__)
+            if applied:
+                log.info("store %s: schema steps %s applied", self.where, applied)
+            check = hmac.digest(self._secret, _CHECK, "sha256").hex()
+            stored = conn.exec_driver_sql(self._p(
+                "SELECT value FROM store_meta WHERE name = ?"), ("secret_check",)).scalar()
+            if stored is None:
+                conn.exec_driver_sql(self._p("INSERT INTO store_meta VALUES (?, ?)"),
+                                     ("secret_check", check))
+                conn.exec_driver_sql(self._p("INSERT INTO store_meta VALUES (?, ?)"),
+                                     ("created_at", now()))
+                self._refresh_view(conn)
+            elif not hmac.compare_digest(stored, check):
+                raise StoreError(f"store {self.where} was made with another secret: household "
+                                 "ids would not match; use the secret this store was made with")
+
+    def schema_version(self) -> int:
+        """The store's schema version."""
+        with self._connect(write=False) as conn:
+            return _migrations.current_version(conn, self._b.dialect)
+
+    # -- columns --------------------------------------------------------------------------------
+    def _columns(self, conn: Connection, table: str) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in self._rows(
+            conn, "SELECT name, dtype FROM store_columns WHERE table_name = ? ORDER BY position",
+            (table,))]
+
+    def _ensure_columns(self, conn: Connection, table: str, frame: pd.DataFrame,
+                        tables: Sequence[str]) -> list[tuple[str, str]]:
+        """Add the frame's new columns to ``tables`` (registered under ``table``)."""
+        have = self._columns(conn, table)
+        known = dict(have)
+        added: list[tuple[str, str]] = []
+        types = _migrations.types(self._b.dialect)
+        for name in frame.columns:
+            dtype = _dtype_name(frame[name].dtype)
+            if name in known:
+                if _role(known[name]) != _role(dtype):
+                    raise StoreError(f"store {self.where}: column {name!r} holds "
+                                     f"{known[name]} values, and this load brings {dtype}; "
+                                     "was the questionnaire changed?")
+                continue
+            if name in _RESERVED:
+                raise StoreError(f"the questionnaire has a field named {name!r}, a name the "
+                                 "store uses itself; rename it with a field_mapping")
+            if self._b.dialect != "sqlite" and len(name.encode()) > 63:
+                raise StoreError(f"column {name!r} is longer than PostgreSQL's 63 bytes")
+            for t in tables:
+                conn.exec_driver_sql(f"ALTER TABLE {t} ADD COLUMN {self._q(name)} "
+                                     f"{types[_role(dtype)]}")
+            conn.exec_driver_sql(self._p("INSERT INTO store_columns VALUES (?, ?, ?, ?)"),
+                                 (table, name, dtype, len(have) + len(added)))
+            added.append((name, dtype))
+        if added and table == "households":
+            self._refresh_view(conn)
+        return have + added
+
+    def _refresh_view(self, conn: Connection) -> None:
+        cols = "".join(f", {self._q(n)}" for n, _ in self._columns(conn, "households"))
+        conn.exec_driver_sql(f"DROP VIEW IF EXISTS {HOUSEHOLDS_VIEW}")
+        conn.exec_driver_sql(f'CREATE VIEW {HOUSEHOLDS_VIEW} AS SELECT household_id AS "key"'
+                             f"{cols} FROM households")
+        if self._b.dialect == "sqlite":
+            register_gpkg_layer(conn, HOUSEHOLDS_VIEW, "attributes",
+                                "households for analysis: no personal fields, pseudonymous ids")
+        elif conn.exec_driver_sql(self._p("SELECT 1 FROM pg_roles WHERE rolname = ?"),
+                                  (ANALYST_ROLE,)).first():
+            conn.exec_driver_sql(f"GRANT SELECT ON {HOUSEHOLDS_VIEW} TO {ANALYST_ROLE}")
+
+    # -- loading --------------------------------------------------------------------------------
+    def loaded_sha256s(self) -> set[str]:
+        """The sha256 of every file loaded so far."""
+        with self._connect(write=False) as conn:
+            return {r[0] for r in self._rows(conn, "SELECT sha256 FROM load_files")}
+
+    def load(self, result: IngestResult, provenance: Provenance | None = None, *,
+             index: pd.DataFrame | None = None) -> LoadSummary:
+        """Merge one ingest result into the store, in one transaction.
+
+        Parameters
+        ----------
+        result
+            Ingest of one or more exports (:func:`profiling.ingest.ingest`), which has already
+            resolved the duplicates within them.
+        provenance
+            Who loads, and a note.
+        index
+            Every distinct keyed submission of ``result`` with ``key``, ``submitted_at`` and
+            ``status`` (accepted, rejected, no_consent), as :func:`submission_index` makes it.
+            Needed when the result holds refusals or rejected rows, whose keys ingest does not
+            return; :func:`load_exports` passes it.
+
+        Returns
+        -------
+        LoadSummary
+            ``skipped`` when every file of ``result`` was loaded before (nothing changes).
+        """
+        t0 = time.perf_counter()
+        prov = provenance or Provenance()
+        files = [Path(i.path).name for i in result.inputs]
+        if not result.inputs:
+            raise StoreError("nothing to load: the ingest result names no export")
+        idx = index if index is not None else submission_index(result)
+        inc = self._incoming(result, idx)
+        log.debug("load prepared in %.1f s (ids, points, rows)", time.perf_counter() - t0)
+        with self._connect(write=True) as conn:
+            log.debug("store %s: write lock held", self.where)
+            known = {r[0]: r[1] for r in self._rows(conn, (
+                "SELECT sha256, load_id FROM load_files WHERE sha256 IN ("
+                + ", ".join("?" * len(result.inputs)) + ")"), [i.sha256 for i in result.inputs])}
+            if len(known) == len(result.inputs):
+                log.info("already loaded (load %s): %s", sorted(set(known.values())),
+                         ", ".join(files))
+                return LoadSummary(None, files, skipped=True,
+                                   seconds=time.perf_counter() - t0)
+            if known:
+                raise StoreError("some of these files were loaded before and some not: "
+                                 + ", ".join(f"{Path(i.path).name} (load {known[i.sha256]})"
+                                             for i in result.inputs if i.sha256 in known)
+                                 + "; load the new files on their own")
+            load_id = self._begin_load(conn, result, prov)
+            summary = self._merge(conn, load_id, result, inc)
+            summary.files = files
+            summary.seconds = time.perf_counter() - t0
+            log.info("load %d (%s): %s; %s", load_id, ", ".join(files), summary.counts,
+                     summary.changes)
+        log.debug("store %s: load %d committed (%.1f s)", self.where, load_id,
+                  time.perf_counter() - t0)
+        return summary
+
+    def _incoming(self, result: IngestResult, idx: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        """Everything a load writes, prepared before the lock is taken."""
+        hh = result.households
+        ids = pseudonyms(self._secret, idx["key"])
+        known = pd.Index(idx["key"].astype(object).to_numpy(), dtype=object)
+
+        def ids_of(keys: pd.Series) -> np.ndarray:
+            """The ids of keys of the index (hashed once), others hashed here."""
+            k = keys.astype(object).to_numpy()
+            pos = known.get_indexer(k) if known.is_unique else np.full(len(k), -1)
+            out = np.full(len(k), None, dtype=object)
+            hit = pos >= 0
+            out[hit] = ids[pos[hit]]
+            miss = ~hit & pd.notna(k)
+            if miss.any():
+                out[miss] = pseudonyms(self._secret, list(k[miss]))
+            return out
+
+        # rows are written in the order of their ids: SQLite appends to its indexes then
+        order = np.argsort(ids.astype(str), kind="stable")
+        subs = pd.DataFrame({"household_id": ids[order],
+                             "status": idx["status"].to_numpy()[order],
+                             "submitted_at": pd.to_datetime(idx["submitted_at"], utc=True)
+                             .iloc[order].reset_index(drop=True)})
+        if subs["household_id"].duplicated().any():
+            raise StoreError("the submission index lists a key twice; ingest resolves "
+                             "duplicates within a load")
+        hh_ids = ids_of(hh["key"]) if len(hh) else np.array([], dtype=object)
+
+        def coordinate(name: str) -> np.ndarray:
+            if name not in hh.columns:
+                return np.full(len(hh), np.nan)
+            return np.asarray(pd.to_numeric(hh[name], errors="coerce"), dtype=float)
+
+        households = pd.DataFrame({
+            "household_id": hh_ids,
+            "geom": pd.Series(self._b.points(coordinate("longitude"), coordinate("latitude")),
+                              dtype=object),
+            "row": np.arange(len(hh))}).iloc[np.argsort(hh_ids.astype(str), kind="stable")]
+        personal = result.personal
+        pers = personal.drop(columns=["key"]).assign(
+            household_id=ids_of(personal["key"]),
+            submission_key=personal["key"].astype(object))
+        rejected = idx.loc[idx["status"] == "rejected", "key"]
+        pers = pd.concat([pers, pd.DataFrame({
+            "household_id": ids_of(rejected),
+            "submission_key": rejected.astype(object).to_numpy()})], ignore_index=True)
+        pers = pers.iloc[np.argsort(pers["household_id"].to_numpy(dtype=str), kind="stable")]
+        rej = result.rejects
+        rejects = pd.DataFrame({
+            "household_id": ids_of(rej["key"]),
+            "file": rej["file"].astype(object), "row": rej["row"].astype("Int64"),
+            "field": rej["field"].astype(object), "value": rej["value"].astype(object),
+            "action": rej["action"].astype(object), "reason": rej["reason"].astype(object)})
+        unkeyed = int(((rej["action"] == ROW_REJECTED) & rej["key"].isna()).sum())
+        return {"subs": subs, "households": households, "personal": pers, "rejects": rejects,
+                "unkeyed": pd.DataFrame({"n": [unkeyed]})}
+
+    def _begin_load(self, conn: Connection, result: IngestResult, prov: Provenance) -> int:
+        load_id = int(conn.exec_driver_sql(self._p(
+            "INSERT INTO loads (started_at, software_version, loaded_by, note) "
+            "VALUES (?, ?, ?, ?) RETURNING load_id"),
+            (now(), __version__, prov.loaded_by, prov.note)).scalar_one())
+        self._b.insert(conn, "load_files", pd.DataFrame({
+            "load_id": load_id, "position": range(len(result.inputs)),
+            "file_name": [Path(i.path).name for i in result.inputs],
+            "path": [str(i.path) for i in result.inputs],
+            "sha256": [i.sha256 for i in result.inputs],
+            "format": [i.format for i in result.inputs],
+            "rows": [int(i.rows) for i in result.inputs],
+            "labels": [i.labels for i in result.inputs],
+            "columns_used": [int(i.columns_used) for i in result.inputs],
+            "columns_ignored": [json.dumps(i.columns_ignored) for i in result.inputs],
+        }, dtype=object))
+        return load_id
+
+    def _known(self, conn: Connection, ids: pd.Series) -> pd.DataFrame:
+        """The store's current submission of each of ``ids`` that it knows."""
+        cols = ["household_id", "status_prev", "submitted_at_prev"]
+        if not conn.exec_driver_sql("SELECT 1 FROM submissions LIMIT 1").first():
+            return pd.DataFrame(columns=cols)
+        conn.exec_driver_sql(self._b.temp_table("incoming_ids", "household_id TEXT PRIMARY KEY"))
+        self._b.insert(conn, "incoming_ids", pd.DataFrame({"household_id": ids.to_numpy()}))
+        rows = self._rows(conn, "SELECT s.household_id, s.status, s.submitted_at FROM "
+                                "submissions s JOIN incoming_ids i ON i.household_id = "
+                                "s.household_id")
+        if self._b.dialect == "sqlite":
+            conn.exec_driver_sql("DROP TABLE temp.incoming_ids")
+        known = pd.DataFrame.from_records(rows, columns=cols)
+        known["submitted_at_prev"] = _from_sql(known[["submitted_at_prev"]],
+                                               [("submitted_at_prev", "datetime64[us, UTC]")]
+                                               )["submitted_at_prev"]
+        return known
+
+    def _merge(self, conn: Connection, load_id: int, result: IngestResult,
+               inc: dict[str, pd.DataFrame]) -> LoadSummary:
+        q = self._q
+        subs = inc["subs"]
+        known = self._known(conn, subs["household_id"])
+        m = subs.merge(known, on="household_id", how="left") if len(known) else subs.assign(
+            status_prev=pd.Series(pd.NA, index=subs.index, dtype=object),
+            submitted_at_prev=pd.Series(pd.NaT, index=subs.index, dtype="datetime64[us, UTC]"))
+        t, prev_t = m["submitted_at"], m["submitted_at_prev"]
+        is_known = m["status_prev"].notna()
+        # the latest submission wins; on a tie the later load (this one); no time = the oldest
+        wins = ~is_known | prev_t.isna() | (t.notna() & (t >= prev_t)).fillna(False)
+        wins = wins.to_numpy(dtype=bool)
+        winners = m.loc[wins]
+        stale = m.loc[~wins]
+        was_acc = (winners["status_prev"] == "accepted").to_numpy()
+        now_acc = (winners["status"] == "accepted").to_numpy()
+        log.debug("load %d: %d incoming, %d newer or new, %d older", load_id, len(m),
+                  len(winners), len(stale))
+
+        # 1. the versions this load replaces go to history; a refusal erases the household
+        moving = winners.loc[winners["status_prev"].notna()]
+        if len(moving):
+            conn.exec_driver_sql(self._b.temp_table(
+                "winners", "household_id TEXT PRIMARY KEY, prev TEXT, status TEXT"))
+            self._b.insert(conn, "winners", pd.DataFrame({
+                "household_id": moving["household_id"].to_numpy(),
+                "prev": moving["status_prev"].astype(object).to_numpy(),
+                "status": moving["status"].astype(object).to_numpy()}))
+            hcols = "".join(f", {q(n)}" for n, _ in self._columns(conn, "households"))
+            sel = "SELECT household_id FROM winners"
+            conn.exec_driver_sql(
+                f"INSERT INTO households_history (household_id, load_id, superseded_by, geom"
+                f"{hcols}) SELECT household_id, load_id, {load_id}, geom{hcols} FROM households "
+                f"WHERE household_id IN ({sel} WHERE prev = 'accepted' AND status <> "
+                "'no_consent')")
+            for sql in (f"DELETE FROM households WHERE household_id IN ({sel} WHERE prev = "
+                        "'accepted')",
+                        f"DELETE FROM personal WHERE household_id IN ({sel})",
+                        f"DELETE FROM submissions WHERE household_id IN ({sel})",
+                        f"DELETE FROM households_history WHERE household_id IN ({sel} WHERE "
+                        "status = 'no_consent')",
+                        f"DELETE FROM rejects WHERE household_id IN ({sel} WHERE status = "
+                        "'no_consent')"):
+                conn.exec_driver_sql(sql)
+            if self._b.dialect == "sqlite":
+                conn.exec_driver_sql("DROP TABLE temp.winners")
+
+        # 2. the new current submissions and households
+        self._b.insert(conn, "submissions", pd.DataFrame({
+            "household_id": winners["household_id"].to_numpy(),
+            "status": winners["status"].astype(object).to_numpy(),
+            "submitted_at": _to_sql(winners, [("submitted_at", "datetime64[us, UTC]")],
+                                    self._ms)["submitted_at"],
+            "load_id": load_id}))
+        win_ids = winners["household_id"].to_numpy(dtype=object)
+        frame = result.households
+        hh = inc["households"]
+        hh = hh.loc[_member(hh["household_id"], win_ids)]
+        if len(frame):
+            cols = self._ensure_columns(conn, "households", frame.drop(columns=["key"]),
+                                        ["households", "households_history"])
+            rows = frame.iloc[hh["row"].to_numpy()]
+            self._b.insert(conn, "households", {
+                "household_id": hh["household_id"].to_numpy(), "load_id": [load_id] * len(hh),
+                "geom": hh["geom"].to_numpy(),
+                **_to_sql(rows, [c for c in cols if c[0] in rows.columns], self._ms)})
+            log.debug("load %d: %d households written", load_id, len(hh))
+        log.debug("load %d: personal fields", load_id)
+        pers = inc["personal"]
+        pers = pers.loc[_member(pers["household_id"], win_ids)]
+        if len(pers):
+            direct = pers.drop(columns=["household_id", "submission_key"])
+            pcols = self._ensure_columns(conn, "personal", direct, ["personal"])
+            self._b.insert(conn, "personal", {
+                "household_id": pers["household_id"].to_numpy(),
+                "submission_key": pers["submission_key"].to_numpy(),
+                "load_id": [load_id] * len(pers),
+                **_to_sql(pers, [c for c in pcols if c[0] in pers.columns], self._ms)})
+        rej = inc["rejects"]
+        rej = rej.loc[rej["household_id"].isna().to_numpy() | _member(rej["household_id"],
+                                                                       win_ids)]
+        self._b.insert(conn, "rejects", rej.assign(load_id=load_id))
+
+        log.debug("load %d: rejects written", load_id)
+
+        # 3. the load's accounting and what it changed
+        c = result.counts
+        stale_by = stale["status"].value_counts()
+        counts = {
+            "read": int(c["read"]),
+            "accepted": int(c["accepted"]) - int(stale_by.get("accepted", 0)),
+            "rejected": int(c["rejected"]) - int(stale_by.get("rejected", 0)),
+            "duplicates": int(c["duplicates"]) + len(stale),
+            "no_consent": int(c["no_consent"]) - int(stale_by.get("no_consent", 0)),
+            "outside_settlements": int(frame["settlement_id"].iloc[hh["row"].to_numpy()]
+                                       .isna().sum()) if len(hh) else 0,
+            "values_dropped": int((rej["action"] == VALUE_DROPPED).sum()),
+        }
+        changes = {"added": int((now_acc & ~was_acc).sum()),
+                   "replaced": int((now_acc & was_acc).sum()),
+                   "removed": int((~now_acc & was_acc).sum()),
+                   "older": len(stale), "rejects": len(rej)}
+        conn.exec_driver_sql(self._p(
+            "UPDATE loads SET finished_at = ?, read = ?, accepted = ?, rejected = ?, "
+            "duplicates = ?, no_consent = ?, outside_settlements = ?, values_dropped = ?, "
+            "unkeyed_rejected = ?, added = ?, replaced = ?, removed = ?, older = ? "
+            "WHERE load_id = ?"),
+            (now(), *[counts[k] for k in COUNT_KEYS], int(inc["unkeyed"]["n"].iloc[0]),
+             changes["added"], changes["replaced"], changes["removed"], changes["older"],
+             load_id))
+        if self._b.dialect == "sqlite":
+            conn.exec_driver_sql(self._p("UPDATE gpkg_contents SET last_change = ?"), (now(),))
+        return LoadSummary(load_id, [], counts=counts, changes=changes)
+
+    # -- reading --------------------------------------------------------------------------------
+    def _frame(self, conn: Connection, sql: str, columns: list[tuple[str, str]],
+               params: Sequence[Any] = ()) -> pd.DataFrame:
+        rows = self._rows(conn, sql, params)
+        frame = pd.DataFrame.from_records(rows, columns=[n for n, _ in columns])
+        return _from_sql(frame, columns)
+
+    def _household_columns(self, conn: Connection) -> list[tuple[str, str]]:
+        return [("key", "str"), *self._columns(conn, "households")]
+
+    def households(self) -> pd.DataFrame:
+        """The analysis view: the current households, as ingest returns them (same columns and
+        dtypes), with ``key`` the pseudonymous household id; ordered by it."""
+        with self._connect(write=False) as conn:
+            cols = self._household_columns(conn)
+            sel = ", ".join(self._q(n) for n, _ in cols)
+            return self._frame(conn, f'SELECT {sel} FROM {HOUSEHOLDS_VIEW} ORDER BY "key"', cols)
+
+    def state_at(self, load_id: int) -> pd.DataFrame:
+        """The households as they were right after load ``load_id`` (same frame as
+        :meth:`households`). Households whose consent was later withdrawn are not rebuilt."""
+        with self._connect(write=False) as conn:
+            if not self._rows(conn, "SELECT 1 FROM loads WHERE load_id = ? AND finished_at IS "
+                                    "NOT NULL", (load_id,)):
+                raise StoreError(f"store {self.where} has no load {load_id}")
+            cols = self._household_columns(conn)
+            sel = ", ".join(self._q(n) for n, _ in cols[1:])
+            return self._frame(conn, (
+                f'SELECT household_id AS "key", {sel} FROM households WHERE load_id <= ? '
+                f'UNION ALL SELECT household_id AS "key", {sel} FROM households_history '
+                'WHERE load_id <= ? AND superseded_by > ? ORDER BY "key"'), cols,
+                (load_id, load_id, load_id))
+
+    def history(self, household: str) -> pd.DataFrame:
+        """Every version of one household (by submission key or pseudonymous id), oldest first,
+        with the load that brought it and the load that replaced it (``superseded_by``)."""
+        hid = household if _HEX64.match(household) else pseudonyms(self._secret, [household])[0]
+        with self._connect(write=False) as conn:
+            cols = self._household_columns(conn)
+            sel = ", ".join(self._q(n) for n, _ in cols[1:])
+            extra = [("load_id", "int64"), ("superseded_by", "Int64")]
+            return self._frame(conn, (
+                f'SELECT household_id, {sel}, load_id, superseded_by FROM households_history '
+                f"WHERE household_id = ? UNION ALL SELECT household_id, {sel}, load_id, NULL "
+                "FROM households WHERE household_id = ? ORDER BY load_id"),
+                cols + extra, (hid, hid))
+
+    def rejects(self, raw_keys: bool = False) -> pd.DataFrame:
+        """The current rejects (those of the current submission of each key, and rows without a
+        key), in ``rejects.csv``'s columns plus ``load_id``; ``key`` is the pseudonymous id, or
+        the submission key with ``raw_keys`` (it reads the personal table)."""
+        key = "p.submission_key" if raw_keys else "r.household_id"
+        join = " LEFT JOIN personal p ON p.household_id = r.household_id" if raw_keys else ""
+        cols = [("file", "str"), ("row", "Int64"), ("key", "str"), ("field", "str"),
+                ("value", "str"), ("action", "str"), ("reason", "str"), ("load_id", "int64")]
+        with self._connect(write=False) as conn:
+            frame = self._frame(conn, (
+                f"SELECT r.file, r.row, {key}, r.field, r.value, r.action, r.reason, r.load_id "
+                f"FROM rejects r LEFT JOIN submissions s ON s.household_id = r.household_id"
+                f"{join} WHERE r.household_id IS NULL OR s.load_id = r.load_id "
+                "ORDER BY r.load_id, r.fid"), cols)
+        return frame.sort_values(["load_id", "file", "row", "field"], kind="stable"
+                                 ).reset_index(drop=True)
+
+    def counts(self) -> dict[str, int]:
+        """The manifest's accounting for the store as a whole: every row of every load is
+        accepted (a current household), rejected, a duplicate or a refusal."""
+        with self._connect(write=False) as conn:
+            return self._counts(conn)
+
+    def _counts(self, conn: Connection) -> dict[str, int]:
+        one = conn.exec_driver_sql(
+            "SELECT (SELECT COALESCE(SUM(read), 0) FROM loads WHERE finished_at IS NOT NULL), "
+            "(SELECT COALESCE(SUM(unkeyed_rejected), 0) FROM loads), "
+            "(SELECT COUNT(*) FROM households), "
+            "(SELECT COUNT(*) FROM submissions WHERE status = 'rejected'), "
+            "(SELECT COUNT(*) FROM submissions WHERE status = 'no_consent'), "
+            "(SELECT COUNT(*) FROM rejects r JOIN submissions s ON s.household_id = "
+            "r.household_id AND s.load_id = r.load_id WHERE r.action = 'value_dropped')"
+        ).one()
+        read, unkeyed, accepted, rejected, refused, dropped = (int(v) for v in one)
+        outside = 0
+        if any(n == "settlement_id" for n, _ in self._columns(conn, "households")):
+            outside = int(conn.exec_driver_sql(
+                "SELECT COUNT(*) FROM households WHERE settlement_id IS NULL").scalar_one())
+        rejected += unkeyed
+        return {"read": read, "accepted": accepted, "rejected": rejected,
+                "duplicates": read - accepted - rejected - refused, "no_consent": refused,
+                "outside_settlements": outside, "values_dropped": dropped}
+
+    def submissions(self) -> pd.DataFrame:
+        """One row per current submission, in the columns of ``IngestResult.submissions`` (what
+        the supervision report reads). Refusals and rejected submissions have their status and
+        time only: the store keeps nothing else about them."""
+        hh = self.households()
+        with self._connect(write=False) as conn:
+            other = self._frame(conn, "SELECT status, submitted_at FROM submissions WHERE "
+                                      "status <> 'accepted' ORDER BY household_id",
+                                [("status", "object"), ("submitted_at", "datetime64[us, UTC]")])
+        rej = self.rejects()
+        dropped = rej.loc[rej["action"] == VALUE_DROPPED].groupby("key").size()
+        cols = ["status", "submitted_at", "settlement_mismatch", "gps_precision",
+                "settlement_id", "enumerator", "start", "end", "values_dropped"]
+        acc = pd.DataFrame({c: hh[c] if c in hh.columns else pd.NA for c in cols[2:-1]},
+                           index=hh.index)
+        acc.insert(0, "status", "accepted")
+        acc.insert(1, "submitted_at", hh["submitted_at"] if "submitted_at" in hh.columns
+                   else pd.NaT)
+        acc["values_dropped"] = hh["key"].map(dropped).fillna(0).astype(int).to_numpy()
+        other = other.assign(values_dropped=0)
+        return pd.concat([acc, other], ignore_index=True)[cols]
+
+    def ingest_result(self) -> IngestResult:
+        """What the store holds, in the form ingest returns: households from the analysis view,
+        current rejects (pseudonymous keys), submissions, the store's counts and the files
+        loaded. ``personal`` is empty: analysis never reads it."""
+        with self._connect(write=False) as conn:
+            files = self._rows(conn, "SELECT path, format, sha256, rows, labels, columns_used, "
+                                     "columns_ignored FROM load_files ORDER BY load_id, position")
+            counts = self._counts(conn)
+        inputs = [InputSummary(str(p), str(f), str(s), int(r), str(lab or ""), int(u or 0),
+                               json.loads(ig) if ig else []) for p, f, s, r, lab, u, ig in files]
+        return IngestResult(self.households(), pd.DataFrame(columns=["key"]),
+                            self.rejects()[REJECT_COLUMNS], self.submissions(), counts, inputs)
+
+    def status(self) -> StoreStatus:
+        """Households by settlement and by load, rejects, the last load and the accounting."""
+        with self._connect(write=False) as conn:
+            counts = self._counts(conn)
+            has_settlement = any(n == "settlement_id" for n, _ in self._columns(conn,
+                                                                                  "households"))
+            by_settlement = pd.DataFrame.from_records(self._rows(conn, (
+                "SELECT settlement_id, COUNT(*) FROM households GROUP BY settlement_id "
+                "ORDER BY settlement_id") if has_settlement else
+                "SELECT NULL, COUNT(*) FROM households"), columns=["settlement_id", "households"])
+            by_settlement = by_settlement.loc[by_settlement["households"] > 0]
+            load_cols = ["load_id", "started_at", "finished_at", "loaded_by", "note",
+                         *COUNT_KEYS, "added", "replaced", "removed", "older"]
+            by_load = pd.DataFrame.from_records(self._rows(conn, (
+                "SELECT " + ", ".join(f"l.{c}" for c in load_cols) + ", (SELECT COUNT(*) FROM "
+                "households h WHERE h.load_id = l.load_id) FROM loads l WHERE l.finished_at IS "
+                "NOT NULL ORDER BY l.load_id")), columns=[*load_cols, "households_now"])
+            names = self._rows(conn, "SELECT load_id, file_name FROM load_files ORDER BY "
+                                     "load_id, position")
+            version = _migrations.current_version(conn, self._b.dialect)
+        files: dict[int, list[str]] = {}
+        for lid, name in names:
+            files.setdefault(int(lid), []).append(str(name))
+        by_load.insert(1, "files", by_load["load_id"].map(lambda i: ", ".join(files.get(i, []))))
+        rej = self.rejects()
+        rejects = (rej.groupby(["action", "field"]).size().rename("entries").reset_index()
+                   if len(rej) else pd.DataFrame(columns=["action", "field", "entries"]))
+        last = by_load.iloc[-1].to_dict() if len(by_load) else None
+        return StoreStatus(self.where, self.backend, version, counts, by_settlement, by_load,
+                           rejects, last)
+
+    def export_deidentified(self, path: str | Path) -> Path:
+        """Write a de-identified GeoPackage: layer ``households`` (the analysis view without
+        the true location and without the way back to a raw export's row; pseudonymous ids) and
+        layer ``loads`` (provenance). Nothing of the personal table is read."""
+        import pyogrio
+
+        path = Path(path)
+        if path.suffix.lower() != ".gpkg":
+            raise StoreError(f"{path}: the export is a GeoPackage and needs the .gpkg extension")
+        hh = self.households().drop(columns=list(NOT_EXPORTED), errors="ignore").rename(
+            columns={"key": "household_id"})
+        loads = self.status().by_load.drop(columns=["loaded_by"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".partial.gpkg")
+        tmp.unlink(missing_ok=True)
+        pyogrio.write_dataframe(_for_ogr(hh), tmp, layer="households", driver="GPKG")
+        pyogrio.write_dataframe(_for_ogr(loads), tmp, layer="loads", driver="GPKG", append=True)
+        tmp.replace(path)
+        log.info("de-identified export of %d households written to %s", len(hh), path)
+        return path
+
+
+def _for_ogr(frame: pd.DataFrame) -> pd.DataFrame:
+    """Nullable columns in the forms GDAL writes (numbers as floats where missing, text as
+    objects, booleans as 0/1 with gaps as missing)."""
+    out = {}
+    for c in frame.columns:
+        s = frame[c]
+        if isinstance(s.dtype, pd.BooleanDtype):
+            s = s.astype("Int8")
+        if isinstance(s.dtype, pd.StringDtype) or s.dtype == object:
+            s = s.astype(object).where(s.notna(), None)
+        elif pd.api.types.is_extension_array_dtype(s.dtype) and s.dtype.kind in "iuf":
+            s = s.astype("float64") if s.isna().any() else s.astype(s.dtype.kind + "8")
+        out[c] = s
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _first_line(exc: BaseException) -> str:
+    msg = str(getattr(exc, "orig", None) or exc)
+    return msg.strip().splitlines()[0] if msg.strip() else exc.__class__.__name__
+
+
+# --------------------------------------------------------------------------------------------
+# From exports to the store
+# --------------------------------------------------------------------------------------------
+
+def submission_index(result: IngestResult, sources: Sequence[SurveySource] | None = None,
+                     form: Form | None = None) -> pd.DataFrame:
+    """Every distinct keyed submission of an ingest result: ``key``, ``submitted_at``,
+    ``status`` (accepted, rejected or no_consent).
+
+    Ingest returns the keys of accepted households and of rejected rows, but not the keys of
+    refusals nor the submission times of rejected rows; when the result holds either, the keys
+    and times are read again from ``sources`` (the exports' key and submission-time columns;
+    the latest time of a key is its winning submission's), and the outcome is checked against
+    ingest's counts.
+    """
+    subs = result.submissions
+    if "key" in subs.columns:  # an ingest that returns the keys of every submission
+        return subs[["key", "submitted_at", "status"]].reset_index(drop=True)
+    hh = result.households
+    accepted = pd.DataFrame({"key": hh["key"].astype(object) if len(hh) else [],
+                             "submitted_at": hh["submitted_at"] if len(hh) else [],
+                             "status": "accepted"})
+    rej = result.rejects
+    rejected = set(rej.loc[(rej["action"] == ROW_REJECTED) & rej["key"].notna(), "key"])
+    refused = int(result.counts.get("no_consent", 0))
+    if not rejected and not refused:
+        return accepted
+    if sources is None or form is None:
+        raise StoreError("this ingest result holds refusals or rejected rows, whose keys it does "
+                         "not return: load it with load_exports(), or pass the exports and the "
+                         "form to submission_index()")
+    frame, _, _ = read_surveys(sources, form)
+    keys = frame["key"].astype("string").str.strip().str.replace(r"^uuid:", "", regex=True)
+    when = (pd.to_datetime(frame["submission_time"], utc=True, format="ISO8601",
+                           errors="coerce") if "submission_time" in frame
+            else pd.Series(pd.NaT, index=frame.index, dtype="datetime64[us, UTC]"))
+    latest = pd.DataFrame({"key": keys.where(keys != ""), "when": when}).dropna(
+        subset=["key"]).groupby("key", sort=False)["when"].max()
+    others = latest.loc[~latest.index.isin(set(accepted["key"]))]
+    status = np.where(others.index.isin(rejected), "rejected", "no_consent")
+    n_rej = int((status == "rejected").sum())
+    if n_rej != len(rejected) or int((status == "no_consent").sum()) != refused:
+        raise StoreError(f"internal: re-reading the exports found {n_rej} rejected and "
+                         f"{int((status == 'no_consent').sum())} refused submissions, ingest "
+                         f"counted {len(rejected)} and {refused}")
+    return pd.concat([accepted, pd.DataFrame({
+        "key": others.index.astype(object), "submitted_at": others.to_numpy(),
+        "status": status})], ignore_index=True)
+
+
+def load_exports(store: Store, sources: Sequence[SurveySource], form: Form,
+                 settlements: Settlements | None, *, assign_by: str = "location",
+                 assign_column: str = "settlement_reported", max_distance_m: float = 1000.0,
+                 provenance: Provenance | None = None,
+                 progress: Callable[[str], None] | None = None) -> list[LoadSummary]:
+    """Ingest each export on its own and load it: one load (one transaction) per file, in the
+    order given. A file already loaded (same sha256) is skipped without being read."""
+    summaries = []
+    for src in sources:
+        sha = sha256_of(Path(src.path)) if Path(src.path).is_file() else None
+        if sha is not None and sha in store.loaded_sha256s():
+            log.debug("%s: loaded before (same sha256), skipped", src.path)
+            summaries.append(LoadSummary(None, [Path(src.path).name], skipped=True))
+        else:
+            result = ingest([src], form, settlements, assign_by=assign_by,
+                            assign_column=assign_column, max_distance_m=max_distance_m)
+            summaries.append(store.load(result, provenance,
+                                        index=submission_index(result, [src], form)))
+        if progress:
+            progress(Path(src.path).name)
+    return summaries
+
+
+def sources_for(cfg: Config, exports: Sequence[str | Path] | None) -> list[SurveySource]:
+    """The survey sources of ``exports`` (the configured ones when none is given): a file the
+    configuration lists keeps its settings (format, labels, mapping); another gets the
+    configuration's default field mapping."""
+    if not exports:
+        return list(cfg.surveys)
+    configured = {Path(s.path).resolve(): s for s in cfg.surveys}
+    out = []
+    for e in exports:
+        p = Path(e)
+        if not p.exists():
+            raise ConfigError(f"export {p} does not exist")
+        out.append(configured.get(p.resolve()) or SurveySource(path=p,
+                                                               field_mapping=cfg.field_mapping))
+    return out
+
+
+def load_configured(cfg: Config, exports: Sequence[str | Path] | None = None, *,
+                    note: str | None = None,
+                    progress: Callable[[str], None] | None = None) -> list[LoadSummary]:
+    """``profiling load``: ingest ``exports`` (default: the configured surveys) with the
+    configuration's form, boundaries and rules, and load each into the configured store."""
+    from profiling.pipeline import load_form, load_settlements
+
+    sources = sources_for(cfg, exports)
+    if not sources:
+        raise ConfigError("nothing to load: give export files, or list them under 'surveys'")
+    if cfg.boundaries is None and cfg.settlement_assignment.by == "location":
+        raise ConfigError("households are placed by location, which needs 'boundaries'")
+    form = load_form(cfg)
+    settlements = load_settlements(cfg)
+    with open_configured(cfg) as store:
+        return load_exports(store, sources, form, settlements,
+                            assign_by=cfg.settlement_assignment.by,
+                            assign_column=cfg.settlement_assignment.column,
+                            max_distance_m=cfg.max_distance_m,
+                            provenance=Provenance(note=note), progress=progress)
+
+
+__all__ = [
+    "HOUSEHOLDS_VIEW",
+    "SECRET_ENV",
+    "LoadSummary",
+    "Provenance",
+    "Store",
+    "StoreError",
+    "StoreStatus",
+    "load_configured",
+    "load_exports",
+    "open_configured",
+    "open_store",
+    "pseudonyms",
+    "read_secret",
+    "sources_for",
+    "submission_index",
+]
