@@ -427,6 +427,30 @@ def test_a_stack_as_an_xarray_dimension():
     assert "flood_expected_annual_mean" not in got  # named scenarios: no return periods
 
 
+def test_a_netcdf_stack_with_a_return_period_dimension(tmp_path: Path):
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("rioxarray")
+    pytest.importorskip("scipy")  # xarray's NetCDF3 writer
+    data = np.stack([np.array([[0.0, 0.2], [0.4, 0.0]]),
+                     np.array([[0.3, 0.6], [1.0, 0.2]])]).astype(np.float32)
+    da = xr.DataArray(data, dims=("return_period", "y", "x"), name="depth",
+                      coords={"return_period": [10, 100], "y": Y0 - 5 - 10 * np.arange(2),
+                              "x": X0 + 5 + 10 * np.arange(2)})
+    da = da.rio.write_crs(UTM).rio.write_coordinate_system()
+    da = da.rio.write_transform(from_origin(X0, Y0, 10, 10))
+    da.rio.write_nodata(-9999.0, encoded=True, inplace=True)
+    path = tmp_path / "flood.nc"
+    da.to_dataset().to_netcdf(path, engine="scipy")
+    src = HazardSource(name="flood", path=path, dimension="return_period")
+    layer = open_hazard(src)
+    assert layer.labels == ["rp10", "rp100"] and layer.return_periods == [10.0, 100.0]
+    got = settlement_exposure(zones(cell_box(0, 0, 2, 2)), [src])
+    assert got.loc["S0", "flood_rp10_mean"] == pytest.approx(0.15)
+    assert got.loc["S0", "flood_rp100_mean"] == pytest.approx(0.525)
+    hh = household_values(*lonlat(np.array([X0 + 5]), np.array([Y0 - 15])), [src])
+    assert hh["flood_rp100"].tolist() == pytest.approx([1.0])
+
+
 def test_expected_annual_is_the_area_under_the_risk_curve():
     # one scenario: the value times its probability
     assert expected_annual(np.array([[2.0]]), [50])[0] == pytest.approx(0.04)
@@ -457,6 +481,15 @@ def test_multiband_without_band_or_stack_is_refused(tmp_path: Path):
         open_hazard(HazardSource(name="flood", path=path, return_periods=[2, 10, 100]))
     with pytest.raises(HazardError, match="does not exist"):
         open_hazard(HazardSource(name="flood", path=tmp_path / "missing.tif"))
+
+
+def test_nothing_on_the_raster_is_unknown_and_said(small_raster: Path, caplog):
+    far = zones(shapely.box(106.80, -6.20, 106.81, -6.19), crs="EPSG:4326")  # Jakarta, not here
+    with caplog.at_level("WARNING"):
+        got = settlement_exposure(far, [HazardSource(name="flood", path=small_raster)])
+    assert got.isna().all().all()
+    assert "no settlement or household falls on this raster" in caplog.text
+    assert "EPSG:32748" in caplog.text and "EPSG:4326" in caplog.text
 
 
 def test_settlements_without_crs_are_refused(small_raster: Path):

@@ -420,3 +420,72 @@ def nearest_polygons(px: np.ndarray, py: np.ndarray, xs: np.ndarray, ys: np.ndar
                 k += 1
         out[i] = best_p
         dist[i] = best
+
+
+# --------------------------------------------------------------------------------------------
+# Points to cells and tiles
+# --------------------------------------------------------------------------------------------
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def point_cells(x: np.ndarray, y: np.ndarray, inv: np.ndarray, nrows: int, ncols: int,
+                th: int, tw: int, ntx: int, rows: np.ndarray, cols: np.ndarray,
+                tile: np.ndarray) -> None:
+    """Row, column (floor of the inverse geotransform ``inv = a, b, c, d, e, f``) and tile of
+    each point; ``tile`` is -1 outside the raster (rows and columns are kept even then, -1
+    for non-finite points)."""
+    a, b, c, d, e, f = inv[0], inv[1], inv[2], inv[3], inv[4], inv[5]
+    for i in nb.prange(x.shape[0]):
+        fc = a * x[i] + b * y[i] + c
+        fr = d * x[i] + e * y[i] + f
+        if not (np.isfinite(fc) and np.isfinite(fr)) or abs(fc) > 4e18 or abs(fr) > 4e18:
+            rows[i] = -1
+            cols[i] = -1
+            tile[i] = -1
+            continue
+        r = int(np.floor(fr))
+        q = int(np.floor(fc))
+        rows[i] = r
+        cols[i] = q
+        if 0 <= r < nrows and 0 <= q < ncols:
+            tile[i] = (r // th) * ntx + q // tw
+        else:
+            tile[i] = -1
+
+
+@nb.njit(cache=True, nogil=True)
+def group_by_tile(tile: np.ndarray, rows: np.ndarray, cols: np.ndarray, n_tiles: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Counting sort of the points by tile: ``order`` (points in tile order, those outside
+    left out), ``start`` (CSR offsets per tile) and ``extent`` (per tile: the rows and columns
+    its points span, ``row0, row1, col0, col1``, end exclusive)."""
+    start = np.zeros(n_tiles + 1, np.int64)
+    extent = np.empty((n_tiles, 4), np.int64)
+    for t in range(n_tiles):
+        extent[t, 0] = np.iinfo(np.int64).max
+        extent[t, 1] = np.iinfo(np.int64).min
+        extent[t, 2] = np.iinfo(np.int64).max
+        extent[t, 3] = np.iinfo(np.int64).min
+    for i in range(tile.shape[0]):
+        t = tile[i]
+        if t >= 0:
+            start[t + 1] += 1
+            r = rows[i]
+            c = cols[i]
+            if r < extent[t, 0]:
+                extent[t, 0] = r
+            if r + 1 > extent[t, 1]:
+                extent[t, 1] = r + 1
+            if c < extent[t, 2]:
+                extent[t, 2] = c
+            if c + 1 > extent[t, 3]:
+                extent[t, 3] = c + 1
+    for t in range(n_tiles):
+        start[t + 1] += start[t]
+    fill = start[:-1].copy()
+    order = np.empty(start[n_tiles], np.int64)
+    for i in range(tile.shape[0]):
+        t = tile[i]
+        if t >= 0:
+            order[fill[t]] = i
+            fill[t] += 1
+    return order, start, extent

@@ -57,12 +57,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import shapely
 from affine import Affine
-from pyproj import CRS, Transformer
+from pyproj import CRS
 
 from profiling import _coverage as K
 from profiling._errors import BoundaryError, InputFileError
 from profiling.config import HazardSource
+from profiling.join import crs_name, project_points
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -414,16 +416,64 @@ def _threads(threads: int | None) -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def scan(layer: HazardLayer, polygons: PixelPolygons | None, rows: np.ndarray | None,
-         cols: np.ndarray | None, threads: int | None = None) -> ScanResult:
-    """Read the tiles that the polygons' bounding boxes and the points' cells touch, once each,
-    and accumulate the zonal statistics and point values."""
+@dataclass
+class PixelPoints:
+    """Points as raster cells, grouped by tile: ``rows``/``cols`` per point, ``order`` (the
+    points inside the raster in tile order), ``start`` (offsets of each tile in ``order``) and
+    ``extent`` (per tile, the rows and columns its points span: row0, row1, col0, col1)."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    order: np.ndarray
+    start: np.ndarray
+    extent: np.ndarray
+
+    @property
+    def n(self) -> int:
+        """Number of points (inside the raster or not)."""
+        return len(self.rows)
+
+
+def _tile_grid(layer: HazardLayer) -> tuple[int, int, int, int]:
+    th, tw = layer.tile_shape
+    return th, tw, -(-layer.shape[1] // tw), -(-layer.shape[0] // th)
+
+
+def pixel_points(x: np.ndarray, y: np.ndarray, layer: HazardLayer) -> PixelPoints:
+    """Points in the raster's CRS to cells (the cell whose closed-open extent holds the point:
+    on an edge, the cell right of / below it) grouped by tile."""
+    th, tw, ntx, nty = _tile_grid(layer)
+    n = len(x)
+    rows = np.empty(n, np.int64)
+    cols = np.empty(n, np.int64)
+    tile = np.empty(n, np.int64)
+    inv = ~layer.transform
+    K.point_cells(np.ascontiguousarray(x, np.float64), np.ascontiguousarray(y, np.float64),
+                  np.array([inv.a, inv.b, inv.c, inv.d, inv.e, inv.f]), layer.shape[0],
+                  layer.shape[1], th, tw, ntx, rows, cols, tile)
+    return PixelPoints(rows, cols, *K.group_by_tile(tile, rows, cols, ntx * nty))
+
+
+def cell_points(rows: np.ndarray, cols: np.ndarray, layer: HazardLayer) -> PixelPoints:
+    """Given cells (row, column) grouped by tile; cells outside the raster are left out."""
+    th, tw, ntx, nty = _tile_grid(layer)
+    rows = np.ascontiguousarray(rows, np.int64)
+    cols = np.ascontiguousarray(cols, np.int64)
+    inside = (rows >= 0) & (rows < layer.shape[0]) & (cols >= 0) & (cols < layer.shape[1])
+    tile = np.where(inside, (rows // th) * ntx + cols // tw, -1)
+    return PixelPoints(rows, cols, *K.group_by_tile(tile, rows, cols, ntx * nty))
+
+
+def scan(layer: HazardLayer, polygons: PixelPolygons | None, points: PixelPoints | None,
+         threads: int | None = None) -> ScanResult:
+    """Read the tiles that the polygons' bounding boxes and the points' cells touch, once each
+    (only the part of each tile they use), and accumulate the zonal statistics and the point
+    values, on ``threads`` threads (each with its own file handle and accumulators)."""
     import rasterio
 
     nl = layer.n_layers
-    th, tw = layer.tile_shape
+    th, tw, ntx, _ = _tile_grid(layer)
     nrows, ncols = layer.shape
-    ntx = -(-ncols // tw)
     tnames = list(layer.thresholds)
     tvals = np.array([layer.thresholds[k] for k in tnames], np.float64)
     if layer.kind == "class":
@@ -433,50 +483,70 @@ def scan(layer: HazardLayer, polygons: PixelPolygons | None, rows: np.ndarray | 
         classes = np.zeros(0, np.float64)
     n_poly = 0 if polygons is None else len(polygons.area)
     width = K.ACC_FIRST + len(tvals) + len(classes)
+    big = np.iinfo(np.int64).max
 
-    # (polygon, tile) pairs from the bounding boxes
+    # (polygon, tile) pairs from the bounding boxes, sorted by tile
     if n_poly:
         assert polygons is not None
         bb = polygons.bbox
-        live = (bb[:, 1] > bb[:, 0]) & (bb[:, 3] > bb[:, 2])
-        ids = np.flatnonzero(live)
+        ids = np.flatnonzero((bb[:, 1] > bb[:, 0]) & (bb[:, 3] > bb[:, 2]))
         tr0, tr1 = bb[ids, 0] // th, (bb[ids, 1] - 1) // th
         tc0, tc1 = bb[ids, 2] // tw, (bb[ids, 3] - 1) // tw
-        nr, nc = tr1 - tr0 + 1, tc1 - tc0 + 1
-        count = nr * nc
+        nc = tc1 - tc0 + 1
+        count = (tr1 - tr0 + 1) * nc
         pair_poly = np.repeat(ids, count)
         k = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
-        pr = np.repeat(tr0, count) + k // np.repeat(nc, count)
-        pc = np.repeat(tc0, count) + k % np.repeat(nc, count)
-        pair_tile = pr * ntx + pc
+        ncr = np.repeat(nc, count)
+        pair_tile = (np.repeat(tr0, count) + k // ncr) * ntx + np.repeat(tc0, count) + k % ncr
         order = np.lexsort((pair_poly, pair_tile))
         pair_poly, pair_tile = pair_poly[order], pair_tile[order]
     else:
         pair_poly = pair_tile = np.zeros(0, np.int64)
-    # points per tile
-    if rows is not None and cols is not None and len(rows):
-        inside = (rows >= 0) & (rows < nrows) & (cols >= 0) & (cols < ncols)
-        pidx = np.flatnonzero(inside)
-        ptile = (rows[pidx] // th) * ntx + cols[pidx] // tw
-        order = np.argsort(ptile, kind="stable")
-        pidx, ptile = pidx[order], ptile[order]
-        n_pts = len(rows)
+    if points is not None:
+        pt_count = np.diff(points.start)
+        pt_tiles = np.flatnonzero(pt_count)
     else:
-        pidx = ptile = np.zeros(0, np.int64)
-        n_pts = 0
-    tiles = np.union1d(np.unique(pair_tile), np.unique(ptile))
+        pt_tiles = np.zeros(0, np.int64)
+    tiles = np.union1d(np.unique(pair_tile), pt_tiles)
     poly_lo = np.searchsorted(pair_tile, tiles, "left")
     poly_hi = np.searchsorted(pair_tile, tiles, "right")
-    pt_lo = np.searchsorted(ptile, tiles, "left")
-    pt_hi = np.searchsorted(ptile, tiles, "right")
 
+    # the window of each tile that its polygons and points use
+    t_r0 = (tiles // ntx) * th
+    t_c0 = (tiles % ntx) * tw
+    t_r1 = np.minimum(t_r0 + th, nrows)
+    t_c1 = np.minimum(t_c0 + tw, ncols)
+    win = np.empty((len(tiles), 4), np.int64)
+    win[:, 0], win[:, 1], win[:, 2], win[:, 3] = big, -big, big, -big
+    has_poly = poly_hi > poly_lo
+    if has_poly.any():
+        assert polygons is not None
+        pb = polygons.bbox[pair_poly]
+        lo = poly_lo[has_poly]
+        win[has_poly, 0] = np.minimum.reduceat(pb[:, 0], lo)
+        win[has_poly, 1] = np.maximum.reduceat(pb[:, 1], lo)
+        win[has_poly, 2] = np.minimum.reduceat(pb[:, 2], lo)
+        win[has_poly, 3] = np.maximum.reduceat(pb[:, 3], lo)
+    if points is not None and len(pt_tiles):
+        pe = points.extent[tiles]
+        has_pt = pt_count[tiles] > 0
+        win[has_pt, 0] = np.minimum(win[has_pt, 0], pe[has_pt, 0])
+        win[has_pt, 1] = np.maximum(win[has_pt, 1], pe[has_pt, 1])
+        win[has_pt, 2] = np.minimum(win[has_pt, 2], pe[has_pt, 2])
+        win[has_pt, 3] = np.maximum(win[has_pt, 3], pe[has_pt, 3])
+    win[:, 0] = np.maximum(win[:, 0], t_r0)
+    win[:, 1] = np.minimum(win[:, 1], t_r1)
+    win[:, 2] = np.maximum(win[:, 2], t_c0)
+    win[:, 3] = np.minimum(win[:, 3], t_c1)
+
+    n_pts = 0 if points is None else points.n
     values = np.full((nl, n_pts), np.nan)
     nodata, has_nodata = _nodata(layer.nodata, layer.dtype)
-    if rows is not None and cols is not None:
-        rows64 = np.ascontiguousarray(rows, np.int64)
-        cols64 = np.ascontiguousarray(cols, np.int64)
-    else:
-        rows64 = cols64 = np.zeros(0, np.int64)
+    empty = np.zeros(0, np.int64)
+    p_rows = points.rows if points is not None else empty
+    p_cols = points.cols if points is not None else empty
+    p_order = points.order if points is not None else empty
+    p_start = points.start if points is not None else np.zeros(1, np.int64)
     n_threads = min(_threads(threads), max(1, len(tiles))) if layer.parallel else 1
     cursor = iter(range(len(tiles)))
     cursor_lock = threading.Lock()
@@ -485,22 +555,6 @@ def scan(layer: HazardLayer, polygons: PixelPolygons | None, rows: np.ndarray | 
     if polygons is not None:
         poly_args = (polygons.xs, polygons.ys, polygons.ring_off, polygons.ring_sign,
                      polygons.poly_rings, polygons.bbox)
-
-    def window(i: int) -> tuple[int, int, int, int]:
-        """The part of tile i that its polygons and points use."""
-        t = int(tiles[i])
-        r0, c0 = (t // ntx) * th, (t % ntx) * tw
-        r1, c1 = min(r0 + th, nrows), min(c0 + tw, ncols)
-        lo_r, hi_r, lo_c, hi_c = r1, r0, c1, c0
-        if poly_hi[i] > poly_lo[i]:
-            b = polygons.bbox[pair_poly[poly_lo[i]:poly_hi[i]]]  # type: ignore[union-attr]
-            lo_r, hi_r = min(lo_r, int(b[:, 0].min())), max(hi_r, int(b[:, 1].max()))
-            lo_c, hi_c = min(lo_c, int(b[:, 2].min())), max(hi_c, int(b[:, 3].max()))
-        if pt_hi[i] > pt_lo[i]:
-            sel = pidx[pt_lo[i]:pt_hi[i]]
-            lo_r, hi_r = min(lo_r, int(rows64[sel].min())), max(hi_r, int(rows64[sel].max()) + 1)
-            lo_c, hi_c = min(lo_c, int(cols64[sel].min())), max(hi_c, int(cols64[sel].max()) + 1)
-        return max(lo_r, r0), min(hi_r, r1), max(lo_c, c0), min(hi_c, c1)
 
     def work() -> None:
         acc = np.zeros((nl, n_poly, width))
@@ -513,17 +567,18 @@ def scan(layer: HazardLayer, polygons: PixelPolygons | None, rows: np.ndarray | 
                     i = next(cursor, None)
                 if i is None:
                     break
-                r0, r1, c0, c1 = window(i)
+                r0, r1, c0, c1 = (int(v) for v in win[i])
                 data = read(r0, r1, c0, c1)
                 if data.ndim == 2:
                     data = data[None]
-                if poly_hi[i] > poly_lo[i]:
+                if has_poly[i]:
                     K.zonal_tile(data, r0, c0, nodata, has_nodata,  # type: ignore[call-arg]
                                  pair_poly[poly_lo[i]:poly_hi[i]], *poly_args, tvals, classes,
                                  acc, buf)
-                if pt_hi[i] > pt_lo[i]:
-                    K.sample_tile(data, r0, c0, nodata, has_nodata, rows64, cols64,
-                                  pidx[pt_lo[i]:pt_hi[i]], values)
+                t = int(tiles[i])
+                if points is not None and p_start[t + 1] > p_start[t]:
+                    K.sample_tile(data, r0, c0, nodata, has_nodata, p_rows, p_cols,
+                                  p_order[p_start[t]:p_start[t + 1]], values)
         finally:
             close()
         accs.append(acc)
@@ -658,43 +713,6 @@ def _point_frame(layer: HazardLayer, values: np.ndarray, index: pd.Index) -> pd.
 # The stage
 # --------------------------------------------------------------------------------------------
 
-def _transform_points(lon: np.ndarray, lat: np.ndarray, crs: CRS,
-                      threads: int) -> tuple[np.ndarray, np.ndarray]:
-    """WGS84 points to ``crs`` (pyproj releases the GIL: halves run side by side)."""
-    if crs.equals(WGS84, ignore_axis_order=True):
-        return lon, lat
-    n = len(lon)
-    if threads < 2 or n < 100_000:
-        tr = Transformer.from_crs(WGS84, crs, always_xy=True)
-        x, y = tr.transform(lon, lat)
-        return np.asarray(x, np.float64), np.asarray(y, np.float64)
-    x = np.empty(n)
-    y = np.empty(n)
-    cuts = np.linspace(0, n, threads + 1).astype(int)
-
-    def part(k: int) -> None:
-        tr = Transformer.from_crs(WGS84, crs, always_xy=True)
-        a, b = cuts[k], cuts[k + 1]
-        x[a:b], y[a:b] = tr.transform(lon[a:b], lat[a:b])
-
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(part, range(threads)))
-    return x, y
-
-
-def cells_of(x: np.ndarray, y: np.ndarray, transform: Affine) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column of the cell holding each point (in the raster's CRS); a point on a cell
-    edge belongs to the cell on its right / below (the cell whose closed-open interval holds
-    it). Non-finite points get -1."""
-    inv = ~transform
-    fc = inv.a * x + inv.b * y + inv.c
-    fr = inv.d * x + inv.e * y + inv.f
-    ok = np.isfinite(fc) & np.isfinite(fr) & (np.abs(fc) < 2**62) & (np.abs(fr) < 2**62)
-    cols = np.where(ok, np.floor(np.where(ok, fc, 0)), -1).astype(np.int64)
-    rows = np.where(ok, np.floor(np.where(ok, fr, 0)), -1).astype(np.int64)
-    return rows, cols
-
-
 def _settlement_geoms(settlements: gpd.GeoDataFrame) -> tuple[np.ndarray, pd.Index, CRS]:
     if settlements.crs is None:
         raise BoundaryError("settlements", "have no coordinate reference system; set one "
@@ -707,7 +725,15 @@ def _settlement_geoms(settlements: gpd.GeoDataFrame) -> tuple[np.ndarray, pd.Ind
         dup = sorted(set(index[index.duplicated()].astype(str)))
         raise BoundaryError("settlements", f"settlement_id must be unique; repeated: "
                                            f"{', '.join(dup[:10])}")
-    return settlements.geometry.values, index, CRS.from_user_input(settlements.crs)
+    geoms = np.asarray(settlements.geometry.values, dtype=object).copy()
+    missing = shapely.is_missing(geoms)
+    geoms[missing] = shapely.Polygon()  # no geometry: no coverage
+    kinds = shapely.get_type_id(geoms)
+    bad = ~np.isin(kinds, [shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON])
+    if bad.any():
+        raise BoundaryError("settlements", f"settlement(s) {', '.join(map(str, index[bad][:10]))} "
+                                           "are not polygons")
+    return geoms, index, CRS.from_user_input(settlements.crs)
 
 
 def _layers(hazards: Sequence[HazardSource | HazardLayer]) -> list[HazardLayer]:
@@ -720,7 +746,9 @@ def _layers(hazards: Sequence[HazardSource | HazardLayer]) -> list[HazardLayer]:
 
 def exposure(settlements: gpd.GeoDataFrame | None, lon: np.ndarray | None,
              lat: np.ndarray | None, hazards: Sequence[HazardSource | HazardLayer], *,
-             threads: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+             threads: int | None = None,
+             points_xy: tuple[np.ndarray, np.ndarray, CRS] | None = None,
+             ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Settlement and household exposure to every hazard in one pass over the touched tiles.
 
     Parameters
@@ -733,6 +761,9 @@ def exposure(settlements: gpd.GeoDataFrame | None, lon: np.ndarray | None,
         Configured hazard sources (opened with :func:`open_hazard`) or opened layers.
     threads
         Reading and computing threads (default: the usable cores).
+    points_xy
+        The same points already projected, ``(x, y, crs)`` (e.g. from
+        :func:`profiling.join.place`); used for rasters in that CRS instead of projecting again.
 
     Returns
     -------
@@ -762,14 +793,21 @@ def exposure(settlements: gpd.GeoDataFrame | None, lon: np.ndarray | None,
 
                 g = gpd.GeoSeries(geoms, crs=zone_crs).to_crs(layer.crs).values
             pix = to_pixels(np.asarray(g), layer.transform, layer.shape)
-        rows = cols = None
+        pts = None
         if lon is not None and lat is not None and len(lon):
             key = layer.crs.to_wkt()
             if key not in projected:
-                projected[key] = _transform_points(lon, lat, layer.crs, n_threads)
-            rows, cols = cells_of(*projected[key], layer.transform)
-        res = scan(layer, pix, rows, cols, n_threads)
+                if points_xy is not None and layer.crs.equals(points_xy[2]):
+                    projected[key] = (points_xy[0], points_xy[1])
+                else:
+                    projected[key] = project_points(lon, lat, layer.crs, n_threads)
+            pts = pixel_points(*projected[key], layer)
+        res = scan(layer, pix, pts, n_threads)
         log.info("%s: %d tiles read", layer.source, res.tiles_read)
+        if res.tiles_read == 0 and (len(geoms) or (lon is not None and len(lon))):
+            log.warning("%s: no settlement or household falls on this raster (in %s; the "
+                        "settlements are in %s): every value is unknown; check both CRSs",
+                        layer.source, crs_name(layer.crs), crs_name(zone_crs))
         area = pix.area if pix is not None else np.zeros(0)
         zone_frames.append(_zone_frame(layer, res, area, zone_index))
         n_pts = 0 if lon is None else len(lon)
@@ -820,7 +858,7 @@ def bilinear_values(lon: np.ndarray, lat: np.ndarray, layer: HazardSource | Haza
     (la,) = _layers([layer])
     lon = np.asarray(lon, dtype=np.float64)
     lat = np.asarray(lat, dtype=np.float64)
-    x, y = _transform_points(lon, lat, la.crs, 1)
+    x, y = project_points(lon, lat, la.crs, 1)
     inv = ~la.transform
     fc = inv.a * x + inv.b * y + inv.c - 0.5
     fr = inv.d * x + inv.e * y + inv.f - 0.5
@@ -831,7 +869,7 @@ def bilinear_values(lon: np.ndarray, lat: np.ndarray, layer: HazardSource | Haza
     c0i, r0i = c0.astype(np.int64), r0.astype(np.int64)
     rows = np.concatenate([r0i, r0i, r0i + 1, r0i + 1])
     cols = np.concatenate([c0i, c0i + 1, c0i, c0i + 1])
-    res = scan(la, None, rows, cols, threads)
+    res = scan(la, None, cell_points(rows, cols, la), threads)
     n = len(x)
     v = res.values.reshape(res.values.shape[0], 4, n)
     return ((1 - ar) * ((1 - ac) * v[:, 0] + ac * v[:, 1])

@@ -17,6 +17,8 @@ decides the rare rest.
 from __future__ import annotations
 
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,14 +150,15 @@ def check_crs_match(crs_a: object, crs_b: object, what_a: str, what_b: str) -> N
     if missing:
         raise BoundaryError(missing[0], "has no coordinate reference system; "
                                         f"{what_b if missing[0] == what_a else what_a} is in "
-                                        f"{_crs_name(crs_b if missing[0] == what_a else crs_a)}")
+                                        f"{crs_name(crs_b if missing[0] == what_a else crs_a)}")
     a, b = CRS.from_user_input(crs_a), CRS.from_user_input(crs_b)
     if not a.equals(b, ignore_axis_order=True):
-        raise BoundaryError(what_a, f"is in {_crs_name(a)} but {what_b} is in {_crs_name(b)}; "
+        raise BoundaryError(what_a, f"is in {crs_name(a)} but {what_b} is in {crs_name(b)}; "
                                     "they must be in the same coordinate reference system")
 
 
-def _crs_name(crs: object) -> str:
+def crs_name(crs: object) -> str:
+    """A CRS as people read it: ``EPSG:32748 (WGS 84 / UTM zone 48S)``."""
     if crs is None:
         return "no CRS"
     c = CRS.from_user_input(crs)
@@ -174,11 +177,11 @@ def _check_coordinates(gdf: gpd.GeoDataFrame, source: str) -> None:
         return
     degrees = -180 <= xmin <= xmax <= 180 and -90 <= ymin <= ymax <= 90
     if crs.is_geographic and not degrees:
-        raise BoundaryError(source, f"declares the geographic CRS {_crs_name(crs)} but its "
+        raise BoundaryError(source, f"declares the geographic CRS {crs_name(crs)} but its "
                                     f"coordinates reach ({xmin:.0f}, {ymin:.0f}) to ({xmax:.0f}, "
                                     f"{ymax:.0f}), which are not degrees: the CRS is wrong")
     if crs.is_projected and degrees and max(xmax - xmin, ymax - ymin) < 5:
-        raise BoundaryError(source, f"declares the projected CRS {_crs_name(crs)} but its "
+        raise BoundaryError(source, f"declares the projected CRS {crs_name(crs)} but its "
                                     f"coordinates ({xmin:.4f}, {ymin:.4f}) to ({xmax:.4f}, "
                                     f"{ymax:.4f}) look like longitude and latitude in degrees "
                                     "(EPSG:4326): the CRS is wrong")
@@ -339,11 +342,48 @@ def prepare(gdf: pd.DataFrame) -> Settlements:
 
 @dataclass
 class Placement:
-    """Where points fall: ``inside`` (index or -1), ``nearest`` (index) and ``distance`` (m)."""
+    """Where points fall: ``inside`` (index or -1), ``nearest`` (index) and ``distance`` (m);
+    ``x``, ``y`` are the points in the boundaries' CRS ``crs`` (NaN when not finite), for
+    later stages that work in that CRS (:func:`profiling.hazard.exposure`'s ``points_xy``)."""
 
     inside: np.ndarray
     nearest: np.ndarray
     distance: np.ndarray
+    x: np.ndarray | None = None
+    y: np.ndarray | None = None
+    crs: CRS | None = None
+
+
+def project_points(lon: np.ndarray, lat: np.ndarray, crs: CRS,
+                   threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """WGS84 longitudes and latitudes to ``crs`` (x, y); with ``threads`` > 1 a large array is
+    cut in parts projected side by side (PROJ releases the GIL)."""
+    wgs84 = CRS.from_epsg(4326)
+    if crs.equals(wgs84, ignore_axis_order=True):
+        return np.asarray(lon, np.float64), np.asarray(lat, np.float64)
+    n = len(lon)
+    if threads < 2 or n < 100_000:
+        x, y = Transformer.from_crs(wgs84, crs, always_xy=True).transform(lon, lat)
+        return np.asarray(x, np.float64), np.asarray(y, np.float64)
+    xs = np.empty(n)
+    ys = np.empty(n)
+    cuts = np.linspace(0, n, threads + 1).astype(int)
+
+    def part(k: int) -> None:
+        tr = Transformer.from_crs(wgs84, crs, always_xy=True)
+        a, b = cuts[k], cuts[k + 1]
+        xs[a:b], ys[a:b] = tr.transform(lon[a:b], lat[a:b])
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(part, range(threads)))
+    return xs, ys
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 @dataclass
@@ -442,12 +482,10 @@ def place(lon: np.ndarray, lat: np.ndarray, settlements: Settlements) -> Placeme
     idx = np.flatnonzero(ok)
     # Containment is decided in the boundaries' own CRS: exact when they are in WGS84.
     wgs84 = CRS.from_epsg(4326)
-    if settlements.crs.equals(wgs84):
-        x, y = lon[ok], lat[ok]
-    else:
-        x, y = Transformer.from_crs(wgs84, settlements.crs, always_xy=True).transform(
-            lon[ok], lat[ok])
-    hit, undecided = settlements.pip_index.locate(np.asarray(x), np.asarray(y))
+    all_ok = len(idx) == n
+    x, y = project_points(lon if all_ok else lon[ok], lat if all_ok else lat[ok],
+                          settlements.crs, _cores())
+    hit, undecided = settlements.pip_index.locate(x, y)
     if undecided.any():  # GEOS decides what float64 could not
         u = np.flatnonzero(undecided)
         hit[u] = -1
@@ -464,13 +502,21 @@ def place(lon: np.ndarray, lat: np.ndarray, settlements: Settlements) -> Placeme
     distance[idx[~outside]] = 0.0
     if outside.any():
         out_idx = idx[outside]
-        mx, my = Transformer.from_crs(wgs84, settlements.metric.crs, always_xy=True).transform(
-            lon[out_idx], lat[out_idx])
+        if CRS.from_user_input(settlements.metric.crs).equals(settlements.crs):
+            mx, my = x[outside], y[outside]
+        else:
+            mx, my = Transformer.from_crs(wgs84, settlements.metric.crs,
+                                          always_xy=True).transform(lon[out_idx], lat[out_idx])
         near, dist = settlements.metric_index.nearest(np.asarray(mx), np.asarray(my))
         found = near >= 0
         nearest[out_idx[found]] = near[found]
         distance[out_idx[found]] = dist[found]
-    return Placement(inside, nearest, distance)
+    if all_ok:
+        px, py = x, y
+    else:
+        px, py = np.full(n, np.nan), np.full(n, np.nan)
+        px[idx], py[idx] = x, y
+    return Placement(inside, nearest, distance, px, py, settlements.crs)
 
 
 def settlement_table(settlements: Settlements) -> pd.DataFrame:
