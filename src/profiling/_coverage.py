@@ -245,57 +245,68 @@ _CCW_ERR = (3.0 + 16.0 * 2.0**-53) * 2.0**-53
 
 
 @nb.njit(cache=True, nogil=True)
-def _locate(px: float, py: float, xs: np.ndarray, ys: np.ndarray, ring_off: np.ndarray,
-            ring_start: int, ring_stop: int) -> int:
-    """1 inside, 0 outside, 2 on the boundary, -1 undecided (too close to call in float64).
+def _locate(px: float, py: float, xs: np.ndarray, ys: np.ndarray, segs: np.ndarray,
+            lo: int, hi: int) -> int:
+    """1 inside, 0 outside, 2 on the boundary, -1 undecided (too close to call in float64),
+    testing the segments ``segs[lo:hi]`` (each from vertex k to k + 1): all the segments of a
+    polygon whose extent in y meets the point's.
 
-    The crossing rule of GEOS's ``RayCrossingCounter``: a vertex or a point on a horizontal
-    edge is on the boundary; an edge straddling the point's ``y`` (one end strictly above, the
-    other at or below) counts when the point lies to its left; the orientation's sign is
-    trusted only beyond its rounding error bound, so the answer equals the exact one.
+    The crossing rule of GEOS's ``RayCrossingCounter`` (a ray from the point towards +x): a
+    vertex or a point on a horizontal segment is on the boundary; a segment straddling the
+    point's ``y`` (one end strictly above, the other at or below) crosses the ray when the point
+    lies to its left (seen upwards); the orientation's sign is trusted only beyond its rounding
+    error bound, so the answer equals the exact one.
     """
     crossings = 0
-    for ring in range(ring_start, ring_stop):
-        for k in range(ring_off[ring], ring_off[ring + 1] - 1):
-            x1 = xs[k]
-            y1 = ys[k]
-            x2 = xs[k + 1]
-            y2 = ys[k + 1]
-            if x1 == px and y1 == py:
+    for j in range(lo, hi):
+        k = segs[j]
+        x1 = xs[k]
+        y1 = ys[k]
+        x2 = xs[k + 1]
+        y2 = ys[k + 1]
+        if (x1 == px and y1 == py) or (x2 == px and y2 == py):
+            return 2
+        if y1 == py and y2 == py:
+            if min(x1, x2) <= px <= max(x1, x2):
                 return 2
-            if y1 == py and y2 == py:
-                if min(x1, x2) <= px <= max(x1, x2):
-                    return 2
+            continue
+        if x1 < px and x2 < px:
+            continue  # wholly left: the ray (towards +x) cannot meet it, nor can the point
+        if (y1 > py and y2 <= py) or (y2 > py and y1 <= py):
+            if x1 > px and x2 > px:
+                crossings += 1  # wholly right: it crosses the ray, no orientation needed
                 continue
-            if (y1 > py and y2 <= py) or (y2 > py and y1 <= py):
-                # orientation of (p1, p2, p) in float64, with its error bound
-                detl = (x1 - px) * (y2 - py)
-                detr = (y1 - py) * (x2 - px)
-                det = detl - detr
-                bound = _CCW_ERR * (abs(detl) + abs(detr))
-                if -bound <= det <= bound:
-                    if det == 0.0 and detl == 0.0 and detr == 0.0:
-                        return 2  # exactly collinear (both products exactly zero)
-                    return -1
-                orient = 1 if det > 0 else -1
-                if y2 < y1:
-                    orient = -orient
-                if orient > 0:
-                    crossings += 1
+            # orientation of (p1, p2, p) in float64, with its error bound
+            detl = (x1 - px) * (y2 - py)
+            detr = (y1 - py) * (x2 - px)
+            det = detl - detr
+            bound = _CCW_ERR * (abs(detl) + abs(detr))
+            if -bound <= det <= bound:
+                if det == 0.0 and detl == 0.0 and detr == 0.0:
+                    return 2  # exactly collinear (both products exactly zero)
+                return -1
+            orient = 1 if det > 0 else -1
+            if y2 < y1:
+                orient = -orient
+            if orient > 0:
+                crossings += 1
     return 1 if crossings % 2 == 1 else 0
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
 def points_in_polygons(px: np.ndarray, py: np.ndarray, xs: np.ndarray, ys: np.ndarray,
-                       ring_off: np.ndarray, poly_rings: np.ndarray, bins: np.ndarray,
+                       bbox: np.ndarray, strip_off: np.ndarray, strip_h: np.ndarray,
+                       strip_start: np.ndarray, strip_segs: np.ndarray, bins: np.ndarray,
                        bin_polys: np.ndarray, x0: float, y0: float, size: float, nx: int,
                        ny: int, out: np.ndarray, undecided: np.ndarray) -> None:
     """For each point, the lowest polygon index that holds it (boundary included), else -1.
 
     ``bins`` (CSR offsets over an ``nx`` x ``ny`` grid of square bins of ``size`` from
-    ``(x0, y0)``) lists, per bin, the polygons whose bounding box meets it in ascending order.
-    A point whose answer float64 cannot settle gets ``undecided = True`` and the first polygon
-    it could be in (its answer is to be decided exactly by the caller).
+    ``(x0, y0)``) lists, per bin, the polygons whose bounding box meets it, ascending. Each
+    polygon's height is cut in strips (``strip_off[p]`` the first, ``strip_h[p]`` their height;
+    ``strip_start``/``strip_segs`` the segments meeting each strip), so a point tests only the
+    segments near its ``y``. A point float64 cannot settle gets ``undecided = True`` and the
+    first polygon it could be in (the caller decides it exactly).
     """
     for i in nb.prange(px.shape[0]):
         x = px[i]
@@ -310,7 +321,13 @@ def points_in_polygons(px: np.ndarray, py: np.ndarray, xs: np.ndarray, ys: np.nd
         b = by * nx + bx
         for j in range(bins[b], bins[b + 1]):
             p = bin_polys[j]
-            loc = _locate(x, y, xs, ys, ring_off, poly_rings[p], poly_rings[p + 1])
+            if x < bbox[p, 0] or x > bbox[p, 2] or y < bbox[p, 1] or y > bbox[p, 3]:
+                continue
+            n_strips = strip_off[p + 1] - strip_off[p]
+            s = int(np.floor((y - bbox[p, 1]) / strip_h[p]))
+            s = min(max(s, 0), n_strips - 1)
+            g = strip_off[p] + s
+            loc = _locate(x, y, xs, ys, strip_segs, strip_start[g], strip_start[g + 1])
             if loc == 0:
                 continue
             out[i] = p

@@ -396,6 +396,10 @@ class _PipIndex:
     ring_off: np.ndarray
     poly_rings: np.ndarray
     bbox: np.ndarray
+    strip_off: np.ndarray
+    strip_h: np.ndarray
+    strip_start: np.ndarray
+    strip_segs: np.ndarray
     bins: np.ndarray
     bin_polys: np.ndarray
     x0: float
@@ -409,10 +413,11 @@ class _PipIndex:
         coords, ring_off, poly_rings, _ = K.ragged_polygons(geoms)
         xs = np.ascontiguousarray(coords[:, 0], dtype=np.float64)
         ys = np.ascontiguousarray(coords[:, 1], dtype=np.float64)
-        b = shapely.bounds(geoms)
+        b = np.ascontiguousarray(shapely.bounds(geoms), np.float64)
         ok = np.all(np.isfinite(b), axis=1)
+        strips = _strips(xs, ys, ring_off, poly_rings, b)
         if not ok.any():
-            return cls(xs, ys, ring_off, poly_rings, b, np.zeros(2, np.int64),
+            return cls(xs, ys, ring_off, poly_rings, b, *strips, np.zeros(2, np.int64),
                        np.zeros(0, np.int64), 0.0, 0.0, 1.0, 1, 1)
         x0, y0 = float(b[ok, 0].min()), float(b[ok, 1].min())
         x1, y1 = float(b[ok, 2].max()), float(b[ok, 3].max())
@@ -436,8 +441,8 @@ class _PipIndex:
         order = np.lexsort((poly, cell))
         cell, poly = cell[order], poly[order]
         bins = np.searchsorted(cell, np.arange(nx * ny + 1)).astype(np.int64)
-        return cls(xs, ys, ring_off, poly_rings, np.ascontiguousarray(b, np.float64), bins,
-                   poly.astype(np.int64), x0, y0, size, nx, ny)
+        return cls(xs, ys, ring_off, poly_rings, b, *strips, bins, poly.astype(np.int64), x0,
+                   y0, size, nx, ny)
 
     def locate(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Lowest polygon index holding each point (boundary included) or -1, and a flag for
@@ -445,9 +450,10 @@ class _PipIndex:
         out = np.empty(len(x), np.int64)
         undecided = np.zeros(len(x), np.bool_)
         K.points_in_polygons(np.ascontiguousarray(x, np.float64),
-                             np.ascontiguousarray(y, np.float64), self.xs, self.ys,
-                             self.ring_off, self.poly_rings, self.bins, self.bin_polys, self.x0,
-                             self.y0, self.size, self.nx, self.ny, out, undecided)
+                             np.ascontiguousarray(y, np.float64), self.xs, self.ys, self.bbox,
+                             self.strip_off, self.strip_h, self.strip_start, self.strip_segs,
+                             self.bins, self.bin_polys, self.x0, self.y0, self.size, self.nx,
+                             self.ny, out, undecided)
         return out, undecided
 
     def nearest(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -460,6 +466,43 @@ class _PipIndex:
                            self.ring_off, self.poly_rings, self.bbox, self.bins, self.bin_polys,
                            self.x0, self.y0, self.size, self.nx, self.ny, out, dist)
         return out, dist
+
+
+def _strips(xs: np.ndarray, ys: np.ndarray, ring_off: np.ndarray, poly_rings: np.ndarray,
+            bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Cut each polygon's height in strips (about one per four segments, at most 64) and list
+    the segments meeting each strip: ``strip_off`` (first strip per polygon), ``strip_h``
+    (their height), ``strip_start``/``strip_segs`` (CSR of segment start vertices)."""
+    n_poly = len(poly_rings) - 1
+    n_rings = len(ring_off) - 1
+    ring_len = np.diff(ring_off)
+    seg_ring = np.repeat(np.arange(n_rings), np.maximum(ring_len - 1, 0))
+    segs = (np.arange(len(seg_ring)) - np.repeat(np.cumsum(np.maximum(ring_len - 1, 0))
+                                                 - np.maximum(ring_len - 1, 0),
+                                                 np.maximum(ring_len - 1, 0))
+            + ring_off[seg_ring])
+    poly_of_ring = np.repeat(np.arange(n_poly), np.diff(poly_rings))
+    seg_poly = poly_of_ring[seg_ring]
+    n_seg = np.bincount(seg_poly, minlength=n_poly)
+    count = np.clip(n_seg // 4, 1, 64)
+    ymin, ymax = bounds[:, 1], bounds[:, 3]
+    height = np.where(np.isfinite(ymax - ymin) & (ymax > ymin), ymax - ymin, 1.0)
+    strip_h = np.ascontiguousarray(height / count, np.float64)
+    strip_off = np.r_[0, np.cumsum(count)].astype(np.int64)
+    lo = np.minimum(ys[segs], ys[segs + 1])
+    hi = np.maximum(ys[segs], ys[segs + 1])
+    base = np.where(np.isfinite(ymin), ymin, 0.0)[seg_poly]
+    # the same arithmetic as the kernel's, so a point's strip always lists its segments
+    s0 = np.clip(np.floor((lo - base) / strip_h[seg_poly]), 0, count[seg_poly] - 1)
+    s1 = np.clip(np.floor((hi - base) / strip_h[seg_poly]), 0, count[seg_poly] - 1)
+    s0, s1 = s0.astype(np.int64), s1.astype(np.int64)
+    reps = s1 - s0 + 1
+    k = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
+    strip = strip_off[np.repeat(seg_poly, reps)] + np.repeat(s0, reps) + k
+    seg_rep = np.repeat(segs, reps)
+    order = np.argsort(strip, kind="stable")
+    strip_start = np.searchsorted(strip[order], np.arange(strip_off[-1] + 1)).astype(np.int64)
+    return strip_off, strip_h, strip_start, seg_rep[order].astype(np.int64)
 
 
 def place(lon: np.ndarray, lat: np.ndarray, settlements: Settlements) -> Placement:
