@@ -138,6 +138,20 @@ def test_portfolio_matches_brute_force(budget, cap, min_share):
     assert objective(p, c) == pytest.approx(brute_force(c, budget, cap, min_share), abs=1e-6)
 
 
+@pytest.mark.parametrize("budget,cap,min_share", [(777, None, 0.0), (1000, 400, 0.0),
+                                                  (900, None, 0.8)])
+def test_core_path_stays_within_its_reported_gap(monkeypatch, budget, cap, min_share):
+    import profiling.prioritise as P
+
+    monkeypatch.setattr(P, "CORE_THRESHOLD", 0)  # force the LP-core path on a small model
+    c = cands()
+    p = portfolio(c, budget, cap, min_share)
+    best = brute_force(c, budget, cap, min_share)
+    assert p.method.startswith("milp on the LP core") and p.cost <= budget
+    assert objective(p, c) >= best * (1 - p.gap) - 1e-6
+    assert objective(p, c) <= best + 1e-6
+
+
 def test_beneficiaries_are_counted_once():
     t = pd.DataFrame({"settlement_id": ["A", "A", "B"], "beneficiaries": [90.0, 48.0, 60.0]})
     assert counted_beneficiaries(t) == 150.0  # A's 48 are among its 90
@@ -167,9 +181,9 @@ def test_not_advised_and_need_from_indicators():
                            not_advised_above={"flood_area_share": 0.5})
     res = prioritise(t, CRITERIA, [toilets], budget=100000)
     port = res.portfolio.table.set_index("settlement_id")
-    # A: 10 households × (1 - 0.5) = 5 in need: 2 blocks; B: 1 in need: 1 block;
-    # C floods over half its area: not advised
-    assert port["units"].to_dict() == {"A": 2, "B": 1}
+    # A: 10 households × (1 - 0.5) = 5 in need: 2 blocks; C floods over half its area: not
+    # advised; B ranks last with score 0, so a person served there weighs nothing
+    assert port["units"].to_dict() == {"A": 2}
     assert port.loc["A", "beneficiaries"] == 20  # 5 households × 4 persons
     pri = res.priorities.set_index("settlement_id")
     assert "2 × Toilet block" in pri.loc["A", "recommended_interventions"]

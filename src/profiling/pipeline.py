@@ -238,7 +238,8 @@ def write_cuf(out: Path, cuf: CufResult) -> dict[str, Path]:
     cuf.priorities.to_csv(out / PRIORITIES, index=False, encoding="utf-8")
     written = {"priorities": out / PRIORITIES}
     if cuf.portfolio is not None:
-        t = cuf.portfolio.table.assign(method=cuf.portfolio.method)
+        t = cuf.portfolio.table.assign(method=cuf.portfolio.method,
+                                       gap_to_upper_bound=cuf.portfolio.gap)
         t.to_csv(out / PORTFOLIO, index=False, encoding="utf-8")
         written["portfolio"] = out / PORTFOLIO
         log.info("portfolio (%s): %d projects, cost %.0f of %.0f, %.0f beneficiaries counted "

@@ -260,6 +260,8 @@ class Portfolio:
     budget: float
     cost: float
     beneficiaries: float
+    #: relative distance of the objective from a proven upper bound (0 = proven optimal).
+    gap: float = 0.0
 
     @property
     def empty(self) -> bool:
@@ -330,9 +332,8 @@ def portfolio(cands: pd.DataFrame, budget: float, settlement_cap: float | None =
               community_min_share: float = 0.0, time_limit: float = 60.0) -> Portfolio:
     """Choose units under the budget by mixed-integer programming (HiGHS via scipy).
 
-    Variables per candidate: integer units ``x`` in [0, max_units] and persons served ``b``
-    with b ≤ persons_per_unit · x and b ≤ persons_in_need. Maximise Σ value_per_person · b
-    (minus a negligible cost term, so that among equal optima the cheaper one is chosen),
+    Per candidate: integer units ``x`` in [0, max_units], serving ``b`` persons
+    with b = min(persons_per_unit · x, persons_in_need). Maximise Σ value_per_person · b,
     subject to Σ cost · x ≤ budget, per-settlement spending ≤ ``settlement_cap``, and spending
     on community-chosen needs ≥ ``community_min_share`` × total spending. Falls back to a greedy
     choice (named as such) when the solver does not finish.
@@ -344,7 +345,6 @@ def portfolio(cands: pd.DataFrame, budget: float, settlement_cap: float | None =
     if cands.empty or budget == 0:
         return _portfolio_frame(cands, np.zeros(len(cands)), np.zeros(len(cands)), "milp",
                                 budget)
-    from scipy.optimize import Bounds, LinearConstraint, milp
     from scipy.sparse import coo_matrix, vstack
 
     n = len(cands)
@@ -352,43 +352,107 @@ def portfolio(cands: pd.DataFrame, budget: float, settlement_cap: float | None =
     ppu = cands["persons_per_unit"].to_numpy(dtype=float)
     need = cands["persons_in_need"].to_numpy(dtype=float)
     value = cands["value_per_person"].to_numpy(dtype=float)
-    umax = cands["max_units"].to_numpy(dtype=float)
-    # variables: x (n, integer) then b (n, continuous)
-    c = np.concatenate([cost * 1e-9 / max(cost.max(), 1.0), -value])
-    rows = [coo_matrix((np.concatenate([-ppu, np.ones(n)]),
-                        (np.r_[np.arange(n), np.arange(n)], np.r_[np.arange(n),
-                                                                 n + np.arange(n)])),
-                       shape=(n, 2 * n))]
-    lo = [np.full(n, -np.inf)]
-    hi = [np.zeros(n)]
-    rows.append(coo_matrix((cost, (np.zeros(n, dtype=int), np.arange(n))), shape=(1, 2 * n)))
-    lo.append(np.array([-np.inf]))
-    hi.append(np.array([budget]))
+    # Units that serve ppu persons each (``full``), and one last unit serving the remainder.
+    # Buying the last unit before all full ones would serve fewer persons than one more full
+    # unit at the same cost, so no optimum does: the split is exact and keeps the model a
+    # knapsack (no coupling of units and persons served).
+    full = np.floor(need / ppu + 1e-9)
+    rest = np.maximum(need - full * ppu, 0.0)
+    has_rest = rest > 1e-9
+    cols_cost = np.concatenate([cost, cost[has_rest]])
+    cols_gain = np.concatenate([value * ppu, (value * rest)[has_rest]])
+    owner = np.concatenate([np.arange(n), np.flatnonzero(has_rest)])
+    m = len(cols_cost)
+    rows = [coo_matrix((cols_cost, (np.zeros(m, dtype=int), np.arange(m))), shape=(1, m))]
+    lo = [np.array([-np.inf])]
+    hi = [np.array([budget])]
     if settlement_cap is not None:
         codes, _ = pd.factorize(cands["settlement_id"])
-        rows.append(coo_matrix((cost, (codes, np.arange(n))), shape=(codes.max() + 1, 2 * n)))
-        lo.append(np.full(codes.max() + 1, -np.inf))
-        hi.append(np.full(codes.max() + 1, float(settlement_cap)))
+        k = int(codes.max()) + 1
+        rows.append(coo_matrix((cols_cost, (codes[owner], np.arange(m))), shape=(k, m)))
+        lo.append(np.full(k, -np.inf))
+        hi.append(np.full(k, float(settlement_cap)))
     if community_min_share > 0:
-        chosen = cands["community_chosen"].to_numpy(dtype=bool)
-        coef = np.where(chosen, cost * (1 - community_min_share), -cost * community_min_share)
-        rows.append(coo_matrix((coef, (np.zeros(n, dtype=int), np.arange(n))), shape=(1, 2 * n)))
+        chosen = cands["community_chosen"].to_numpy(dtype=bool)[owner]
+        coef = np.where(chosen, cols_cost * (1 - community_min_share),
+                        -cols_cost * community_min_share)
+        rows.append(coo_matrix((coef, (np.zeros(m, dtype=int), np.arange(m))), shape=(1, m)))
         lo.append(np.array([0.0]))
         hi.append(np.array([np.inf]))
-    constraints = LinearConstraint(vstack(rows).tocsr(), np.concatenate(lo), np.concatenate(hi))
-    bounds = Bounds(np.zeros(2 * n), np.concatenate([umax, need]))
-    integrality = np.concatenate([np.ones(n), np.zeros(n)])
-    res = milp(c, constraints=constraints, bounds=bounds, integrality=integrality,
+    A = vstack(rows).tocsr()
+    lo_all, hi_all = np.concatenate(lo), np.concatenate(hi)
+    upper = np.concatenate([full, np.ones(int(has_rest.sum()))])
+    groups = pd.factorize(cands["settlement_id"])[0][owner]
+    try:
+        units, method, bound = _solve(A, lo_all, hi_all, cols_gain, upper, groups, time_limit)
+    except _Infeasible as exc:
+        raise ValueError(f"the portfolio constraints cannot all be met ({exc}); lower "
+                         "community_min_share or raise the budget or settlement cap") from None
+    if units is None:
+        log.warning("the optimiser did not finish: using the greedy fallback")
+        x = greedy(cands, budget, settlement_cap)
+        return _portfolio_frame(cands, x, np.minimum(ppu * x, need), "greedy (fallback)",
+                                budget)
+    x = np.bincount(owner, weights=units, minlength=n)
+    out = _portfolio_frame(cands, x, np.minimum(ppu * x, need), method, budget)
+    achieved = float(cols_gain @ units)
+    out.gap = max(0.0, (bound - achieved) / bound) if bound > 0 else 0.0
+    return out
+
+
+class _Infeasible(Exception):
+    pass
+
+
+#: Above this many integer variables the MILP is solved on the core of its LP relaxation.
+CORE_THRESHOLD = 3000
+
+
+def _solve(A: object, lo: np.ndarray, hi: np.ndarray, gain: np.ndarray, upper: np.ndarray,
+           groups: np.ndarray, time_limit: float) -> tuple[np.ndarray | None, str, float]:
+    """Maximise gain · u for integer u in [0, upper] with lo ≤ A u ≤ hi.
+
+    Small models go to HiGHS's branch and bound whole (proven optimal). Large ones first solve
+    the LP relaxation (an upper bound on every portfolio), keep the few settlements whose
+    variables come out fractional free, fix the others at their (integral) LP values, and
+    solve the MILP on that core; the gap to the LP bound is reported.
+    """
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    m = len(gain)
+    if m <= CORE_THRESHOLD:
+        res = milp(-gain, constraints=LinearConstraint(A, lo, hi),
+                   bounds=Bounds(np.zeros(m), upper), integrality=np.ones(m),
+                   options={"time_limit": time_limit, "mip_rel_gap": 1e-9})
+        if res.status == 2:
+            raise _Infeasible(res.message)
+        if res.x is None:
+            return None, "", 0.0
+        method = "milp" if res.status == 0 else "milp (time limit: best found)"
+        bound = -float(res.mip_dual_bound) if res.mip_dual_bound is not None else float(
+            gain @ np.round(res.x))
+        return np.round(res.x), method, bound
+    lp = milp(-gain, constraints=LinearConstraint(A, lo, hi), bounds=Bounds(np.zeros(m), upper),
+              integrality=np.zeros(m), options={"time_limit": time_limit, "presolve": False})
+    if lp.status == 2:
+        raise _Infeasible(lp.message)
+    if lp.x is None:
+        return None, "", 0.0
+    bound = -float(lp.fun)
+    frac = np.abs(lp.x - np.round(lp.x)) > 1e-7
+    free = np.isin(groups, np.unique(groups[frac]))
+    fixed = np.round(np.where(free, 0.0, lp.x))
+    used = A @ fixed  # type: ignore[operator]
+    sub = A[:, free]  # type: ignore[index]
+    res = milp(-gain[free], constraints=LinearConstraint(sub, lo - used, hi - used),
+               bounds=Bounds(np.zeros(int(free.sum())), upper[free]),
+               integrality=np.ones(int(free.sum())),
                options={"time_limit": time_limit, "mip_rel_gap": 1e-9})
-    if res.status == 0 and res.x is not None:
-        x = np.round(res.x[:n])
-        return _portfolio_frame(cands, x, np.minimum(ppu * x, need), "milp", budget)
-    if res.status == 2:
-        raise ValueError("the portfolio constraints cannot all be met (" + res.message + "); "
-                         "lower community_min_share or raise the budget or settlement cap")
-    log.warning("the optimiser did not finish (%s): using the greedy fallback", res.message)
-    x = greedy(cands, budget, settlement_cap)
-    return _portfolio_frame(cands, x, np.minimum(ppu * x, need), "greedy (fallback)", budget)
+    if res.x is None:
+        return None, "", bound
+    units = fixed.copy()
+    units[free] = np.round(res.x)
+    return units, f"milp on the LP core ({int(free.sum())} of {m} variables free)", bound
 
 
 def greedy(cands: pd.DataFrame, budget: float, settlement_cap: float | None = None
