@@ -558,3 +558,17 @@ def test_inasafe_people_evacuated(shared_data: Path):
     got = household_values(np.asarray(x), np.asarray(y), [flood])
     assert pop.sum() == 200
     assert pop.ravel()[got["flood_evacuate"].to_numpy(dtype=bool, na_value=False)].sum() == 100
+
+
+def test_return_periods_from_band_descriptions(tmp_path: Path):
+    path = write_raster(tmp_path / "rp.tif", np.zeros((2, 2, 2), np.float32))
+    with rasterio.open(path, "r+") as ds:
+        ds.set_band_description(1, "RP25")
+        ds.set_band_description(2, "RP250")
+    layer = open_hazard(HazardSource(name="flood", path=path, dimension="return_period"))
+    assert layer.labels == ["rp25", "rp250"] and layer.return_periods == [25.0, 250.0]
+    bare = write_raster(tmp_path / "bare.tif", np.zeros((2, 2, 2), np.float32))
+    with pytest.raises(HazardError, match="not labelled; list their 'return_periods'"):
+        open_hazard(HazardSource(name="flood", path=bare, dimension="return_period"))
+    with pytest.raises(HazardError, match="has no dimension 'time'"):
+        open_hazard(HazardSource(name="flood", path=bare, dimension="time"))

@@ -97,8 +97,8 @@ class HazardSource(_Strict):
     band: int | None = Field(default=None, ge=1)
     #: The variable to read from a NetCDF/HDF file holding several.
     variable: str | None = None
-    #: A stack of scenarios in one file: the dimension that holds them (``band`` for the bands
-    #: of a GeoTIFF, or a NetCDF dimension such as ``return_period`` or ``scenario``).
+    #: A stack of scenarios in one file: the dimension that holds them (``band``,
+    #: ``return_period`` or ``scenario`` for the bands of a GeoTIFF, or a NetCDF dimension).
     dimension: str | None = None
     #: The stack's layers in order as return periods (years; gives expected annual exposure) ...
     return_periods: list[float] | None = None

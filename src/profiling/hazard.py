@@ -172,7 +172,15 @@ def open_hazard(source: HazardSource) -> HazardLayer:
     src = str(da.encoding.get("source", path))
     y_dim, x_dim = da.rio.y_dim, da.rio.x_dim
     other = [d for d in da.dims if d not in (y_dim, x_dim)]
+    if len(other) > 1:
+        raise HazardError(path, f"has the dimensions {', '.join(map(str, da.dims))}; a hazard is "
+                                "a raster or one stack of scenarios")
     stack_dim = other[0] if other else None
+    # the bands of a GeoTIFF may be declared as "band" or as what they hold
+    if source.dimension not in (None, "band", stack_dim) and not (
+            stack_dim == "band" and source.dimension in ("return_period", "scenario")):
+        raise HazardError(path, f"has no dimension {source.dimension!r}; its layers lie along "
+                                f"{stack_dim!r}")
     n = int(da.sizes[stack_dim]) if stack_dim else 1
     bands = list(range(1, n + 1))
     labels: list[str] = []
@@ -198,12 +206,12 @@ def open_hazard(source: HazardSource) -> HazardLayer:
             else:
                 given = list(bands)
             if source.dimension == "return_period" or stack_dim == "return_period":
-                try:
-                    rps = [float(v) for v in given]
-                except (TypeError, ValueError):
-                    raise HazardError(path, f"the return periods along {stack_dim!r} are not "
-                                            f"numbers: {given}") from None
-        labels = [_label(v, rps is not None) for v in given]
+                if given == bands and coord is None:
+                    raise HazardError(path, "the bands are not labelled; list their "
+                                            "'return_periods' in the configuration")
+                rps = [_years(v, path) for v in given]
+        labels = ([_label(v, True) for v in rps] if rps is not None
+                  else [_label(v, False) for v in given])
         if len(set(labels)) != len(labels):
             raise HazardError(path, f"scenario labels must be unique; got {labels}")
     elif n > 1:
@@ -248,6 +256,18 @@ def open_hazard(source: HazardSource) -> HazardLayer:
         open_reader=open_reader, labels=labels, return_periods=rps,
         thresholds=dict(source.thresholds), classes=_classes(source),
         tile_shape=_tile_shape(block, shape), parallel=True, source=str(path))
+
+
+def _years(value: Any, path: Path) -> float:
+    """A return period from a coordinate or a band description (``100``, ``RP100``, ``100yr``)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        found = re.findall(r"\d+(?:\.\d+)?", str(value))
+        if len(found) == 1:
+            return float(found[0])
+    raise HazardError(path, f"cannot read a return period in the label {value!r}; list the "
+                            "'return_periods' in the configuration")
 
 
 def _classes(source: HazardSource) -> list[float] | None:
