@@ -148,3 +148,24 @@ def test_settlement_layer_matches_the_csv(demo):
     # the 3-household settlement is suppressed in both
     small = csv_table.set_index("settlement_id").loc["JK01"]
     assert pd.isna(small["households"]) and pd.isna(small["population"])
+
+
+def test_household_flood_depths_are_the_raster_cells_under_their_points():
+    import numpy as np
+    import rasterio
+    from pyproj import Transformer
+
+    from profiling import pipeline
+
+    cfg = load_config(REPO / "configs" / "demo.yaml")
+    settlements = pipeline.load_settlements(cfg)
+    res = pipeline.ingest_config(cfg, settlements=settlements)
+    households, zones = pipeline.hazard_exposure(cfg, settlements, res.households)
+    with rasterio.open(SAMPLE / "hazards" / "flood_depth.tif") as src:
+        x, y = Transformer.from_crs("EPSG:4326", src.crs, always_xy=True).transform(
+            households["longitude"].to_numpy(), households["latitude"].to_numpy())
+        sampled = np.array([v[0] for v in src.sample(zip(x, y, strict=True))], dtype=float)
+        sampled[sampled == src.nodata] = np.nan
+    assert np.allclose(households["flood"].to_numpy(), sampled, equal_nan=True)
+    assert zones is not None and len(zones) == 31
+    assert zones["flood_area_share_exposed"].between(0, 1).all()

@@ -136,9 +136,10 @@ def run(cfg: Config, out_dir: str | Path | None = None,
     t = thresholds(cfg)
     table = city = None
     if settlements is not None:
-        households = result.households
+        households, zones = hazard_exposure(cfg, settlements, result.households)
         ind = compute_indicators(households, t)
-        table = settlement_indicators(settlements.frame, households, ind, cfg.min_cell_size)
+        table = settlement_indicators(settlements.frame, households, ind, cfg.min_cell_size,
+                                      zones)
         city = city_summary(households, ind, t, cfg.min_cell_size)
         cuf = run_cuf(cfg, table)
         table = cuf.settlements
@@ -174,6 +175,22 @@ def run(cfg: Config, out_dir: str | Path | None = None,
     seconds = time.perf_counter() - t0
     log.info("run finished in %.1f s: %s", seconds, result.counts)
     return RunResult(result, outputs, seconds, settlements=table, city=city)
+
+
+def hazard_exposure(cfg: Config, settlements: Settlements, households: pd.DataFrame
+                    ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Households with each hazard's value at their point (a column named after the hazard),
+    and the settlements' area-based exposure (None without hazards)."""
+    if not cfg.hazards:
+        return households, None
+    from profiling import hazard
+
+    polygons = settlements.frame if settlements.has_geometry else None
+    zones, points = hazard.exposure(polygons, households["longitude"].to_numpy(dtype=float),
+                                    households["latitude"].to_numpy(dtype=float), cfg.hazards)
+    values = points[[h.name for h in cfg.hazards if h.name in points.columns]]
+    values.index = households.index
+    return pd.concat([households, values], axis=1), zones
 
 
 def run_cuf(cfg: Config, table: pd.DataFrame, budget: float | None = None,
