@@ -70,7 +70,7 @@ from profiling.ingest import (
 )
 from profiling.join import Settlements
 from profiling.store import _migrations
-from profiling.store._backends import Backend, GeoPackage, PostGIS, python_values
+from profiling.store._backends import Backend, GeoPackage, PostGIS
 from profiling.store._migrations import ANALYST_ROLE, LATEST, now, register_gpkg_layer
 
 log = logging.getLogger(__name__)
@@ -147,6 +147,11 @@ def pseudonyms(secret: bytes, keys: pd.Series | Sequence[str]) -> np.ndarray:
         return o.hexdigest()
 
     return np.array([one(k) for k in values], dtype=object)
+
+
+def _order(ids: np.ndarray) -> np.ndarray:
+    """Positions that sort ids (strings)."""
+    return np.asarray(pc.sort_indices(pa.array(ids, type=pa.string(), from_pandas=True)))
 
 
 def _member(values: Any, of: Any) -> np.ndarray:
@@ -235,11 +240,11 @@ def _role(dtype_name: str) -> str:
     return "text"
 
 
-def _to_sql(frame: pd.DataFrame, columns: Sequence[tuple[str, str]],
-            ms: bool = False) -> dict[str, list[Any]]:
+def _to_sql(frame: pd.DataFrame, columns: Sequence[tuple[str, str]], ms: bool = False,
+            take: np.ndarray | None = None) -> dict[str, list[Any]]:
     """The frame's columns in SQL form: times as ISO 8601 text in UTC (to the millisecond with
     ``ms``, as GeoPackage's DATETIME has it; to the microsecond otherwise), text as Python
-    objects."""
+    objects; only the rows at positions ``take`` when it is given, in that order."""
     out: dict[str, list[Any]] = {}
     for name, dtype in columns:
         s = frame[name] if name in frame.columns else pd.Series(None, index=frame.index,
@@ -250,29 +255,48 @@ def _to_sql(frame: pd.DataFrame, columns: Sequence[tuple[str, str]],
             txt = np.datetime_as_string(t, unit="ms" if ms else "us", timezone="UTC").astype(
                 object)
             txt[np.isnat(t)] = None
-            out[name] = txt.tolist()
         else:
-            out[name] = python_values(s)
+            txt = s.to_numpy(dtype=object, na_value=None)
+        out[name] = (txt if take is None else txt[take]).tolist()
     return out
 
 
-def _from_sql(frame: pd.DataFrame, columns: Sequence[tuple[str, str]]) -> pd.DataFrame:
-    """Values read back from either backend, with the dtypes they had in the frame loaded."""
-    for name, dtype in columns:
-        s = frame[name]
-        role = _role(dtype)
-        if role == "time":
-            s = pd.to_datetime(s, utc=True, format="ISO8601") if s.map(
-                lambda v: isinstance(v, str)).any() else pd.to_datetime(s, utc=True)
-        elif role == "bool":
-            s = pd.Series(pd.array([None if v is None or v != v else bool(v)
-                                    for v in s.tolist()], dtype="boolean"), index=s.index)
-        elif role in ("int", "float"):
-            s = pd.to_numeric(s)
-            if role == "int" and not dtype[:1].isupper() and s.isna().any():
-                dtype = "Int64"
-        frame[name] = s.astype(dtype)
-    return frame
+def _from_sql(values: Sequence[Any], dtype: str) -> pd.Series:
+    """One column read back from either backend (a sequence of Python values, None for
+    missing), with the dtype it had in the frame loaded. Built through Arrow: no Python loop."""
+    role = _role(dtype)
+    if role == "time":
+        if any(isinstance(v, str) for v in values[:100]):  # GeoPackage: ISO 8601 text
+            s = pd.to_datetime(pd.Series(pa.array(values, type=pa.string())), utc=True,
+                               format="ISO8601")
+        else:
+            s = pd.to_datetime(pd.Series(pa.array(values, type=pa.timestamp("us", "UTC"))
+                                         .to_pandas()), utc=True)
+    elif role == "bool":
+        first = next((v for v in values if v is not None), None)
+        arr = (pa.array(values, type=pa.bool_()) if isinstance(first, bool)  # PostGIS
+               else pa.array(values, type=pa.int8()).cast(pa.bool_()))  # SQLite's 0 and 1
+        s = pd.Series(arr).astype("boolean")
+    elif role == "int":
+        arr = pa.array(values, type=pa.int64())
+        if arr.null_count and not dtype[:1].isupper():
+            dtype = "Int64"
+        s = pd.Series(arr).astype("Int64")
+    elif role == "float":
+        s = pd.Series(pa.array(values, type=pa.float64()).to_numpy(zero_copy_only=False))
+    elif dtype == "object":
+        s = pd.Series(list(values), dtype=object)
+    else:
+        s = pd.Series(pd.arrays.ArrowStringArray(pa.array(values, type=pa.string())))
+    return s.astype(dtype)
+
+
+def _frame_of(rows: Sequence[Sequence[Any]], columns: Sequence[tuple[str, str]]
+              ) -> pd.DataFrame:
+    """Rows read from the store as a frame with the registered dtypes."""
+    cols = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+    return pd.DataFrame({name: _from_sql(c, dtype)
+                         for (name, dtype), c in zip(columns, cols, strict=True)})
 
 
 # --------------------------------------------------------------------------------------------
@@ -561,7 +585,7 @@ class Store:
             return out
 
         # rows are written in the order of their ids: SQLite appends to its indexes then
-        order = np.argsort(ids.astype(str), kind="stable")
+        order = _order(ids)
         subs = pd.DataFrame({"household_id": ids[order],
                              "status": idx["status"].to_numpy()[order],
                              "submitted_at": pd.to_datetime(idx["submitted_at"], utc=True)
@@ -580,7 +604,7 @@ class Store:
             "household_id": hh_ids,
             "geom": pd.Series(self._b.points(coordinate("longitude"), coordinate("latitude")),
                               dtype=object),
-            "row": np.arange(len(hh))}).iloc[np.argsort(hh_ids.astype(str), kind="stable")]
+            "row": np.arange(len(hh))}).iloc[_order(hh_ids)]
         personal = result.personal
         pers = personal.drop(columns=["key"]).assign(
             household_id=ids_of(personal["key"]),
@@ -589,7 +613,7 @@ class Store:
         pers = pd.concat([pers, pd.DataFrame({
             "household_id": ids_of(rejected),
             "submission_key": rejected.astype(object).to_numpy()})], ignore_index=True)
-        pers = pers.iloc[np.argsort(pers["household_id"].to_numpy(dtype=str), kind="stable")]
+        pers = pers.iloc[_order(pers["household_id"].to_numpy(dtype=object))]
         rej = result.rejects
         rejects = pd.DataFrame({
             "household_id": ids_of(rej["key"]),
@@ -630,11 +654,8 @@ class Store:
                                 "s.household_id")
         if self._b.dialect == "sqlite":
             conn.exec_driver_sql("DROP TABLE temp.incoming_ids")
-        known = pd.DataFrame.from_records(rows, columns=cols)
-        known["submitted_at_prev"] = _from_sql(known[["submitted_at_prev"]],
-                                               [("submitted_at_prev", "datetime64[us, UTC]")]
-                                               )["submitted_at_prev"]
-        return known
+        return _frame_of(rows, [("household_id", "object"), ("status_prev", "object"),
+                                ("submitted_at_prev", "datetime64[us, UTC]")])
 
     def _merge(self, conn: Connection, load_id: int, result: IngestResult,
                inc: dict[str, pd.DataFrame]) -> LoadSummary:
@@ -698,11 +719,11 @@ class Store:
         if len(frame):
             cols = self._ensure_columns(conn, "households", frame.drop(columns=["key"]),
                                         ["households", "households_history"])
-            rows = frame.iloc[hh["row"].to_numpy()]
             self._b.insert(conn, "households", {
                 "household_id": hh["household_id"].to_numpy(), "load_id": [load_id] * len(hh),
                 "geom": hh["geom"].to_numpy(),
-                **_to_sql(rows, [c for c in cols if c[0] in rows.columns], self._ms)})
+                **_to_sql(frame, [c for c in cols if c[0] in frame.columns], self._ms,
+                          take=hh["row"].to_numpy())})
             log.debug("load %d: %d households written", load_id, len(hh))
         log.debug("load %d: personal fields", load_id)
         pers = inc["personal"]
@@ -754,9 +775,7 @@ class Store:
     # -- reading --------------------------------------------------------------------------------
     def _frame(self, conn: Connection, sql: str, columns: list[tuple[str, str]],
                params: Sequence[Any] = ()) -> pd.DataFrame:
-        rows = self._rows(conn, sql, params)
-        frame = pd.DataFrame.from_records(rows, columns=[n for n, _ in columns])
-        return _from_sql(frame, columns)
+        return _frame_of(self._rows(conn, sql, params), columns)
 
     def _household_columns(self, conn: Connection) -> list[tuple[str, str]]:
         return [("key", "str"), *self._columns(conn, "households")]

@@ -179,14 +179,14 @@ class PostGIS(Backend):
             cursor.close()
 
 
-def python_values(s: pd.Series) -> list[Any]:
+def _python_values(s: pd.Series) -> list[Any]:
     """A column as Python values with None for missing (what the sqlite3 module binds)."""
     return s.to_numpy(dtype=object, na_value=None).tolist()
 
 
 def _columns(data: Rows) -> dict[str, list[Any]]:
     if isinstance(data, pd.DataFrame):
-        return {str(c): python_values(data[c]) for c in data.columns}
+        return {str(c): _python_values(data[c]) for c in data.columns}
     return {c: v.tolist() if isinstance(v, np.ndarray) else list(v) for c, v in data.items()}
 
 
