@@ -292,6 +292,19 @@ def test_statistics_by_hand(small_raster: Path):
     assert got.loc["S7", "flood_max"] == 2.0
 
 
+def test_a_sliver_of_a_cell_counts_for_the_maximum(small_raster: Path):
+    # over cell (row 3, col 2) (0.0 m) with a tip poking 10 nm into cell (2, 2) (2.0 m): the
+    # tip covers 3e-10 of that cell, which still counts for the maximum, as in exactextract
+    tip = shapely.Polygon([(X0 + 22, Y0 - 30), (X0 + 28, Y0 - 30), (X0 + 25, Y0 - 30 + 1e-8)])
+    gdf = zones(shapely.union(cell_box(2, 3), tip))
+    src = HazardSource(name="flood", path=small_raster)
+    got = settlement_exposure(gdf, [src])
+    ref = reference(small_raster, gdf, src.thresholds)
+    assert got.loc["S0", "flood_max"] == ref.loc["S0", "max"] == 2.0
+    assert got.loc["S0", "flood_mean"] < 1e-8
+    assert_close(got["flood_mean"], ref["mean"], tol=1e-12)
+
+
 def test_nodata_around_a_settlement_is_left_out(tmp_path: Path):
     data = np.full((6, 6), -9999, np.float32)
     data[2:4, 2:4] = [[0.2, 0.4], [0.6, 0.8]]

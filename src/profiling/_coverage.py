@@ -21,9 +21,10 @@ and for a straight edge, where ``x(y)`` is linear, the inner integral has a clos
 edge's two ``x`` in the strip (a quadratic in ``u`` between them, linear beyond). ``F`` is 0 left
 of the edge and ``dy`` right of it, so the kernel deposits the differences ``F(c) - F(c - 1)``
 of the few cells an edge crosses into a buffer and a running sum along each row yields every
-cell's coverage: exact (up to rounding, about 1e-13) for the boundary cells and 1 for the
-interior, in O(edges + cells) per polygon. This is the same quantity exactextract computes by
-walking each ring through the grid.
+cell's coverage in O(edges + cells) per polygon. This is the same quantity exactextract
+computes by walking each ring through the grid. Cells the boundary passes through are flagged
+on the way: their coverage is the running sum (exact up to rounding, about 1e-13, and kept
+above 0 however small); every other cell is wholly in or out, and its sum is rounded to 1 or 0.
 
 Edges are clipped to a window (a polygon's bounding box intersected with one raster tile) so
 that a polygon is processed tile by tile: in ``x`` a clamp suffices (left of the window an edge
@@ -37,8 +38,8 @@ import numba as nb
 import numpy as np
 import shapely
 
-#: Coverage within this of 0 or 1 is snapped to it (rounding in the running sums).
-SNAP = 1e-9
+#: The least weight of a cell the boundary passes through (its exact share may round to 0).
+TINY = float(np.finfo(np.float64).tiny)
 
 # accumulator columns per (band, polygon)
 ACC_COVERED = 0  # sum of coverage over cells inside the raster
@@ -76,8 +77,21 @@ def _deposit(buf: np.ndarray, row: int, xa: float, xb: float, d: float, width: i
 
 
 @nb.njit(cache=True, nogil=True)
-def _piece(buf: np.ndarray, row: int, ya: float, yb: float, x0: float, y0: float,
-           slope: float, d_sign: float, width: int) -> None:
+def _mark(mark: np.ndarray, row: int, lo: float, hi: float, width: int) -> None:
+    """Flag the cells of ``row`` whose open interior a piece of boundary spanning ``lo..hi``
+    in x (strictly inside the row in y) passes through: only they can be partly covered."""
+    if lo < hi:
+        for c in range(max(int(np.floor(lo)), 0), min(int(np.ceil(hi)), width)):
+            mark[row, c] = 1
+    else:
+        c = int(np.floor(lo))
+        if lo != c and 0 <= c < width:
+            mark[row, c] = 1
+
+
+@nb.njit(cache=True, nogil=True)
+def _piece(buf: np.ndarray, mark: np.ndarray, row: int, ya: float, yb: float, x0: float,
+           y0: float, slope: float, d_sign: float, width: int) -> None:
     """One edge in one row strip, from ya to yb (ya < yb), split where it leaves [0, width]."""
     # breakpoints where x(y) crosses 0 or width, strictly inside (ya, yb)
     b1 = ya
@@ -100,24 +114,29 @@ def _piece(buf: np.ndarray, row: int, ya: float, yb: float, x0: float, y0: float
         xs = min(max(x0 + slope * (s - y0), 0.0), float(width))
         xe = min(max(x0 + slope * (e - y0), 0.0), float(width))
         _deposit(buf, row, xs, xe, d_sign * (e - s), width)
+        _mark(mark, row, min(xs, xe), max(xs, xe), width)
 
 
 @nb.njit(cache=True, nogil=True)
-def rasterize(buf: np.ndarray, xs: np.ndarray, ys: np.ndarray, ring_off: np.ndarray,
-              ring_sign: np.ndarray, ring_start: int, ring_stop: int, r0: int, c0: int,
-              height: int, width: int) -> None:
+def rasterize(buf: np.ndarray, mark: np.ndarray, xs: np.ndarray, ys: np.ndarray,
+              ring_off: np.ndarray, ring_sign: np.ndarray, ring_start: int, ring_stop: int,
+              r0: int, c0: int, height: int, width: int) -> None:
     """Deposit the edges of rings ``ring_start:ring_stop`` into ``buf[:height, :width]``, the
     window whose top-left cell is ``(r0, c0)``; a running sum along each row then gives the
-    signed coverage. ``ring_sign`` makes exteriors count positive and holes negative."""
+    signed coverage. ``ring_sign`` makes exteriors count positive and holes negative. ``mark``
+    flags the cells the boundary passes through (see :func:`_weight`)."""
     for ring in range(ring_start, ring_stop):
         s = ring_sign[ring]
         for k in range(ring_off[ring], ring_off[ring + 1] - 1):
             ya = ys[k] - r0
             yb = ys[k + 1] - r0
-            if ya == yb:
-                continue
             xa = xs[k] - c0
             xb = xs[k + 1] - c0
+            if ya == yb:  # horizontal: no area to its right, but it cuts the cells it crosses
+                if 0.0 < ya < height and ya != np.floor(ya):
+                    _mark(mark, int(np.floor(ya)), min(max(min(xa, xb), 0.0), float(width)),
+                          min(max(max(xa, xb), 0.0), float(width)), width)
+                continue
             d_sign = s
             if ya > yb:
                 ya, yb = yb, ya
@@ -135,7 +154,7 @@ def rasterize(buf: np.ndarray, xs: np.ndarray, ys: np.ndarray, ring_off: np.ndar
                 sb = min(hi, r + 1.0)
                 if sb <= sa:
                     continue
-                _piece(buf, r, sa, sb, xa, ya, slope, d_sign, width)
+                _piece(buf, mark, r, sa, sb, xa, ya, slope, d_sign, width)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -144,22 +163,30 @@ def coverage(xs: np.ndarray, ys: np.ndarray, ring_off: np.ndarray, ring_sign: np
              width: int) -> np.ndarray:
     """The coverage fraction of every cell of a window by one polygon (for tests and tools)."""
     buf = np.zeros((height, width))
-    rasterize(buf, xs, ys, ring_off, ring_sign, ring_start, ring_stop, r0, c0, height, width)
+    mark = np.zeros((height, width), np.uint8)
+    rasterize(buf, mark, xs, ys, ring_off, ring_sign, ring_start, ring_stop, r0, c0, height,
+              width)
     for r in range(height):
         a = 0.0
         for c in range(width):
             a += buf[r, c]
-            buf[r, c] = _snap(a)
+            buf[r, c] = _weight(a, mark[r, c])
     return buf
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _snap(a: float) -> float:
-    if a < SNAP:
-        return 0.0
-    if a > 1.0 - SNAP:
-        return 1.0
-    return a
+def _weight(a: float, marked: np.uint8) -> float:
+    """A cell's coverage from its running sum ``a``.
+
+    A cell the boundary does not pass through is wholly inside or wholly outside: its sum is an
+    integer up to rounding (the winding number; 2 where parts of an invalid multipolygon
+    overlap), read as 1 or 0. A cell it passes through is partly covered, strictly between 0
+    and 1 for a valid polygon, however small the part: kept above 0 (so it counts for the
+    maximum, as in exactextract) and at most 1.
+    """
+    if marked:
+        return min(max(a, TINY), 1.0)
+    return 1.0 if a > 0.5 else 0.0
 
 
 @nb.njit(cache=True, nogil=True)
@@ -167,13 +194,14 @@ def zonal_tile(data: np.ndarray, tr0: int, tc0: int, nodata: float, has_nodata: 
                polys: np.ndarray, xs: np.ndarray, ys: np.ndarray, ring_off: np.ndarray,
                ring_sign: np.ndarray, poly_rings: np.ndarray, bbox: np.ndarray,
                thresholds: np.ndarray, classes: np.ndarray, acc: np.ndarray,
-               buf: np.ndarray) -> None:
+               buf: np.ndarray, mark: np.ndarray) -> None:
     """Accumulate the zonal statistics of ``polys`` over one tile.
 
     ``data`` is ``(bands, rows, cols)`` with its top-left cell at ``(tr0, tc0)``; ``bbox`` holds
     each polygon's ``row0, row1, col0, col1`` (end exclusive, inside the raster); ``acc`` is
     ``(bands, polygons, ACC_FIRST + thresholds + classes)`` with ``ACC_MAX`` initialised to
-    -inf; ``buf`` is zeroed scratch space at least the tile's size, left zeroed.
+    -inf; ``buf`` (float64) and ``mark`` (uint8) are zeroed scratch space at least the tile's
+    size, left zeroed.
     """
     nb_ = data.shape[0]
     th = data.shape[1]
@@ -190,15 +218,16 @@ def zonal_tile(data: np.ndarray, tr0: int, tc0: int, nodata: float, has_nodata: 
             continue
         height = wr1 - wr0
         width = wc1 - wc0
-        rasterize(buf, xs, ys, ring_off, ring_sign, poly_rings[p], poly_rings[p + 1], wr0, wc0,
-                  height, width)
+        rasterize(buf, mark, xs, ys, ring_off, ring_sign, poly_rings[p], poly_rings[p + 1],
+                  wr0, wc0, height, width)
         for r in range(height):
             a = 0.0
             dr = wr0 - tr0 + r
             for c in range(width):
                 a += buf[r, c]
                 buf[r, c] = 0.0
-                w = _snap(a)
+                w = _weight(a, mark[r, c])
+                mark[r, c] = 0
                 if w <= 0.0:
                     continue
                 dc = wc0 - tc0 + c

@@ -580,6 +580,7 @@ def scan(layer: HazardLayer, polygons: PixelPolygons | None, points: PixelPoints
         acc = np.zeros((nl, n_poly, width))
         acc[:, :, K.ACC_MAX] = -np.inf
         buf = np.zeros((th, tw))
+        mark = np.zeros((th, tw), np.uint8)
         read, close = layer.open_reader()
         try:
             while True:
@@ -594,7 +595,7 @@ def scan(layer: HazardLayer, polygons: PixelPolygons | None, points: PixelPoints
                 if has_poly[i]:
                     K.zonal_tile(data, r0, c0, nodata, has_nodata,  # type: ignore[call-arg]
                                  pair_poly[poly_lo[i]:poly_hi[i]], *poly_args, tvals, classes,
-                                 acc, buf)
+                                 acc, buf, mark)
                 t = int(tiles[i])
                 if points is not None and p_start[t + 1] > p_start[t]:
                     K.sample_tile(data, r0, c0, nodata, has_nodata, p_rows, p_cols,
