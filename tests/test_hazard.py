@@ -388,6 +388,7 @@ def test_class_raster(tmp_path: Path):
     assert got.loc["S0", "landslide_class_2_share"] == 0
     assert got.loc["S0", "landslide_class_3_share"] == pytest.approx(0.25)
     assert got.loc["S0", "landslide_max"] == 3
+    assert "landslide_mean" not in got  # ordinal classes have no mean
     assert got.loc["S0", "landslide_area_share_high"] == pytest.approx(0.25)
     # S1: cells 3, 0 (nodata), 2, 2: three modelled cells
     assert got.loc["S1", "landslide_coverage"] == pytest.approx(0.75)

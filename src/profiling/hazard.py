@@ -10,8 +10,9 @@ For every hazard raster (CONTRACT.md §3) and every scenario of a stack:
       the share of the settlement's area that the raster models: covered by cells with data,
       0 to 1; NaN ("no coverage") when the settlement lies wholly outside the raster or only
       over nodata (and then every other column is NaN too, never 0).
-  ``<name>_mean``
-      the coverage-weighted mean over the modelled area, sum(w * v) / sum(w).
+  ``<name>_mean`` (``depth`` rasters)
+      the coverage-weighted mean over the modelled area, sum(w * v) / sum(w):
+      ``flood_mean`` is CONTRACT.md's ``flood_depth_mean``.
   ``<name>_max``
       the highest value of a cell with data that the polygon touches (coverage > 0).
   ``<name>_area_share_<threshold>``
@@ -33,13 +34,16 @@ How it is fast: the polygons and points are converted once to pixel space; only 
 (blocks) that a settlement's bounding box or a household touches are read, each exactly once, by
 a pool of threads (GDAL's decompression and the compiled kernels release the GIL); each tile is
 handed with the settlements and households it holds to the kernels of
-:mod:`profiling._coverage`, which compute exact cell coverage fractions (the algorithm behind
-exactextract, see there) and accumulate the statistics in columnar arrays. Memory is the
-accumulators plus one tile per thread, whatever the raster's size.
+:mod:`profiling._coverage`, which compute exact cell coverage fractions (the quantity exactextract
+computes, by another route, see there) and accumulate the statistics in columnar arrays. Memory
+is the accumulators plus one tile per thread, whatever the raster's size. Weights are fractions
+of cells, so the cells of a geographic (degree) raster count alike, as in exactextract.
 
 I/O stays at the edge: :func:`open_hazard` opens a configured raster (through rioxarray, so a
 stack is one input); :func:`layer_from_array` wraps an in-memory ``xarray.DataArray``; the
-computation itself never opens a path.
+computation itself never opens a path. The pipeline calls :func:`exposure` (or its two halves
+:func:`settlement_exposure` and :func:`household_values`); a Dask backend calls the same
+functions on partitions of settlements or households, whose results concatenate.
 """
 
 from __future__ import annotations
@@ -646,7 +650,8 @@ def _zone_frame(layer: HazardLayer, res: ScanResult, area: np.ndarray,
             known = valid > 0
             out: dict[str, np.ndarray] = {}
             out["coverage"] = np.where(known & (area > 0), np.minimum(valid / area, 1.0), np.nan)
-            out["mean"] = np.where(known, a[:, K.ACC_SUM] / valid, np.nan)
+            if layer.kind != "class":  # the mean of ordinal classes means nothing
+                out["mean"] = np.where(known, a[:, K.ACC_SUM] / valid, np.nan)
             out["max"] = np.where(known & np.isfinite(a[:, K.ACC_MAX]), a[:, K.ACC_MAX],
                                   np.nan)
             for k, t in enumerate(res.thresholds):
