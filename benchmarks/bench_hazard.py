@@ -531,8 +531,10 @@ def main(argv: list[str] | None = None) -> int:
         if k in results:
             print(f"ratio {label}/(c): {results[k]['wall'] / ours['wall']:.1f}x")
     ok_t, ok_m = ours["wall"] < TARGET_SECONDS, ours["peak_mib"] < TARGET_MIB
-    print(f"target: < {TARGET_SECONDS:.0f} s wall, < {TARGET_MIB:,.0f} MiB peak, both cores: "
-          f"{'PASS' if ok_t and ok_m and ours['cpu'] / ours['wall'] > 1.2 else 'FAIL'}")
+    ok_c = ours["cpu"] / ours["wall"] > 1.2
+    print(f"target: < {TARGET_SECONDS:.0f} s wall {'PASS' if ok_t else 'FAIL'}, "
+          f"< {TARGET_MIB:,.0f} MiB peak {'PASS' if ok_m else 'FAIL'}, both cores "
+          f"(cpu/wall > 1.2) {'PASS' if ok_c else 'FAIL (is the machine busy?)'}")
     if "tools" in results:
         print("checks against (b):")
         print("\n".join(compare(ours["result"], results["tools"]["result"])))
