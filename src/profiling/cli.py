@@ -202,6 +202,33 @@ def prioritise(
 
 
 @app.command()
+def atlas(
+    config: Annotated[Path, typer.Argument(help="YAML configuration.")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Output directory of the run.")
+                       ] = None,
+    pdf: Annotated[bool, typer.Option("--pdf", help="Also print each atlas page to PDF "
+                                                    "(WeasyPrint).")] = False,
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Rewrite the map, the settlement atlas and the PNG maps from an earlier run's tables."""
+    from profiling.publish import publish
+
+    _logging(verbose, quiet)
+    try:
+        cfg = load_config(config)
+        folder = Path(out_dir) if out_dir is not None else Path(cfg.output_dir)
+        written = publish(folder, cfg, pdf=pdf)
+    except Exception as exc:
+        _fail(exc, verbose)
+        return
+    if not quiet:
+        pdfs = sum(1 for k in written if k.startswith("pdf_"))
+        out.print(f"map, atlas ({sum(1 for k in written if k.startswith('atlas_'))} pages)"
+                  + (f" and {pdfs} PDFs" if pdf else "") + f" written to {folder}")
+
+
+@app.command()
 def load(
     config: Annotated[Path, typer.Argument(help="YAML configuration with a 'store' section.")],
     exports: Annotated[list[Path] | None, typer.Argument(

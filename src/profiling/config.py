@@ -220,6 +220,19 @@ class CufSettings(_Strict):
     seed: int = 42
 
 
+class MapSettings(_Strict):
+    """The interactive map and the atlas (``map.html``, ``atlas/``)."""
+
+    #: A tile URL for a basemap (``https://{s}.tile.example/{z}/{x}/{y}.png``); none by default,
+    #: so the map works with no network.
+    basemap: str | None = None
+    basemap_attribution: str = ""
+    #: H3 resolution of the optional household-hexagon layer (9: about 0.1 km² a cell).
+    h3_resolution: int = Field(default=9, ge=0, le=15)
+    #: Columns of the settlement table drawn as choropleths (default: the main indicators).
+    indicators: list[str] | None = None
+
+
 class Config(_Strict):
     """A whole run of the pipeline."""
 
@@ -246,6 +259,8 @@ class Config(_Strict):
     cuf: CufSettings = Field(default_factory=CufSettings)
     #: Where ``profiling load`` keeps the enumeration (none: loading needs one).
     store: StoreConfig | None = None
+    #: The interactive map and the atlas.
+    map: MapSettings = Field(default_factory=MapSettings)
 
     @field_validator("surveys", mode="before")
     @classmethod
@@ -297,7 +312,8 @@ def _all_keys(model: type[BaseModel], seen: set[type] | None = None) -> set[str]
     keys = set(model.model_fields)
     seen.add(model)
     for sub in (Config, SurveySource, HazardSource, Assignment, FieldSource, StoreConfig,
-                IndicatorSettings, CufSettings, CriterionConfig, InterventionConfig):
+                IndicatorSettings, CufSettings, CriterionConfig, InterventionConfig,
+                MapSettings):
         if sub not in seen:
             keys |= _all_keys(sub, seen)
     return keys

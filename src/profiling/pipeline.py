@@ -145,6 +145,10 @@ def run(cfg: Config, out_dir: str | Path | None = None,
         table = cuf.settlements
         outputs.update(write_cuf(out, cuf))
         outputs.update(_write_tables(out, settlements, table, city, t, cfg.min_cell_size))
+        from profiling.aggregates import write_aggregates
+
+        outputs.update(write_aggregates(out, households, ind, cfg.map.h3_resolution,
+                                        cfg.min_cell_size))
 
     rejects = result.rejects[REJECT_COLUMNS]
     rejects.to_csv(out / REJECTS, index=False, encoding="utf-8")
@@ -152,6 +156,10 @@ def run(cfg: Config, out_dir: str | Path | None = None,
     supervision_report(result.submissions).to_csv(out / SUPERVISION, index=False,
                                                   encoding="utf-8")
     outputs["supervision"] = out / SUPERVISION
+    if table is not None:
+        from profiling.publish import publish
+
+        outputs.update(publish(out, cfg))
 
     manifest = {
         "software": {"name": "profiling", "version": __version__},

@@ -1,0 +1,36 @@
+"""Publish a run: ``map.html``, the settlement atlas and PNG maps, read from its tables.
+
+Presentation reads the computed tables of the output folder (CONTRACT.md §5) and nothing else:
+never the households, never personal data. folium, branca, jinja2 and matplotlib are imported
+here only.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from profiling.config import Config
+
+log = logging.getLogger(__name__)
+
+__all__ = ["publish"]
+
+
+def publish(out_dir: str | Path, cfg: Config, pdf: bool = False) -> dict[str, Path]:
+    """Write ``map.html`` (with ``map_files/``), ``maps/*.png`` and ``atlas/`` to ``out_dir``
+    from the tables already there; with ``pdf``, also ``atlas/pdf/*.pdf``."""
+    from profiling.publish._data import read_tables
+    from profiling.publish.atlas import write_atlas, write_pdfs
+    from profiling.publish.maps import write_map, write_pngs
+
+    tables = read_tables(out_dir)
+    written: dict[str, Path] = {}
+    if tables.has_geometry:
+        written.update(write_map(tables, cfg.map, cfg.hazards))
+        written.update(write_pngs(tables, cfg.map))
+    written.update(write_atlas(tables))
+    if pdf:
+        written.update(write_pdfs(Path(out_dir) / "atlas"))
+    log.info("published %d files: map, atlas and PNG maps", len(written))
+    return written

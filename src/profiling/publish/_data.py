@@ -1,0 +1,148 @@
+"""What presentation reads: the computed tables of a run's output folder, nothing else.
+
+Formatting lives here too, so the map, the PNGs and the atlas write every figure the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from profiling._errors import ConfigError
+
+
+@dataclass(frozen=True)
+class MapIndicator:
+    """A column of the settlement table drawn as a choropleth."""
+
+    column: str
+    label: str
+    kind: str  # "share", "share_area", "rank", "number", "metres"
+    higher_is_worse: bool = True
+    household_based: bool = True
+
+
+#: The main indicators, drawn by default.
+MAIN_INDICATORS: tuple[MapIndicator, ...] = (
+    MapIndicator("slum_household_share", "Slum households", "share"),
+    MapIndicator("water_basic_share", "Basic drinking water", "share", False),
+    MapIndicator("sanitation_basic_share", "Basic sanitation", "share", False),
+    MapIndicator("tenure_secure_share", "Secure tenure", "share", False),
+    MapIndicator("overcrowded_share", "Overcrowded households", "share"),
+    MapIndicator("flood_area_share", "Area flooded at or above the exposure depth",
+                 "share_area", True, False),
+    MapIndicator("cuf_rank", "CUF priority rank (1 = first)", "rank", False),
+)
+_BY_COLUMN = {m.column: m for m in MAIN_INDICATORS}
+
+
+def indicator(column: str) -> MapIndicator:
+    """The display definition of a column (a generic one for columns not listed)."""
+    if column in _BY_COLUMN:
+        return _BY_COLUMN[column]
+    kind = "share" if column.endswith("_share") else "number"
+    return MapIndicator(column, column.replace("_", " ").capitalize(), kind,
+                        household_based=not column.startswith("flood_area"))
+
+
+def missing(x: object) -> bool:
+    """True for None, NaN and pandas' NA."""
+    if x is None:
+        return True
+    try:
+        return bool(pd.isna(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def fmt(x: object, kind: str = "share") -> str:
+    """A figure as the map and atlas print it: shares as whole percentages, counts with
+    thousands separators, depths in metres with two decimals; ``–`` when empty."""
+    if missing(x):
+        return "–"
+    v = float(x)  # type: ignore[arg-type]
+    if kind.startswith("share"):
+        return f"{v:.0%}"
+    if kind == "metres":
+        return f"{v:.2f} m"
+    if kind == "rank":
+        return f"{v:.0f}"
+    return f"{v:,.0f}" if float(v).is_integer() or abs(v) >= 100 else f"{v:,.2f}"
+
+
+def suppressed_text(k: int) -> str:
+    """What replaces the figures of a settlement with fewer than k households."""
+    return f"suppressed (fewer than {k} households)"
+
+
+@dataclass
+class RunTables:
+    """The tables of one run's output folder that presentation reads."""
+
+    out: Path
+    settlements: pd.DataFrame  # with a geometry column (EPSG:4326) when the run had polygons
+    priorities: pd.DataFrame
+    city: pd.DataFrame
+    parameters: dict[str, float]
+    hexagons: pd.DataFrame
+    dates: pd.DataFrame
+    portfolio: pd.DataFrame | None
+
+    @property
+    def k(self) -> int:
+        return int(self.parameters.get("min_cell_size", 5))
+
+    @property
+    def has_geometry(self) -> bool:
+        return "geometry" in self.settlements.columns
+
+    def is_suppressed(self, row: pd.Series) -> bool:
+        return missing(row.get("households"))
+
+
+def read_tables(out: str | Path) -> RunTables:
+    """Read the settlement table (GeoPackage layer, else CSV) and the tables beside it."""
+    out = Path(out)
+    csv = out / "settlement_indicators.csv"
+    gpkg = out / "settlements.gpkg"
+    if not csv.exists():
+        raise ConfigError(f"{csv} does not exist: run `profiling run` first")
+    ids = {"settlement_id": str, "name": str}
+    if gpkg.exists():
+        import geopandas as gpd
+
+        table: pd.DataFrame = gpd.read_file(gpkg, layer="settlement_indicators").to_crs(
+            "EPSG:4326")
+        table["settlement_id"] = table["settlement_id"].astype(str)
+        table["name"] = table["name"].astype(str)
+    else:
+        table = pd.read_csv(csv, dtype=ids)
+
+    def opt(name: str) -> pd.DataFrame | None:
+        p = out / name
+        return pd.read_csv(p, dtype=ids, keep_default_na=True) if p.exists() else None
+
+    pri = opt("cuf_priorities.csv")
+    city = opt("city_summary.csv")
+    par = opt("parameters.csv")
+    hexes = opt("hexagons.csv")
+    dates = opt("enumeration_dates.csv")
+    params = ({str(r.parameter): float(r.value) for r in par.itertuples()}
+              if par is not None else {"min_cell_size": 5.0})
+    return RunTables(out, table, pri if pri is not None else pd.DataFrame(),
+                     city if city is not None else pd.DataFrame(), params,
+                     hexes if hexes is not None else pd.DataFrame(),
+                     dates if dates is not None else pd.DataFrame(), opt("cuf_portfolio.csv"))
+
+
+def safe_id(settlement_id: str) -> str:
+    """A settlement id as a file name (anything but letters, digits, ``-`` and ``_`` as ``_``)."""
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(settlement_id))
+    return name or "_"
+
+
+def is_number(x: object) -> bool:
+    return isinstance(x, (int, float)) and not (isinstance(x, float) and math.isnan(x))

@@ -1,0 +1,219 @@
+"""The settlement atlas: ``atlas/index.html`` and one page per settlement (jinja2).
+
+Templates autoescape everything, so a name or a free text shows as the characters it holds. A
+print stylesheet makes each page an A4 sheet; :func:`write_pdfs` prints them with WeasyPrint.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from profiling.indicators import INDICATORS, LADDERS, PRIORITY_NEEDS
+from profiling.publish._data import RunTables, fmt, missing, safe_id, suppressed_text
+
+log = logging.getLogger(__name__)
+
+LADDER_COLOURS = {
+    "water": ["#08519c", "#4292c6", "#fdae6b", "#e6550d", "#a63603"],
+    "sanitation": ["#006d2c", "#74c476", "#fdae6b", "#a63603"],
+    "hygiene": ["#54278f", "#fdae6b", "#a63603"],
+}
+LADDER_TITLES = {"water": "Drinking water (JMP ladder)", "sanitation": "Sanitation (JMP ladder)",
+                 "hygiene": "Hygiene (JMP ladder)"}
+SECTIONS = {
+    "Tenure": ["tenure_documented", "tenure_perceived_secure", "tenure_secure"],
+    "Housing and overcrowding": ["durable_housing", "overcrowded", "slum_household"],
+    "Services": ["water_improved", "water_basic", "water_on_premises", "sanitation_improved",
+                 "sanitation_basic", "sanitation_adequate", "open_defecation",
+                 "handwashing_basic", "waste_collected", "electricity_access"],
+    "Hazard exposure of households": ["flood_exposed", "hazardous_location"],
+}
+LABELS = {
+    "tenure_documented": "Tenure documented", "tenure_perceived_secure": "No fear of eviction",
+    "tenure_secure": "Secure tenure (documented and no fear of eviction)",
+    "durable_housing": "Durable housing", "overcrowded": "Overcrowded",
+    "slum_household": "Slum households (UN-Habitat)", "water_improved": "Improved water source",
+    "water_basic": "Basic drinking water", "water_on_premises": "Water on premises",
+    "sanitation_improved": "Improved sanitation", "sanitation_basic": "Basic sanitation",
+    "sanitation_adequate": "Adequate sanitation (UN-Habitat)",
+    "open_defecation": "Open defecation", "handwashing_basic": "Handwashing with water and soap",
+    "waste_collected": "Waste collected", "electricity_access": "Electricity",
+    "flood_exposed": "Households at or above the flood exposure depth",
+    "hazardous_location": "Households at or above the high flood depth",
+}
+
+
+def _environment() -> Any:
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.PackageLoader("profiling", "templates"),
+                              autoescape=True, undefined=jinja2.StrictUndefined,
+                              trim_blocks=True, lstrip_blocks=True)
+
+
+def _share_rows(row: pd.Series, names: list[str], k: int) -> list[dict[str, str]]:
+    rows = []
+    for n in names:
+        if f"{n}_share" not in row.index:
+            continue
+        share, count = row[f"{n}_share"], row.get(f"{n}_n")
+        rows.append({"label": LABELS.get(n, n), "share": fmt(share, "share"),
+                     "n": fmt(count, "number") if not missing(count) else
+                     f"fewer than {k} known"})
+    return rows
+
+
+def _words(rule: str, params: dict[str, float]) -> str:
+    """A rule with its thresholds filled in (``{water_minutes:g}`` -> ``30``)."""
+    try:
+        return rule.format(**params)
+    except (KeyError, ValueError, IndexError):
+        return rule
+
+
+def _ladder(row: pd.Series, name: str, params: dict[str, float]) -> dict[str, Any]:
+    levels = LADDERS[name]
+    parts = []
+    widths: list[float] = []
+    for (level, rule), colour in zip(levels, LADDER_COLOURS[name], strict=False):
+        v = row.get(f"{name}_ladder_{level}_share")
+        widths.append(0.0 if missing(v) else float(v))
+        parts.append({"level": level.replace("_", " "), "rule": _words(rule, params),
+                      "colour": colour,
+                      "width": 0.0 if missing(v) else round(float(v) * 100, 2),
+                      "text": fmt(v, "share")})
+    n = row.get(f"{name}_ladder_n")
+    known = not missing(n) and any(w > 0 for w in widths)
+    return {"title": LADDER_TITLES[name], "parts": parts, "known": known,
+            "n": fmt(n, "number") if not missing(n) else ""}
+
+
+def settlement_context(tables: RunTables, row: pd.Series) -> dict[str, Any]:
+    """Everything one settlement's page shows, formatted."""
+    k = tables.k
+    sid = str(row["settlement_id"])
+    sup = missing(row.get("households"))
+    pri = tables.priorities
+    prow = pri[pri["settlement_id"] == sid].iloc[0] if len(pri) and (
+        pri["settlement_id"] == sid).any() else None
+    dates = tables.dates
+    drow = dates[dates["settlement_id"] == sid].iloc[0] if len(dates) and (
+        dates["settlement_id"] == sid).any() else None
+    needs = []
+    if not sup:
+        for need in PRIORITY_NEEDS:
+            v = row.get(f"priority_{need}_share")
+            if not missing(v):
+                needs.append((float(v), need.replace("_", " "), fmt(v, "share")))
+        needs.sort(key=lambda x: -x[0])
+    unknown = []
+    if not sup:
+        hh = float(row["households"])
+        for ind in INDICATORS:
+            n = row.get(f"{ind.name}_n")
+            if not missing(n):
+                unknown.append({"label": LABELS.get(ind.name, ind.name),
+                                "unknown": fmt(hh - float(n), "number")})
+    thresholds = tables.parameters
+    defs = [{"name": i.name, "label": LABELS.get(i.name, i.name),
+             "rule": _words(i.rule, thresholds), "source": i.source} for i in INDICATORS]
+    return {
+        "id": sid, "name": str(row["name"]), "suppressed": sup, "k": k,
+        "suppressed_text": suppressed_text(k),
+        "key_figures": [] if sup else [
+            ("Households", fmt(row["households"], "number")),
+            ("Persons", fmt(row.get("population"), "number")),
+            ("Slum households", fmt(row.get("slum_household_share"), "share")),
+            ("Persons in slum households", fmt(row.get("slum_population_share"), "share")),
+        ],
+        "area": [("Area flooded at or above the exposure depth",
+                  fmt(row.get("flood_area_share"), "share")),
+                 ("Mean flood depth over the modelled area",
+                  fmt(row.get("flood_depth_mean"), "metres"))],
+        "ladders": [] if sup else [_ladder(row, n, tables.parameters) for n in LADDERS],
+        "sections": {} if sup else {title: _share_rows(row, names, k)
+                                    for title, names in SECTIONS.items()},
+        "needs": needs,
+        "rank": None if missing(row.get("cuf_rank")) else fmt(row["cuf_rank"], "rank"),
+        "n_ranked": int(pd.to_numeric(tables.settlements.get("cuf_rank"),
+                                      errors="coerce").notna().sum())
+        if "cuf_rank" in tables.settlements.columns else 0,
+        "explanation": "" if prow is None or missing(prow.get("explanation"))
+        else str(prow["explanation"]),
+        "interventions": [] if prow is None or missing(prow.get("recommended_interventions"))
+        else [s.strip() for s in str(prow["recommended_interventions"]).split(";") if s.strip()],
+        "unknown": unknown,
+        "dates": None if drow is None else (str(drow["first_interview"]),
+                                            str(drow["last_interview"])),
+        "definitions": defs,
+    }
+
+
+def write_atlas(tables: RunTables) -> dict[str, Path]:
+    """``atlas/index.html`` and ``atlas/<settlement_id>.html``; returns what was written."""
+    env = _environment()
+    folder = tables.out / "atlas"
+    folder.mkdir(exist_ok=True)
+    from importlib import resources
+
+    css = (resources.files("profiling") / "templates" / "atlas.css").read_bytes()
+    (folder / "atlas.css").write_bytes(css)
+    page = env.get_template("atlas_page.html")
+    written: dict[str, Path] = {}
+    t = tables.settlements
+    rows = []
+    for _, row in t.iterrows():
+        ctx = settlement_context(tables, row)
+        path = folder / f"{safe_id(ctx['id'])}.html"
+        path.write_text(page.render(s=ctx), encoding="utf-8")
+        written[f"atlas_{ctx['id']}"] = path
+        sup = ctx["suppressed"]
+        rows.append({"id": ctx["id"], "name": ctx["name"], "href": path.name,
+                     "households": "" if sup else fmt(row["households"], "number"),
+                     "households_value": "" if sup else float(row["households"]),
+                     "slum": "" if sup else fmt(row.get("slum_household_share"), "share"),
+                     "slum_value": "" if sup or missing(row.get("slum_household_share"))
+                     else float(row["slum_household_share"]),
+                     "flood": fmt(row.get("flood_area_share"), "share"),
+                     "flood_value": "" if missing(row.get("flood_area_share"))
+                     else float(row["flood_area_share"]),
+                     "rank": ctx["rank"] or "", "rank_value": ctx["rank"] or "",
+                     "suppressed": sup})
+    city = []
+    c = tables.city
+    if len(c):
+        for r in c.itertuples():
+            unit = str(getattr(r, "unit", ""))
+            kind = "share" if "share" in unit else "number"
+            city.append({"indicator": str(r.indicator).replace("_", " "),
+                         "value": fmt(r.value, kind), "definition": str(r.definition)})
+    index = env.get_template("atlas_index.html").render(
+        settlements=rows, city=city, k=tables.k, suppressed_text=suppressed_text(tables.k))
+    (folder / "index.html").write_text(index, encoding="utf-8")
+    written["atlas_index"] = folder / "index.html"
+    return written
+
+
+def write_pdfs(folder: Path) -> dict[str, Path]:
+    """Print every atlas page to PDF with WeasyPrint (``atlas/pdf/<page>.pdf``)."""
+    try:
+        import weasyprint
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        from profiling._errors import ConfigError
+
+        raise ConfigError("`profiling atlas --pdf` needs WeasyPrint: pip install weasyprint "
+                          "(and the system libraries pango and harfbuzz)") from exc
+    for name in ("weasyprint", "weasyprint.progress", "fontTools"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    pdf = folder / "pdf"
+    pdf.mkdir(exist_ok=True)
+    written = {}
+    for page in sorted(folder.glob("*.html")):
+        target = pdf / f"{page.stem}.pdf"
+        weasyprint.HTML(filename=str(page), base_url=str(folder)).write_pdf(str(target))
+        written[f"pdf_{page.stem}"] = target
+    return written

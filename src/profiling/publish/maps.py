@@ -1,0 +1,342 @@
+"""``map.html``: the interactive map, working offline; and static PNG maps for reports.
+
+folium builds the page (with its CDN links replaced by Leaflet files written beside it), branca
+carries the project's script, and mapclassify decides the class breaks. Every name and free text
+reaches the page as JSON data and is put on screen with ``textContent``, never as HTML.
+Households are never drawn: the optional hexagon layer reads ``hexagons.csv``, already
+aggregated and suppressed by the pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from profiling.config import MapSettings
+from profiling.publish._data import (
+    MAIN_INDICATORS,
+    MapIndicator,
+    RunTables,
+    fmt,
+    indicator,
+    missing,
+    safe_id,
+    suppressed_text,
+)
+
+log = logging.getLogger(__name__)
+
+ASSETS = "map_files"
+#: Sequential palette (ColorBrewer YlOrRd, 5 classes): darker is worse.
+PALETTE = ["#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"]
+NO_DATA = "#d9d9d9"
+HAZARD_BLUES = ["#c6dbef", "#6baed6", "#08519c"]
+#: Simplification tolerance for display (degrees; about 2 m at the equator).
+SIMPLIFY_DEG = 2e-5
+
+
+def classify(values: pd.Series, k: int = 5) -> tuple[str, list[float]]:
+    """Class upper bounds of ``values`` (NaN ignored): Fisher-Jenks natural breaks, fewer
+    classes when there are fewer distinct values. Returns the method's name and the bounds."""
+    import mapclassify
+
+    x = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
+    distinct = np.unique(x)
+    if len(distinct) == 0:
+        return "no values", []
+    if len(distinct) <= k:
+        return f"one class per value ({len(distinct)})", [float(v) for v in distinct]
+    fj = mapclassify.FisherJenks(x, k=k)
+    return f"Fisher-Jenks natural breaks, {k} classes", [float(b) for b in fj.bins]
+
+
+def class_of(v: float, bounds: list[float]) -> int:
+    """Index of the class holding ``v`` (upper bounds inclusive), -1 when empty."""
+    if missing(v) or not bounds:
+        return -1
+    i = int(np.searchsorted(np.asarray(bounds), float(v), side="left"))
+    return min(i, len(bounds) - 1)
+
+
+def colours(n: int, higher_is_worse: bool) -> list[str]:
+    """``n`` colours of :data:`PALETTE` from light to dark (reversed when higher is better)."""
+    idx = np.linspace(0, len(PALETTE) - 1, n).round().astype(int) if n > 1 else np.array([4])
+    cols = [PALETTE[i] for i in idx]
+    return cols if higher_is_worse else cols[::-1]
+
+
+def legend_labels(bounds: list[float], kind: str, method: str) -> list[str]:
+    if method.startswith("one class"):
+        return [fmt(b, kind) for b in bounds]
+    labels, lo = [], None
+    for b in bounds:
+        labels.append(f"{fmt(b, kind)} or less" if lo is None else
+                      f"over {fmt(lo, kind)} to {fmt(b, kind)}")
+        lo = b
+    return labels
+
+
+def display_geometry(table: pd.DataFrame) -> Any:
+    """Settlement polygons simplified for display as a coverage (no gaps or overlaps between
+    neighbours: shapely's coverage simplification), coordinates to 6 decimals (10 cm)."""
+    import shapely
+
+    geoms = np.asarray(table.geometry.values, dtype=object)
+    try:
+        simple = shapely.coverage_simplify(geoms, SIMPLIFY_DEG, simplify_boundary=True)
+    except Exception as exc:  # not a valid coverage (overlaps): simplify each polygon alone
+        log.warning("settlements are not a clean coverage (%s): simplified one by one", exc)
+        simple = shapely.simplify(geoms, SIMPLIFY_DEG, preserve_topology=True)
+    return shapely.set_precision(simple, 1e-6)
+
+
+def _mapped(tables: RunTables, settings: MapSettings) -> list[MapIndicator]:
+    cols = settings.indicators or [m.column for m in MAIN_INDICATORS]
+    return [indicator(c) for c in cols if c in tables.settlements.columns]
+
+
+def popup_rows(row: pd.Series, k: int) -> list[list[str]]:
+    """The mini-profile of a settlement: (label, figure) pairs, no household figure when the
+    settlement is suppressed."""
+    rows: list[list[str]] = []
+    if missing(row.get("households")):
+        rows.append(["Households", suppressed_text(k)])
+    else:
+        rows += [["Households", fmt(row["households"], "number")],
+                 ["Persons", fmt(row.get("population"), "number")]]
+        for m in MAIN_INDICATORS:
+            if m.household_based and m.kind == "share" and m.column in row.index:
+                rows.append([m.label, fmt(row[m.column], m.kind)])
+    if "flood_area_share" in row.index:
+        rows.append(["Area flooded (≥ exposure depth)", fmt(row["flood_area_share"], "share")])
+    if "cuf_rank" in row.index:
+        rows.append(["CUF rank", fmt(row["cuf_rank"], "rank")
+                     if not missing(row["cuf_rank"]) else "not ranked"])
+    return rows
+
+
+def map_data(tables: RunTables, settings: MapSettings, hazards: list[dict[str, Any]]
+             ) -> dict[str, Any]:
+    """Everything the page's script draws, as JSON-ready data."""
+    t = tables.settlements
+    k = tables.k
+    mapped = _mapped(tables, settings)
+    layers = []
+    classes: dict[str, list[int]] = {}
+    for m in mapped:
+        values = t[m.column]
+        method, bounds = classify(values)
+        cols = colours(len(bounds), m.higher_is_worse)
+        classes[m.column] = [class_of(v, bounds) for v in values]
+        layers.append({"key": m.column, "label": m.label, "method": method,
+                       "colours": cols, "labels": legend_labels(bounds, m.kind, method)})
+    geoms = display_geometry(t)
+    import shapely
+
+    features = []
+    for i, (_, row) in enumerate(t.iterrows()):
+        sup = missing(row.get("households"))
+        figs = {m.column: (suppressed_text(k) if sup and m.household_based
+                           else fmt(row[m.column], m.kind)) for m in mapped}
+        features.append({
+            "type": "Feature",
+            "geometry": json.loads(shapely.to_geojson(geoms[i])),
+            "properties": {
+                "id": str(row["settlement_id"]), "name": str(row["name"]),
+                "href": f"atlas/{safe_id(row['settlement_id'])}.html", "suppressed": sup,
+                "cls": {m.column: classes[m.column][i] for m in mapped}, "fig": figs,
+                "popup": popup_rows(row, k)},
+        })
+    return {"k": k, "suppressed": suppressed_text(k), "no_data": NO_DATA, "layers": layers,
+            "settlements": {"type": "FeatureCollection", "features": features},
+            "hexagons": hexagon_features(tables.hexagons), "hazards": hazards,
+            "basemap": settings.basemap, "attribution": settings.basemap_attribution}
+
+
+def hexagon_features(hexes: pd.DataFrame) -> list[dict[str, Any]]:
+    """Published H3 cells with their counts. Vertices are written as whole Web Mercator metres
+    (Leaflet's own projection): grid geometry, never a household's point."""
+    if hexes is None or hexes.empty:
+        return []
+    import h3
+    from pyproj import Transformer
+
+    to_merc = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)
+    feats = []
+    for r in hexes.itertuples():
+        lat, lon = zip(*h3.cell_to_boundary(str(r.h3_cell)), strict=True)
+        x, y = to_merc.transform(np.asarray(lon), np.asarray(lat))
+        feats.append({"xy": [[round(float(a)), round(float(b))] for a, b in zip(x, y,
+                                                                                strict=True)],
+                      "households": int(r.households),
+                      "slum": fmt(r.slum_household_share, "share"),
+                      "slum_value": None if missing(r.slum_household_share)
+                      else float(r.slum_household_share)})
+    return feats
+
+
+def hazard_overlays(hazards: list[Any], folder: Path) -> list[dict[str, Any]]:
+    """Each configured hazard raster as a coloured PNG in EPSG:4326 with its legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.colors as mcolors
+    import rasterio
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    out = []
+    for h in hazards:
+        path = Path(h.path)
+        if not path.exists():
+            continue
+        with rasterio.open(path) as src:
+            band = h.band or 1
+            dst_t, w, hgt = calculate_default_transform(src.crs, "EPSG:4326", src.width,
+                                                        src.height, *src.bounds)
+            data = np.full((hgt, w), np.nan, dtype="float32")
+            reproject(rasterio.band(src, band), data, src_transform=src.transform,
+                      src_crs=src.crs, dst_transform=dst_t, dst_crs="EPSG:4326",
+                      resampling=Resampling.nearest, src_nodata=src.nodata, dst_nodata=np.nan)
+        rgba = np.zeros((hgt, w, 4), dtype="float32")
+        if h.kind == "depth":
+            lo, hi = h.thresholds.get("exposed", 0.15), h.thresholds.get("high", 0.5)
+            bins = [(0.0, lo, f"above 0 to {lo:g} m"), (lo, hi, f"{lo:g} to {hi:g} m"),
+                    (hi, np.inf, f"{hi:g} m or more")]
+            legend = []
+            for (a, b, label), colour in zip(bins, HAZARD_BLUES, strict=True):
+                sel = (data > a if a == 0 else data >= a) & (data < b)
+                rgba[sel] = (*mcolors.to_rgb(colour), 0.7)
+                legend.append([colour, label])
+            unit = "flood depth (metres)"
+        else:
+            vals = [v for v in np.unique(data[~np.isnan(data)]) if v != 0][:8]
+            legend = []
+            for i, v in enumerate(vals):
+                colour = HAZARD_BLUES[min(i * len(HAZARD_BLUES) // max(len(vals), 1), 2)]
+                rgba[data == v] = (*mcolors.to_rgb(colour), 0.7)
+                legend.append([colour, f"class {v:g}"])
+            unit = "susceptibility class"
+        name = f"hazard_{safe_id(h.name)}.png"
+        import matplotlib.pyplot as plt
+
+        plt.imsave(folder / name, rgba, metadata={"Software": None})
+        west, north = dst_t.c, dst_t.f
+        east, south = west + dst_t.a * w, north + dst_t.e * hgt
+        out.append({"name": h.name, "unit": unit, "legend": legend,
+                    "image": f"{ASSETS}/{name}",
+                    "bounds": [[round(south, 6), round(west, 6)], [round(north, 6),
+                                                                   round(east, 6)]]})
+    return out
+
+
+def _script_json(data: object) -> str:
+    """JSON safe inside a script: ``<``, ``>`` and ``&`` as unicode escapes."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def write_map(tables: RunTables, settings: MapSettings, hazards: list[Any] | None = None
+              ) -> dict[str, Path]:
+    """Write ``map.html`` and its folder of scripts, styles and images; nothing is fetched."""
+    import branca.element as be
+    import folium
+
+    out = tables.out
+    folder = out / ASSETS
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    static = resources.files("profiling") / "static"
+    templates = resources.files("profiling") / "templates"
+    lf = folder / "leaflet"
+    (lf / "images").mkdir(parents=True)
+    for name in ("leaflet.js", "leaflet.css", "LICENSE"):
+        (lf / name).write_bytes((static / "leaflet" / name).read_bytes())
+    for name in ("layers.png", "layers-2x.png", "marker-icon.png", "marker-shadow.png"):
+        (lf / "images" / name).write_bytes((static / "leaflet" / "images" / name).read_bytes())
+    for name in ("map.js", "map.css"):
+        (folder / name).write_bytes((templates / name).read_bytes())
+
+    data = map_data(tables, settings, hazard_overlays(list(hazards or []), folder))
+    (folder / "data.js").write_text("window.PROFILING_MAP = " + _script_json(data) + ";\n",
+                                    encoding="utf-8")
+    t = tables.settlements
+    if tables.has_geometry and len(t):
+        # view bounds rounded outwards to 3 decimals (about 100 m): a view, not a place
+        w, s = (math.floor(float(v) * 1000) / 1000 for v in t.total_bounds[:2])
+        e, n = (math.ceil(float(v) * 1000) / 1000 for v in t.total_bounds[2:])
+        location = [round((s + n) / 2, 3), round((w + e) / 2, 3)]
+    else:
+        location, (w, s, e, n) = [0.0, 0.0], (-1.0, -1.0, 1.0, 1.0)
+    m = folium.Map(location=location, tiles=None, zoom_start=14, control_scale=True)
+    m.default_js = [("leaflet", f"{ASSETS}/leaflet/leaflet.js"),
+                    ("profiling_data", f"{ASSETS}/data.js"),
+                    ("profiling_map", f"{ASSETS}/map.js")]
+    m.default_css = [("leaflet_css", f"{ASSETS}/leaflet/leaflet.css"),
+                     ("profiling_css", f"{ASSETS}/map.css")]
+    m.fit_bounds([[s, w], [n, e]])
+    macro = be.MacroElement()
+    macro._template = be.Template(
+        "{% macro script(this, kwargs) %}profilingMap({{ this._parent.get_name() }}, "
+        "window.PROFILING_MAP);{% endmacro %}")
+    m.add_child(macro)
+    root = m.get_root()
+    root.title = "Settlement profiles: map"  # type: ignore[attr-defined]
+    html = root.render()
+    _check_offline(html)
+    path = out / "map.html"
+    path.write_text(html, encoding="utf-8")
+    return {"map": path}
+
+
+def _check_offline(html: str) -> None:
+    import re
+
+    remote = re.findall(r"""(?:src|href)\s*=\s*["'](?:https?:)?//[^"']+""", html)
+    if remote:
+        raise RuntimeError(f"map.html would fetch from outside its folder: {remote[:3]}")
+
+
+def write_pngs(tables: RunTables, settings: MapSettings) -> dict[str, Path]:
+    """A static PNG map per mapped indicator (``maps/<column>.png``), for reports."""
+    if not tables.has_geometry or tables.settlements.empty:
+        return {}
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    folder = tables.out / "maps"
+    folder.mkdir(exist_ok=True)
+    t = tables.settlements
+    written: dict[str, Path] = {}
+    geo = t.set_geometry(display_geometry(t))
+    for m in _mapped(tables, settings):
+        method, bounds = classify(t[m.column])
+        cols = colours(len(bounds), m.higher_is_worse)
+        cls = [class_of(v, bounds) for v in t[m.column]]
+        face = [cols[c] if c >= 0 else NO_DATA for c in cls]
+        fig, ax = plt.subplots(figsize=(8, 8), dpi=100)
+        geo.plot(ax=ax, color=face, edgecolor="#555555", linewidth=0.4)
+        handles = [Patch(facecolor=c, edgecolor="#555555", label=lab) for c, lab in
+                   zip(cols, legend_labels(bounds, m.kind, method), strict=True)]
+        handles.append(Patch(facecolor=NO_DATA, edgecolor="#555555",
+                             label=f"no data or {suppressed_text(tables.k)}"))
+        ax.legend(handles=handles, title=method, loc="lower left", fontsize=8, title_fontsize=8,
+                  framealpha=0.9)
+        ax.set_title(m.label)
+        ax.set_axis_off()
+        path = folder / f"{m.column}.png"
+        fig.savefig(path, bbox_inches="tight", metadata={"Software": None})
+        plt.close(fig)
+        written[f"png_{m.column}"] = path
+    return written

@@ -1,0 +1,185 @@
+/* The settlement map: choropleths, hazard overlays, hexagons, legend and search.
+   Every name and figure comes from window.PROFILING_MAP and is written with textContent:
+   nothing from the data is ever parsed as HTML. */
+function profilingMap(map, D) {
+  "use strict";
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) { e.className = cls; }
+    if (text !== undefined && text !== null) { e.textContent = String(text); }
+    return e;
+  }
+  var byKey = {}, base = {}, overlays = {}, members = {}, active = null;
+  D.layers.forEach(function (L0) { byKey[L0.key] = L0; });
+
+  function popupContent(p) {
+    var box = el("div", "pm-popup");
+    box.appendChild(el("h3", null, p.name));
+    var t = el("table");
+    p.popup.forEach(function (r) {
+      var tr = el("tr");
+      tr.appendChild(el("th", null, r[0]));
+      tr.appendChild(el("td", null, r[1]));
+      t.appendChild(tr);
+    });
+    box.appendChild(t);
+    var a = el("a", "pm-atlas", "Open the settlement profile");
+    a.setAttribute("href", p.href);
+    a.setAttribute("target", "_blank");
+    box.appendChild(a);
+    return box;
+  }
+  function tooltipContent(p, key) {
+    var box = el("div", "pm-tooltip");
+    box.appendChild(el("strong", null, p.name));
+    box.appendChild(el("div", null, byKey[key].label + ": " + p.fig[key]));
+    return box;
+  }
+
+  D.layers.forEach(function (spec) {
+    members[spec.key] = {};
+    var layer = L.geoJSON(D.settlements, {
+      style: function (f) {
+        var c = f.properties.cls[spec.key];
+        return {color: "#444", weight: 1, fillOpacity: 0.75,
+                fillColor: c >= 0 ? spec.colours[c] : D.no_data,
+                className: "pm-settlement pm-class-" + c};
+      },
+      onEachFeature: function (f, lyr) {
+        members[spec.key][f.properties.id] = lyr;
+        lyr.bindTooltip(function () { return tooltipContent(f.properties, spec.key); },
+                        {sticky: true});
+        lyr.bindPopup(function () { return popupContent(f.properties); }, {maxWidth: 320});
+      }
+    });
+    layer._pmKey = spec.key;
+    base[spec.label] = layer;
+  });
+
+  if (D.basemap) {
+    L.tileLayer(D.basemap, {attribution: D.attribution, maxZoom: 19}).addTo(map);
+  }
+  var hazardLayers = {};
+  D.hazards.forEach(function (h) {
+    var lyr = L.imageOverlay(h.image, h.bounds, {opacity: 0.8, interactive: false});
+    lyr._pmHazard = h;
+    hazardLayers[h.name] = lyr;
+    overlays["Hazard: " + h.name] = lyr;
+  });
+  if (D.hexagons.length) {
+    var hexLayer = L.layerGroup();
+    D.hexagons.forEach(function (c) {
+      var ll = c.xy.map(function (p) { return L.CRS.EPSG3857.unproject(L.point(p[0], p[1])); });
+      var poly = L.polygon(ll, {color: "#333", weight: 1, fillColor: "#756bb1",
+                                fillOpacity: 0.35, className: "pm-hexagon"});
+      poly.bindTooltip(function () {
+        var b = el("div", "pm-tooltip");
+        b.appendChild(el("div", null, "Households: " + c.households));
+        b.appendChild(el("div", null, "Slum households: " + c.slum));
+        return b;
+      });
+      hexLayer.addLayer(poly);
+    });
+    overlays["Households in hexagons (cells under " + D.k + " households left out)"] = hexLayer;
+  }
+
+  // Legend
+  var legend = L.control({position: "bottomright"});
+  legend.onAdd = function () {
+    this._div = el("div", "pm-legend leaflet-bar");
+    L.DomEvent.disableClickPropagation(this._div);
+    return this._div;
+  };
+  function drawLegend() {
+    var d = legend._div;
+    if (!d) { return; }
+    d.textContent = "";
+    if (active) {
+      var spec = byKey[active];
+      d.appendChild(el("div", "pm-legend-title", spec.label));
+      d.appendChild(el("div", "pm-legend-method", "Classes: " + spec.method));
+      spec.colours.forEach(function (c, i) {
+        var row = el("div", "pm-legend-row");
+        var sw = el("span", "pm-swatch");
+        sw.style.background = c;
+        row.appendChild(sw);
+        row.appendChild(el("span", null, spec.labels[i]));
+        d.appendChild(row);
+      });
+      var nd = el("div", "pm-legend-row");
+      var s2 = el("span", "pm-swatch");
+      s2.style.background = D.no_data;
+      nd.appendChild(s2);
+      nd.appendChild(el("span", null, "no data, or " + D.suppressed));
+      d.appendChild(nd);
+    }
+    Object.keys(hazardLayers).forEach(function (name) {
+      var lyr = hazardLayers[name];
+      if (!map.hasLayer(lyr)) { return; }
+      var h = lyr._pmHazard;
+      d.appendChild(el("div", "pm-legend-title", "Hazard: " + h.name + ", " + h.unit));
+      h.legend.forEach(function (r) {
+        var row = el("div", "pm-legend-row");
+        var sw = el("span", "pm-swatch");
+        sw.style.background = r[0];
+        row.appendChild(sw);
+        row.appendChild(el("span", null, r[1]));
+        d.appendChild(row);
+      });
+    });
+  }
+  legend.addTo(map);
+
+  map.on("baselayerchange", function (e) { active = e.layer._pmKey; drawLegend(); });
+  map.on("overlayadd overlayremove", drawLegend);
+  var first = D.layers.length ? base[D.layers[0].label] : null;
+  if (first) { first.addTo(map); active = first._pmKey; }
+  L.control.layers(base, overlays, {collapsed: false, position: "topright"}).addTo(map);
+  drawLegend();
+
+  // Search by settlement name
+  var search = L.control({position: "topleft"});
+  search.onAdd = function () {
+    var box = el("div", "pm-search leaflet-bar");
+    L.DomEvent.disableClickPropagation(box);
+    var input = el("input");
+    input.type = "search";
+    input.placeholder = "Find a settlement";
+    input.setAttribute("aria-label", "Find a settlement by name");
+    input.setAttribute("list", "pm-names");
+    var list = el("datalist");
+    list.id = "pm-names";
+    D.settlements.features.forEach(function (f) {
+      var o = el("option");
+      o.value = f.properties.name;
+      list.appendChild(o);
+    });
+    var msg = el("div", "pm-search-msg");
+    function find() {
+      var q = input.value.trim().toLowerCase();
+      if (!q) { return; }
+      var hit = null;
+      D.settlements.features.forEach(function (f) {
+        var n = f.properties.name.toLowerCase();
+        if (!hit && n === q) { hit = f; }
+      });
+      if (!hit) {
+        D.settlements.features.forEach(function (f) {
+          if (!hit && f.properties.name.toLowerCase().indexOf(q) >= 0) { hit = f; }
+        });
+      }
+      if (!hit) { msg.textContent = "No settlement named " + input.value; return; }
+      msg.textContent = "";
+      var lyr = members[active][hit.properties.id];
+      map.fitBounds(lyr.getBounds(), {maxZoom: 17});
+      lyr.openPopup(lyr.getBounds().getCenter());
+    }
+    input.addEventListener("keydown", function (e) { if (e.key === "Enter") { find(); } });
+    input.addEventListener("change", find);
+    box.appendChild(input);
+    box.appendChild(list);
+    box.appendChild(msg);
+    return box;
+  };
+  search.addTo(map);
+}
