@@ -164,7 +164,7 @@ def load_each(store: Store, city, order: tuple[int, ...]) -> list:
 def hashed(frame: pd.DataFrame) -> pd.DataFrame:
     """An ingest household frame as the store gives it: pseudonymous keys, ordered by them."""
     out = frame.copy()
-    out["key"] = pd.array(pseudonyms(SECRET, out["key"]), dtype="str")
+    out["key"] = pd.array(pseudonyms(SECRET, out["key"]), dtype=out["key"].dtype)
     return out.sort_values("key").reset_index(drop=True)
 
 

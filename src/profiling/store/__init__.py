@@ -56,7 +56,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from profiling import __version__
 from profiling._errors import ConfigError, ProfilingError
-from profiling._readers import sha256_of
+from profiling._readers import STRING, sha256_of
 from profiling.config import Config, SurveySource
 from profiling.form import Form
 from profiling.ingest import (
@@ -778,7 +778,7 @@ class Store:
         return _frame_of(self._rows(conn, sql, params), columns)
 
     def _household_columns(self, conn: Connection) -> list[tuple[str, str]]:
-        return [("key", "str"), *self._columns(conn, "households")]
+        return [("key", _dtype_name(STRING)), *self._columns(conn, "households")]
 
     def households(self) -> pd.DataFrame:
         """The analysis view: the current households, as ingest returns them (same columns and
