@@ -27,11 +27,25 @@ REJECTED = {"latlon_swapped": "swapped", "gps_missing": "missing", "gps_zero": "
 DROPPED = {"invalid_choice": "not a choice", "rooms_out_of_range": "constraint"}
 
 
+SECRET = "sample-city-test-secret-0123456789abcdef"
+
+
+def pseudonym(key: str) -> str:
+    """The keyed hash rejects.csv names a household by (HMAC-SHA256, worked independently)."""
+    import hashlib
+    import hmac
+
+    return hmac.new(SECRET.encode(), key.encode(), hashlib.sha256).hexdigest()
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PROFILING_SECRET", SECRET)
     out = tmp_path_factory.mktemp("demo")
     result = run(load_config(REPO / "configs" / "demo.yaml"), out)
-    return result, out
+    yield result, out
+    mp.undo()
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +65,9 @@ def test_counts_match_the_generator(demo):
 def test_every_planted_fault_is_found(demo, planted):
     _, out = demo
     rejects = pd.read_csv(out / "rejects.csv", dtype=str)
-    by_key = {k: g for k, g in rejects.groupby("key")}
+    by_key = {k: g for k, g in rejects.groupby("household_id")}
     for fault in planted:
-        key, kind = fault["key"], fault["fault"]
+        key, kind = pseudonym(fault["key"]), fault["fault"]
         if kind in REJECTED:
             rows = by_key[key]
             assert rows["action"].tolist() == ["row_rejected"], fault
@@ -63,8 +77,8 @@ def test_every_planted_fault_is_found(demo, planted):
             assert rows["action"].tolist() == ["value_dropped"], fault
             assert rows["field"].iloc[0].endswith(fault["field"].rsplit("/", 1)[-1]), fault
             assert DROPPED[kind] in rows["reason"].iloc[0], fault
-    assert set(rejects["key"]) == {f["key"] for f in planted
-                                   if f["fault"] in REJECTED or f["fault"] in DROPPED}
+    assert set(rejects["household_id"]) == {pseudonym(f["key"]) for f in planted
+                                            if f["fault"] in REJECTED or f["fault"] in DROPPED}
 
 
 def test_refusals_and_resubmissions(demo, planted):

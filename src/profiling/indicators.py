@@ -570,38 +570,64 @@ def settlement_indicators(settlements: pd.DataFrame, households: pd.DataFrame,
 
 
 def city_summary(households: pd.DataFrame, indicators: pd.DataFrame,
-                 thresholds: Thresholds | None = None, min_cell_size: int = 5) -> pd.DataFrame:
+                 thresholds: Thresholds | None = None, min_cell_size: int = 5,
+                 published: pd.DataFrame | None = None) -> pd.DataFrame:
     """City-wide headline figures, each with numerator, denominator, unit and definition.
 
-    Households outside every settlement are left out (they belong to no settlement).
+    Households outside every settlement are left out (they belong to no settlement). With
+    ``published`` (the suppressed settlement table), each figure is computed only over the
+    settlements whose corresponding cell is published, and the row names the settlements left
+    out (``excluded_settlements``): a suppressed settlement's figure can then never be recovered
+    by subtracting the published settlements from the city total.
     """
     t = thresholds or Thresholds()
     inside = households["settlement_id"].notna().to_numpy()
     hh, ind = households.loc[inside], indicators.loc[inside]
-    size = pd.to_numeric(hh["hh_size"], errors="coerce").astype(float)
+    size_all = pd.to_numeric(hh["hh_size"], errors="coerce").astype(float)
     rows: list[dict[str, object]] = []
+    current: dict[str, object] = {"mask": np.ones(len(hh), dtype=bool), "excluded": ""}
+
+    def restrict(column: str) -> None:
+        """Use only settlements whose ``column`` is published in the settlement table."""
+        if published is None or column not in published:
+            current.update(mask=np.ones(len(hh), dtype=bool), excluded="")
+            return
+        shown = published.set_index("settlement_id")[column].notna()
+        hidden = sorted(shown.index[~shown.to_numpy()].astype(str))
+        current.update(mask=hh["settlement_id"].isin(shown.index[shown.to_numpy()]).to_numpy(),
+                       excluded=" ".join(hidden))
 
     def add(name: str, num: float, den: float, unit: str, definition: str, n: int) -> None:
         ok = n >= min_cell_size and den > 0
+        excluded = str(current["excluded"])
+        note = (f"; settlements whose figure is suppressed are left out: {excluded}"
+                if excluded else "")
         rows.append({"indicator": name, "numerator": num if ok else np.nan,
                      "denominator": den if ok else np.nan,
                      "value": (num / den) if ok else np.nan, "unit": unit,
                      "households": n if n >= min_cell_size else np.nan,
-                     "definition": definition})
+                     "definition": definition + note, "excluded_settlements": excluded})
 
-    slum = ind["slum_household"]
+    def sel(values: pd.Series) -> pd.Series:
+        return values[np.asarray(current["mask"], dtype=bool)]
+
+    restrict("slum_household_n")
+    size = sel(size_all)
+    slum = sel(ind["slum_household"])
     known = slum.notna().to_numpy()
     add("sdg_11_1_1_slum_population", float(size[slum.fillna(False).to_numpy(bool)].sum()),
         float(size.sum()), "share of persons",
         "SDG 11.1.1: persons in slum households (UN-Habitat's five deprivations) over persons "
         "enumerated; households whose status is unknown count in the denominator only",
-        len(hh))
+        len(slum))
     add("slum_population_known_status", float(size[slum.fillna(False).to_numpy(bool)].sum()),
         float(size[known].sum()), "share of persons",
         "persons in slum households over persons in households whose slum status is known",
         int(known.sum()))
     for ladder, levels in LADDERS.items():
-        col = ind[f"{ladder}_ladder"]
+        restrict(f"{ladder}_ladder_n")
+        size = sel(size_all)
+        col = sel(ind[f"{ladder}_ladder"])
         ok = col.notna().to_numpy()
         for level, rule in levels:
             sdg = "SDG 6.1.1" if ladder == "water" else "SDG 6.2.1"
@@ -613,13 +639,16 @@ def city_summary(households: pd.DataFrame, indicators: pd.DataFrame,
     for name, label in (("tenure_documented", "with a tenure document"),
                         ("tenure_perceived_secure", "not fearing eviction"),
                         ("tenure_secure", "with documented and perceived secure tenure")):
-        v = ind[name]
+        restrict(f"{name}_n")
+        v = sel(ind[name])
         add(f"sdg_1_4_2_{name}", float(v.fillna(False).sum()), float(v.notna().sum()),
             "share of households", f"SDG 1.4.2 style: households {label} over households whose "
             "answer is known", int(v.notna().sum()))
     for name, label in (("flood_exposed", f"at or above {t.flood_exposed:g} m"),
                         ("hazardous_location", f"at or above {t.flood_high:g} m")):
-        v = ind[name]
+        restrict(f"{name}_n")
+        size = sel(size_all)
+        v = sel(ind[name])
         add(f"{name}_households", float(v.fillna(False).sum()), float(v.notna().sum()),
             "share of households", f"households whose point's flood depth is {label} over "
             "households with a modelled depth", int(v.notna().sum()))

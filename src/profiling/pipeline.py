@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -19,8 +20,9 @@ from pathlib import Path
 import pandas as pd
 
 from profiling import __version__
-from profiling._errors import ConfigError
+from profiling._errors import ConfigError, ProfilingError
 from profiling._readers import sha256_of
+from profiling.audit import NEAR_M, Finding, Secrets, audit, report
 from profiling.config import Config, load_interventions
 from profiling.form import Form, read_xlsform, reference_form
 from profiling.indicators import (
@@ -44,6 +46,18 @@ PRIORITIES = "cuf_priorities.csv"
 PORTFOLIO = "cuf_portfolio.csv"
 MANIFEST = "run_manifest.json"
 SUPERVISION = "supervision_report.csv"
+
+
+class DisclosureError(ProfilingError):
+    """The audit found personal or re-identifiable data in a run's outputs."""
+
+    def __init__(self, out: Path, findings: list[Finding]) -> None:
+        self.findings = findings
+        shown = report(findings[:10])
+        more = f"\n... and {len(findings) - 10} more" if len(findings) > 10 else ""
+        super().__init__(f"{out}: the disclosure audit found {len(findings)} problem(s); the run "
+                         f"is not marked complete and nothing should be published:\n"
+                         f"{shown}{more}")
 
 
 @dataclass
@@ -140,7 +154,7 @@ def run(cfg: Config, out_dir: str | Path | None = None,
         ind = compute_indicators(households, t)
         table = settlement_indicators(settlements.frame, households, ind, cfg.min_cell_size,
                                       zones)
-        city = city_summary(households, ind, t, cfg.min_cell_size)
+        city = city_summary(households, ind, t, cfg.min_cell_size, published=table)
         cuf = run_cuf(cfg, table)
         table = cuf.settlements
         outputs.update(write_cuf(out, cuf))
@@ -150,7 +164,7 @@ def run(cfg: Config, out_dir: str | Path | None = None,
         outputs.update(write_aggregates(out, households, ind, cfg.map.h3_resolution,
                                         cfg.min_cell_size))
 
-    rejects = result.rejects[REJECT_COLUMNS]
+    rejects = published_rejects(result.rejects, household_secret(cfg))
     rejects.to_csv(out / REJECTS, index=False, encoding="utf-8")
     outputs["rejects"] = out / REJECTS
     supervision_report(result.submissions).to_csv(out / SUPERVISION, index=False,
@@ -176,13 +190,49 @@ def run(cfg: Config, out_dir: str | Path | None = None,
         "min_cell_size": cfg.min_cell_size,
         "thresholds": t.__dict__,
         "configuration": json.loads(cfg.model_dump_json()),
-        "outputs": sorted(p.name for p in outputs.values()),
+        "outputs": sorted(str(p.relative_to(out)) for p in outputs.values()),
+        "status": "auditing",
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
     outputs["manifest"] = out / MANIFEST
+    findings = audit(out, Secrets.from_frames(
+        result.personal, result.households, cfg.min_cell_size,
+        settlements.frame.geometry if settlements is not None and settlements.has_geometry
+        else None))
+    manifest["audit"] = {"findings": len(findings), "checked": [
+        "personal values", f"coordinates within {NEAR_M:g} m of a household",
+        f"figures from fewer than {cfg.min_cell_size} households"]}
+    manifest["status"] = "complete" if not findings else "incomplete: the audit found disclosures"
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
     seconds = time.perf_counter() - t0
+    if findings:
+        raise DisclosureError(out, findings)
     log.info("run finished in %.1f s: %s", seconds, result.counts)
     return RunResult(result, outputs, seconds, settlements=table, city=city)
+
+
+def household_secret(cfg: Config) -> bytes:
+    """The secret of pseudonymous household ids: the store's (``PROFILING_SECRET`` or the
+    configured file), or, when none is configured, a random one for this run only."""
+    from profiling.store import read_secret
+
+    try:
+        return read_secret(cfg.store.secret_file if cfg.store is not None else None)
+    except ConfigError:
+        if cfg.store is not None and cfg.store.secret_file is not None:
+            raise
+        log.warning("no secret configured (PROFILING_SECRET or store.secret_file): household "
+                    "ids in rejects.csv are pseudonyms valid for this run only")
+        return secrets.token_hex(32).encode()
+
+
+def published_rejects(rejects: pd.DataFrame, secret: bytes) -> pd.DataFrame:
+    """``rejects.csv`` as published: the submission key replaced by its keyed hash."""
+    from profiling.store import pseudonyms
+
+    out = rejects[REJECT_COLUMNS].copy()
+    out.insert(2, "household_id", pseudonyms(secret, out["key"]))
+    return out.drop(columns=["key"])
 
 
 def hazard_exposure(cfg: Config, settlements: Settlements, households: pd.DataFrame

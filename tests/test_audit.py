@@ -1,0 +1,193 @@
+"""Disclosure control: the audit finds every planted personal value, location and small cell,
+finds nothing in a normal run, and a run with a leak is not marked complete."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import struct
+import zlib
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+import shapely
+
+from profiling import pipeline
+from profiling.audit import Secrets, audit
+from profiling.config import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+SECRET = "a-test-secret-that-is-long-enough-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PROFILING_SECRET", SECRET)
+    out = tmp_path_factory.mktemp("demo")
+    cfg = load_config(REPO / "configs" / "demo.yaml")
+    result = pipeline.run(cfg, out)
+    settlements = pipeline.load_settlements(cfg)
+    secrets = Secrets.from_frames(result.ingest.personal, result.ingest.households, 5,
+                                  settlements.frame.geometry)
+    yield result, out, secrets
+    mp.undo()
+
+
+def test_a_normal_run_is_clean_and_complete(demo):
+    _, out, secrets = demo
+    assert audit(out, secrets) == []
+    assert json.loads((out / "run_manifest.json").read_text())["status"] == "complete"
+
+
+def _copy(out: Path, tmp: Path) -> Path:
+    import shutil
+
+    dst = tmp / "published"
+    shutil.copytree(out, dst)
+    return dst
+
+
+def test_planted_personal_values_are_found_everywhere(demo, tmp_path):
+    result, out, secrets = demo
+    pub = _copy(out, tmp_path)
+    person = result.ingest.personal.iloc[0]
+    name, phone, nid = person["respondent_name"], person["phone"], person["national_id"]
+    # a name in a CSV cell, a phone written differently in HTML, an ID in JSON, a key in JS
+    table = pd.read_csv(pub / "cuf_priorities.csv")
+    table.loc[0, "explanation"] = f"contact {name}"
+    table.to_csv(pub / "cuf_priorities.csv", index=False)
+    (pub / "page.html").write_text(f"<p>call {phone.replace(' ', '-')}</p>", encoding="utf-8")
+    (pub / "data.json").write_text(json.dumps({"id": nid}), encoding="utf-8")
+    (pub / "app.js").write_text(f"var k = '{person['key']}';", encoding="utf-8")
+    layer = gpd.read_file(pub / "settlements.gpkg", layer="settlement_indicators")
+    layer.loc[0, "name"] = name
+    layer.to_file(pub / "settlements.gpkg", layer="settlement_indicators", driver="GPKG")
+    _png_with_text(pub / "map.png", f"author {nid}")
+    _pdf_with_text(pub / "profile.pdf", f"Household of {name}")
+    found = {(f.kind, f.file.split(":")[0]) for f in audit(pub, secrets)}
+    assert found == {("personal", "cuf_priorities.csv"), ("personal", "page.html"),
+                     ("personal", "data.json"), ("personal", "app.js"),
+                     ("personal", "settlements.gpkg"), ("personal", "map.png"),
+                     ("personal", "profile.pdf")}
+    # findings name the field, never the value
+    assert not any(name in str(f) or nid in str(f) for f in audit(pub, secrets))
+
+
+def test_household_locations_are_found_but_boundaries_are_not(demo, tmp_path):
+    result, out, secrets = demo
+    pub = _copy(out, tmp_path)
+    hh = result.ingest.households.dropna(subset=["longitude"]).iloc[5]
+    near = gpd.GeoDataFrame({"n": [1]}, geometry=[shapely.Point(hh["longitude"] + 0.0001,
+                                                                hh["latitude"])],
+                            crs="EPSG:4326")  # about 11 m east of a household
+    (pub / "points.geojson").write_text(near.to_json(), encoding="utf-8")
+    (pub / "note.txt").write_text(f"lat {hh['latitude']:.6f}, lon {hh['longitude']:.6f}",
+                                  encoding="utf-8")
+    boundaries = pipeline.load_settlements(load_config(REPO / "configs" / "demo.yaml"))
+    (pub / "boundaries.geojson").write_text(boundaries.frame[["settlement_id", "geometry"]]
+                                            .to_json(), encoding="utf-8")
+    found = {(f.kind, f.file) for f in audit(pub, secrets)}
+    assert found == {("location", "points.geojson"), ("location", "note.txt")}
+
+
+def test_small_cells_are_found(demo, tmp_path):
+    _, out, secrets = demo
+    pub = _copy(out, tmp_path)
+    table = pd.read_csv(pub / "settlement_indicators.csv")
+    table.loc[0, "households"] = 3
+    table.loc[1, "water_basic_n"] = 4
+    table.to_csv(pub / "settlement_indicators.csv", index=False)
+    found = [f for f in audit(pub, secrets) if f.kind == "small_cell"]
+    assert sorted(f.where for f in found) == ["table row 1, column households",
+                                              "table row 2, column water_basic_n"]
+
+
+def test_a_leaking_run_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "published_rejects",
+                        lambda rejects, secret: rejects)  # a bug that publishes raw keys
+    with pytest.raises(pipeline.DisclosureError, match=r"personal: rejects\.csv"):
+        pipeline.run(load_config(REPO / "configs" / "demo.yaml"), tmp_path)
+    manifest = json.loads((tmp_path / "run_manifest.json").read_text())
+    assert manifest["status"].startswith("incomplete") and manifest["audit"]["findings"] > 0
+
+
+def test_rejects_name_households_by_keyed_hash(demo):
+    result, out, _ = demo
+    rejects = pd.read_csv(out / "rejects.csv", dtype=str)
+    assert "key" not in rejects.columns
+    expected = {hmac.new(SECRET.encode(), k.encode(), hashlib.sha256).hexdigest()
+                for k in result.ingest.rejects["key"].dropna()}
+    assert set(rejects["household_id"].dropna()) == expected
+
+
+def test_small_settlement_is_suppressed_everywhere_and_the_total_hides_it(demo):
+    result, out, _ = demo
+    table = pd.read_csv(out / "settlement_indicators.csv").set_index("settlement_id")
+    layer = gpd.read_file(out / "settlements.gpkg", layer="settlement_indicators").set_index(
+        "settlement_id")
+    household_cols = [c for c in table.columns if c in ("households", "population")
+                      or (c.endswith(("_share", "_n", "_lo", "_hi"))
+                      and not c.startswith("flood_area"))]
+    assert table.loc["JK01", household_cols].isna().all()
+    assert layer.loc["JK01", household_cols].isna().all()
+    city = pd.read_csv(out / "city_summary.csv").set_index("indicator")
+    slum = city.loc["sdg_11_1_1_slum_population"]
+    # the city total is the sum over published settlements: subtracting them leaves nothing
+    assert slum["denominator"] == table["population"].sum()
+    assert slum["excluded_settlements"] == "JK01"
+    hh = result.ingest.households
+    jk01_people = hh.loc[hh["settlement_id"] == "JK01", "hh_size"].sum()
+    assert slum["denominator"] + jk01_people == hh.loc[hh["settlement_id"].notna(),
+                                                       "hh_size"].sum()
+
+
+def test_verbose_logs_carry_no_personal_value(tmp_path, caplog, monkeypatch):
+    monkeypatch.delenv("PROFILING_SECRET", raising=False)
+    caplog.set_level(logging.DEBUG)
+    result = pipeline.run(load_config(REPO / "configs" / "demo.yaml"), tmp_path)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert text
+    values = {str(v) for v in result.ingest.personal.to_numpy().ravel()
+              if pd.notna(v) and len(str(v)) >= 4}
+    assert not [v for v in values if v in text]
+
+
+def _png_with_text(path: Path, text: str) -> None:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(
+            ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    raw = b"\x00\x00\x00\x00"  # one grey pixel row: filter byte + pixel
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
+           + chunk(b"tEXt", b"Comment\x00" + text.encode("latin-1"))
+           + chunk(b"IDAT", zlib.compress(raw[:2])) + chunk(b"IEND", b""))
+    path.write_bytes(png)
+
+
+def _pdf_with_text(path: Path, text: str) -> None:
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode("latin-1")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream
+        + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = b"%PDF-1.4\n"
+    offsets = []
+    for i, obj in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n".encode() + obj + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += (f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
+            .encode())
+    path.write_bytes(out)
