@@ -425,38 +425,81 @@ def aggregate(households: pd.DataFrame, indicators: pd.DataFrame, by: str = "set
     key = households[by]
     index = pd.Index(list(groups) if groups is not None else sorted(key.dropna().unique()),
                      name=by)
+    return finish(partial_counts(households, indicators, by), index, min_cell_size)
+
+
+def _summed_names() -> list[str]:
+    return [*INDICATOR_NAMES, "deprived_3plus", *(f"priority_{n}" for n in PRIORITY_NEEDS)]
+
+
+def partial_counts(households: pd.DataFrame, indicators: pd.DataFrame,
+                   by: str = "settlement_id") -> pd.DataFrame:
+    """The sums behind :func:`aggregate`, per group present: counts that add up across parts.
+
+    Computed on any part of the households (a Dask partition), the frames of all parts
+    concatenated and summed by group (``pd.concat(parts).groupby(level=0).sum()``) equal the
+    counts of the whole, exactly: every column is a count of households or a sum of integer
+    ``hh_size`` values. :func:`finish` turns them into the table.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by ``by`` (groups with at least one household): ``households``, ``population``;
+        per indicator ``<name>_true`` and ``<name>_known``; ``slum_persons`` and
+        ``slum_known_persons``, ``slum_known_n``; per ladder level ``<ladder>_ladder_<level>``.
+    """
+    key = households[by]
     size = pd.to_numeric(households["hh_size"], errors="coerce").astype(float)
     cols: dict[str, pd.Series] = {
-        "households": key.groupby(key).size().reindex(index, fill_value=0).astype(float),
-        "population": size.groupby(key).sum().reindex(index, fill_value=0.0),
+        "households": key.groupby(key).size().astype(float),
+        "population": size.groupby(key).sum(),
     }
-    for name in [*INDICATOR_NAMES, "deprived_3plus", *(f"priority_{n}" for n in PRIORITY_NEEDS)]:
+    for name in _summed_names():
         v = indicators[name]
-        true = v.fillna(False).astype(int)
-        known = v.notna().astype(int)
-        x = true.groupby(key).sum().reindex(index, fill_value=0).astype(float)
-        n = known.groupby(key).sum().reindex(index, fill_value=0).astype(float)
+        cols[f"{name}_true"] = v.fillna(False).astype(int).groupby(key).sum().astype(float)
+        cols[f"{name}_known"] = v.notna().astype(int).groupby(key).sum().astype(float)
+    slum = indicators["slum_household"]
+    cols["slum_persons"] = size.where(slum.fillna(False).astype(bool), 0.0).groupby(key).sum()
+    cols["slum_known_persons"] = size.where(slum.notna(), 0.0).groupby(key).sum()
+    cols["slum_known_n"] = slum.notna().astype(int).groupby(key).sum().astype(float)
+    table = pd.DataFrame(cols)
+    table.index.name = by
+    for ladder, levels in LADDERS.items():
+        names = [lv for lv, _ in levels]
+        col = indicators[f"{ladder}_ladder"]
+        counts = (pd.crosstab(key, col) if len(key) else pd.DataFrame(index=table.index))
+        counts = counts.reindex(index=table.index, columns=names, fill_value=0).astype(float)
+        for level in names:
+            table[f"{ladder}_ladder_{level}"] = counts[level].to_numpy()
+    return table.copy()
+
+
+def finish(counts: pd.DataFrame, groups: Iterable[str],
+           min_cell_size: int = 5) -> pd.DataFrame:
+    """:func:`aggregate`'s table from summed :func:`partial_counts`: shares, Wilson intervals
+    and small-cell suppression, computed once on the whole counts."""
+    index = pd.Index(list(groups), name=counts.index.name)
+    c = counts.reindex(index, fill_value=0.0)
+    cols: dict[str, pd.Series] = {"households": c["households"].astype(float),
+                                  "population": c["population"].astype(float)}
+    for name in _summed_names():
+        x = c[f"{name}_true"].astype(float)
+        n = c[f"{name}_known"].astype(float)
         cols[f"{name}_share"] = x / n.where(n > 0)
         cols[f"{name}_n"] = n
         lo, hi = wilson(x.to_numpy(), n.to_numpy())
         cols[f"{name}_lo"] = pd.Series(lo, index=index)
         cols[f"{name}_hi"] = pd.Series(hi, index=index)
-    slum = indicators["slum_household"]
-    in_slum = size.where(slum.fillna(False).astype(bool), 0.0)
-    known_people = size.where(slum.notna(), 0.0)
-    num = in_slum.groupby(key).sum().reindex(index, fill_value=0.0)
-    den = known_people.groupby(key).sum().reindex(index, fill_value=0.0)
+    num, den = c["slum_persons"].astype(float), c["slum_known_persons"].astype(float)
     cols["slum_population_share"] = num / den.where(den > 0)
-    cols["_slum_known_n"] = slum.notna().astype(int).groupby(key).sum().reindex(
-        index, fill_value=0).astype(float)
+    cols["_slum_known_n"] = c["slum_known_n"].astype(float)
     for ladder, levels in LADDERS.items():
-        col = indicators[f"{ladder}_ladder"]
-        counts = pd.crosstab(key, col).reindex(index=index, columns=[lv for lv, _ in levels],
-                                               fill_value=0).astype(float)
-        n = counts.sum(axis=1)
+        counts_l = c[[f"{ladder}_ladder_{lv}" for lv, _ in levels]].astype(float)
+        n = counts_l.sum(axis=1)
         cols[f"{ladder}_ladder_n"] = n
         for level, _ in levels:
-            cols[f"{ladder}_ladder_{level}_share"] = counts[level] / n.where(n > 0)
+            cols[f"{ladder}_ladder_{level}_share"] = counts_l[f"{ladder}_ladder_{level}"] / \
+                n.where(n > 0)
     table = pd.DataFrame(cols, index=index)
     return suppress(table, min_cell_size)
 
