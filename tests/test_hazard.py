@@ -586,3 +586,19 @@ def test_return_periods_from_band_descriptions(tmp_path: Path):
         open_hazard(HazardSource(name="flood", path=bare, dimension="return_period"))
     with pytest.raises(HazardError, match="has no dimension 'time'"):
         open_hazard(HazardSource(name="flood", path=bare, dimension="time"))
+
+
+def test_concurrent_calls_from_threads_agree(depth_raster: Path):
+    """A threaded Dask scheduler calls the stage from several threads at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(2)
+    gdf = zones(*random_polygons(rng, 30, 800.0, X0, Y0))
+    lon, lat = lonlat(rng.uniform(X0, X0 + 800, 20000), rng.uniform(Y0 - 600, Y0, 20000))
+    src = HazardSource(name="flood", path=depth_raster)
+    alone = exposure(gdf, lon, lat, [src])
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(pool.map(lambda _: exposure(gdf, lon, lat, [src]), range(4)))
+    for z, p in runs:
+        pd.testing.assert_frame_equal(z, alone[0])
+        pd.testing.assert_frame_equal(p, alone[1])

@@ -34,9 +34,15 @@ window are skipped.
 
 from __future__ import annotations
 
+import threading
+
 import numba as nb
 import numpy as np
 import shapely
+
+#: Held around the kernels that run numba's own parallel loops: numba's fallback threading
+#: layer (workqueue) aborts when two Python threads (e.g. Dask workers) launch them at once.
+PARALLEL = threading.Lock()
 
 #: The least weight of a cell the boundary passes through (its exact share may round to 0).
 TINY = float(np.finfo(np.float64).tiny)

@@ -472,9 +472,10 @@ def pixel_points(x: np.ndarray, y: np.ndarray, layer: HazardLayer) -> PixelPoint
     cols = np.empty(n, np.int64)
     tile = np.empty(n, np.int64)
     inv = ~layer.transform
-    K.point_cells(np.ascontiguousarray(x, np.float64), np.ascontiguousarray(y, np.float64),
-                  np.array([inv.a, inv.b, inv.c, inv.d, inv.e, inv.f]), layer.shape[0],
-                  layer.shape[1], th, tw, ntx, rows, cols, tile)
+    with K.PARALLEL:
+        K.point_cells(np.ascontiguousarray(x, np.float64), np.ascontiguousarray(y, np.float64),
+                      np.array([inv.a, inv.b, inv.c, inv.d, inv.e, inv.f]), layer.shape[0],
+                      layer.shape[1], th, tw, ntx, rows, cols, tile)
     return PixelPoints(rows, cols, *K.group_by_tile(tile, rows, cols, ntx * nty))
 
 

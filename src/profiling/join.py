@@ -449,11 +449,12 @@ class _PipIndex:
         the points float64 could not decide (their index is a candidate only)."""
         out = np.empty(len(x), np.int64)
         undecided = np.zeros(len(x), np.bool_)
-        K.points_in_polygons(np.ascontiguousarray(x, np.float64),
-                             np.ascontiguousarray(y, np.float64), self.xs, self.ys, self.bbox,
-                             self.strip_off, self.strip_h, self.strip_start, self.strip_segs,
-                             self.bins, self.bin_polys, self.x0, self.y0, self.size, self.nx,
-                             self.ny, out, undecided)
+        with K.PARALLEL:
+            K.points_in_polygons(np.ascontiguousarray(x, np.float64),
+                                 np.ascontiguousarray(y, np.float64), self.xs, self.ys,
+                                 self.bbox, self.strip_off, self.strip_h, self.strip_start,
+                                 self.strip_segs, self.bins, self.bin_polys, self.x0, self.y0,
+                                 self.size, self.nx, self.ny, out, undecided)
         return out, undecided
 
     def nearest(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -461,10 +462,12 @@ class _PipIndex:
         every polygon."""
         out = np.empty(len(x), np.int64)
         dist = np.empty(len(x))
-        K.nearest_polygons(np.ascontiguousarray(x, np.float64),
-                           np.ascontiguousarray(y, np.float64), self.xs, self.ys,
-                           self.ring_off, self.poly_rings, self.bbox, self.bins, self.bin_polys,
-                           self.x0, self.y0, self.size, self.nx, self.ny, out, dist)
+        with K.PARALLEL:
+            K.nearest_polygons(np.ascontiguousarray(x, np.float64),
+                               np.ascontiguousarray(y, np.float64), self.xs, self.ys,
+                               self.ring_off, self.poly_rings, self.bbox, self.bins,
+                               self.bin_polys, self.x0, self.y0, self.size, self.nx, self.ny,
+                               out, dist)
         return out, dist
 
 
