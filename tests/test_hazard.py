@@ -602,3 +602,18 @@ def test_concurrent_calls_from_threads_agree(depth_raster: Path):
     for z, p in runs:
         pd.testing.assert_frame_equal(z, alone[0])
         pd.testing.assert_frame_equal(p, alone[1])
+
+
+def test_points_projected_by_the_join_are_reused(small_raster: Path):
+    from profiling.join import check_boundaries, place, prepare
+
+    s = prepare(check_boundaries(zones(cell_box(0, 0, 4, 4))))
+    lon, lat = lonlat(np.array([X0 + 5, X0 + 25]), np.array([Y0 - 25, Y0 - 25]))
+    placed = place(lon, lat, s)
+    src = HazardSource(name="flood", path=small_raster)
+    _, again = exposure(None, lon, lat, [src])
+    _, reused = exposure(None, lon, lat, [src], points_xy=(placed.x, placed.y, placed.crs))
+    pd.testing.assert_frame_equal(again, reused)
+    assert reused["flood"].tolist() == [1.0, 2.0]
+    with pytest.raises(ValueError, match="same points"):
+        exposure(None, lon, lat, [src], points_xy=(placed.x[:1], placed.y[:1], placed.crs))

@@ -808,6 +808,9 @@ def exposure(settlements: gpd.GeoDataFrame | None, lon: np.ndarray | None,
         lat = np.asarray(lat, dtype=np.float64)
         if lon.shape != lat.shape:
             raise ValueError("lon and lat must have the same length")
+        if points_xy is not None and (len(points_xy[0]) != len(lon)
+                                      or len(points_xy[1]) != len(lon)):
+            raise ValueError("points_xy must hold the same points as lon and lat")
     zone_frames, point_frames = [], []
     projected: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for layer in layers:
@@ -824,7 +827,8 @@ def exposure(settlements: gpd.GeoDataFrame | None, lon: np.ndarray | None,
         if lon is not None and lat is not None and len(lon):
             key = layer.crs.to_wkt()
             if key not in projected:
-                if points_xy is not None and layer.crs.equals(points_xy[2]):
+                if (points_xy is not None and points_xy[2] is not None
+                        and layer.crs.equals(points_xy[2])):
                     projected[key] = (points_xy[0], points_xy[1])
                 else:
                     projected[key] = project_points(lon, lat, layer.crs, n_threads)
