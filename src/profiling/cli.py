@@ -73,6 +73,20 @@ def _config(config: Path | None, survey: list[Path] | None, form: Path | None,
     return cfg
 
 
+def _execution(cfg: Config, workers: int | None, scheduler: str | None) -> None:
+    if workers is not None and scheduler is not None:
+        raise ConfigError("give --workers N (a local Dask cluster) or --scheduler ADDRESS (a "
+                          "running one), not both")
+    if workers is not None:
+        if workers < 1:
+            raise ConfigError(f"--workers {workers}: expected at least 1 worker")
+        cfg.execution.mode, cfg.execution.workers = "local", workers
+    elif scheduler is not None:
+        if not scheduler.strip():
+            raise ConfigError("--scheduler: expected an address such as tcp://host:8786")
+        cfg.execution.mode, cfg.execution.scheduler = "scheduler", scheduler
+
+
 Verbose = Annotated[int, typer.Option("--verbose", "-v", count=True,
                                       help="More detail (-vv for debugging).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")]
@@ -103,6 +117,11 @@ def run(
     boundaries: Annotated[Path | None, typer.Option(help="Settlement boundaries.")] = None,
     hazard: Annotated[list[str] | None, typer.Option(help="NAME=PATH of a hazard raster "
                                                           "(repeatable).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Run the heavy stages on a local Dask "
+                                                     "cluster of N worker processes.")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Run the heavy stages on the Dask "
+                                                       "scheduler at ADDRESS "
+                                                       "(tcp://host:8786).")] = None,
     verbose: Verbose = 0,
     quiet: Quiet = False,
 ) -> None:
@@ -112,6 +131,7 @@ def run(
     _logging(verbose, quiet)
     try:
         cfg = _config(config, survey, form, boundaries, hazard, out_dir)
+        _execution(cfg, workers, scheduler)
         bar, task = _progress(len(cfg.surveys))
         with bar:
             result = pipeline.run(cfg, progress=lambda _: bar.advance(task))  # type: ignore[arg-type]
@@ -330,6 +350,51 @@ def store_export(
         return
     if not quiet:
         out.print(f"{n:,} households written to {path} (de-identified)")
+
+
+@app.command()
+def profiles(
+    config: Annotated[Path, typer.Argument(help="YAML configuration.")],
+    all_: Annotated[bool, typer.Option("--all", help="Every settlement.")] = False,
+    settlement: Annotated[list[str] | None, typer.Option(help="A settlement id (repeatable).")
+                          ] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Output directory of the run.")
+                       ] = None,
+    workers: Annotated[int, typer.Option(help="Parallel processes.")] = 2,
+    jsonl: Annotated[bool, typer.Option(help="Print the JSON-lines events on stdout.")] = False,
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Regenerate settlement profiles in parallel, skipping those whose inputs did not change.
+
+    Exit code 0 when every profile was written or up to date, 1 when any failed (the others are
+    finished first), 2 on bad input.
+    """
+    import json
+
+    from profiling.profiles import regenerate
+
+    _logging(verbose, quiet)
+    try:
+        if all_ == bool(settlement):
+            raise ConfigError("give either --all or one or more --settlement ID")
+        cfg = load_config(config)
+        emit = (lambda e: print(json.dumps(e), flush=True)) if jsonl else None
+        res = regenerate(out_dir or cfg.output_dir, None if all_ else settlement, workers,
+                         emit)
+    except Exception as exc:
+        _fail(exc, verbose)
+        return
+    if not quiet and not jsonl:
+        if not res.written and not res.failed:
+            out.print(f"nothing to do: {len(res.skipped)} profile(s) up to date")
+        else:
+            out.print(f"{len(res.written)} profile(s) written, {len(res.skipped)} up to date, "
+                      f"{len(res.failed)} failed")
+        for sid, why in res.failed.items():
+            err.print(f"[bold red]failed:[/] {sid}: {why}", highlight=False)
+    if not res.ok:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -153,6 +153,13 @@ def settlement_context(tables: RunTables, row: pd.Series) -> dict[str, Any]:
     }
 
 
+def render_page(tables: RunTables, row: pd.Series, env: Any = None) -> tuple[str, str]:
+    """One settlement's page: its file name (``<settlement_id>.html``) and its HTML."""
+    env = env or _environment()
+    ctx = settlement_context(tables, row)
+    return f"{safe_id(ctx['id'])}.html", env.get_template("atlas_page.html").render(s=ctx)
+
+
 def write_atlas(tables: RunTables) -> dict[str, Path]:
     """``atlas/index.html`` and ``atlas/<settlement_id>.html``; returns what was written."""
     env = _environment()
