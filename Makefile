@@ -23,7 +23,11 @@ lint: $(STAMP)
 # The store tests run against GeoPackage and PostGIS: a throwaway PostgreSQL server (installed
 # from Debian's packages when missing) is started first and its URL handed to pytest. In CI a
 # server that cannot be started fails the run; elsewhere the PostGIS tests are then skipped.
+# The map and atlas tests drive Debian's Chromium (installed when missing); in CI a browser that
+# cannot be installed fails the run instead of skipping those tests.
 test: $(STAMP) lint
+	@bash scripts/install_chromium.sh || { echo "no Chromium for the browser tests"; \
+	  [ "$$CI" != true ] || exit 1; }
 	@url=$$(bash scripts/start_postgres.sh) || { echo "no PostgreSQL with PostGIS"; \
 	  [ "$$CI" != true ] || exit 1; }; \
 	echo "PROFILING_TEST_PG_URL=$$url $(BIN)/pytest"; \

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import shutil
+import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -197,7 +198,9 @@ def hazard_overlays(hazards: list[Any], folder: Path) -> list[dict[str, Any]]:
         path = Path(h.path)
         if not path.exists():
             continue
-        with rasterio.open(path) as src:
+        with rasterio.open(path) as src, warnings.catch_warnings():
+            # rasterio multiplies Affine transforms with `*` (affine 3.1 would have `@`)
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
             band = h.band or 1
             dst_t, w, hgt = calculate_default_transform(src.crs, "EPSG:4326", src.width,
                                                         src.height, *src.bounds)

@@ -36,7 +36,8 @@ function profilingMap(map, D) {
     return box;
   }
 
-  D.layers.forEach(function (spec) {
+  // Each choropleth is built the first time it is shown: only the visible one costs time.
+  function build(spec, group) {
     members[spec.key] = {};
     var layer = L.geoJSON(D.settlements, {
       style: function (f) {
@@ -49,11 +50,19 @@ function profilingMap(map, D) {
         members[spec.key][f.properties.id] = lyr;
         lyr.bindTooltip(function () { return tooltipContent(f.properties, spec.key); },
                         {sticky: true});
-        lyr.bindPopup(function () { return popupContent(f.properties); }, {maxWidth: 320});
+        lyr.bindPopup(function () { return popupContent(f.properties); },
+                      {maxWidth: 320, autoPanPaddingTopLeft: L.point(60, 200)});
       }
     });
-    layer._pmKey = spec.key;
-    base[spec.label] = layer;
+    group.addLayer(layer);
+  }
+  D.layers.forEach(function (spec) {
+    var group = L.featureGroup();
+    group._pmKey = spec.key;
+    group.on("add", function () {
+      if (!members[spec.key]) { build(spec, group); }
+    });
+    base[spec.label] = group;
   });
 
   if (D.basemap) {

@@ -1,0 +1,90 @@
+"""The settlement atlas: escaped names, suppressed small settlements, figures from the table."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from profiling import pipeline
+from profiling.config import load_config
+from profiling.publish._data import read_tables
+from profiling.publish.atlas import write_atlas
+
+REPO = Path(__file__).resolve().parents[1]
+HOSTILE = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo")
+    pipeline.run(load_config(REPO / "configs" / "demo.yaml"), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def table(demo: Path) -> pd.DataFrame:
+    return pd.read_csv(demo / "settlement_indicators.csv", dtype={"settlement_id": str})
+
+
+def test_names_and_free_text_are_escaped(demo: Path, tmp_path: Path) -> None:
+    tables = read_tables(demo)
+    tables.out = tmp_path
+    tables.settlements.loc[tables.settlements["settlement_id"] == "JK30", "name"] = HOSTILE
+    tables.priorities.loc[tables.priorities["settlement_id"] == "JK30", "explanation"] = (
+        '<img src=x onerror="alert(2)">')
+    write_atlas(tables)
+    page = (tmp_path / "atlas" / "JK30.html").read_text(encoding="utf-8")
+    index = (tmp_path / "atlas" / "index.html").read_text(encoding="utf-8")
+    for html in (page, index):
+        assert HOSTILE not in html
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<img src=x" not in page
+    assert "&lt;img src=x onerror=&#34;alert(2)&#34;&gt;" in page
+
+
+def test_small_settlement_page_has_no_household_figure(demo: Path) -> None:
+    html = (demo / "atlas" / "JK01.html").read_text(encoding="utf-8")
+    assert "suppressed (fewer than 5 households)" in html
+    for absent in ('id="key-figures"', "Households known", "class=\"bar\"",
+                   "Community priorities", "Enumerated from"):
+        assert absent not in html
+    index = (demo / "atlas" / "index.html").read_text(encoding="utf-8")
+    row = index[index.index('href="JK01.html"'):]
+    row = row[:row.index("</tr>")]
+    assert "suppressed" in row
+
+
+def test_page_figures_come_from_the_table(demo: Path, table: pd.DataFrame) -> None:
+    row = table.set_index("settlement_id").loc["JK30"]
+    html = (demo / "atlas" / "JK30.html").read_text(encoding="utf-8")
+    assert f'<div class="value">{int(row["households"]):,}</div>' in html
+    assert f'<div class="value">{round(row["slum_household_share"] * 100)}%</div>' in html
+    assert f'<strong id="cuf-rank">{int(row["cuf_rank"])}</strong>' in html
+    dates = pd.read_csv(demo / "enumeration_dates.csv", dtype=str).set_index("settlement_id")
+    assert (f"Enumerated from {dates.loc['JK30', 'first_interview']} to "
+            f"{dates.loc['JK30', 'last_interview']}") in html
+    assert "no figure is published from fewer than 5 households" in html
+    # each ladder's parts add up to the whole
+    for ladder, levels in (("water", 5), ("sanitation", 4), ("hygiene", 3)):
+        cols = [c for c in table.columns if c.startswith(f"{ladder}_ladder_")
+                and c.endswith("_share")]
+        assert len(cols) == levels
+        assert sum(row[c] for c in cols) == pytest.approx(1.0)
+
+
+def test_print_stylesheet_is_a4(demo: Path) -> None:
+    css = (demo / "atlas" / "atlas.css").read_text(encoding="utf-8")
+    assert "@page { size: A4;" in css
+
+
+def test_atlas_without_geometry_still_writes_pages(demo: Path, tmp_path: Path) -> None:
+    for name in ("settlement_indicators.csv", "cuf_priorities.csv", "parameters.csv"):
+        shutil.copy(demo / name, tmp_path / name)
+    tables = read_tables(tmp_path)
+    assert not tables.has_geometry
+    written = write_atlas(tables)
+    assert (tmp_path / "atlas" / "index.html").exists()
+    assert len(written) == 32

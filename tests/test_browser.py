@@ -1,0 +1,283 @@
+"""The map and the atlas in a real browser: Debian's Chromium driven by Playwright.
+
+Every request that is not for a local file is aborted and recorded; the tests assert that none
+was made, that no request failed and that the console stayed free of errors. Expected figures
+are read from the run's ``settlement_indicators.csv`` and formatted as the page promises (whole
+percentages, thousands separators), never captured from the page itself. Screenshots are saved
+to ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+
+from profiling import pipeline
+from profiling.config import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = os.environ.get("PROFILING_CHROMIUM", "/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+HOSTILE = "<script>alert(1)</script>"
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    """pytest-playwright launches the system Chromium, never a downloaded browser."""
+    if not Path(CHROMIUM).exists():
+        message = (f"no Chromium at {CHROMIUM}: `make test` installs Debian's chromium "
+                   "(scripts/install_chromium.sh)")
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": FLAGS}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo")
+    pipeline.run(load_config(REPO / "configs" / "demo.yaml"), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample city with settlement JK05 renamed to a script tag."""
+    folder = tmp_path_factory.mktemp("hostile")
+    cfg = load_config(REPO / "configs" / "demo.yaml")
+    b = gpd.read_file(cfg.boundaries)
+    b.loc[b["settlement_id"] == "JK05", "name"] = HOSTILE
+    path = folder / "settlements.gpkg"
+    b.to_file(path, layer="settlements")
+    cfg.boundaries = path
+    out = folder / "out"
+    pipeline.run(cfg, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def table(demo: Path) -> pd.DataFrame:
+    return pd.read_csv(demo / "settlement_indicators.csv", dtype={"settlement_id": str})
+
+
+class Watch:
+    """What a page did: requests to outside hosts, failed requests, console errors, dialogs."""
+
+    def __init__(self, page) -> None:
+        self.outside: list[str] = []
+        self.failed: list[str] = []
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+
+        def route(r) -> None:
+            url = r.request.url
+            if url.startswith(("file://", "http://127.0.0.1", "data:", "blob:")):
+                r.continue_()
+            else:
+                self.outside.append(url)
+                r.abort()
+
+        page.route("**/*", route)
+        page.on("requestfailed", lambda req: self.failed.append(req.url))
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+        def dialog(d) -> None:
+            self.dialogs.append(d.message)
+            d.dismiss()
+
+        page.on("dialog", dialog)
+
+    def assert_clean(self) -> None:
+        assert self.outside == [], f"requests outside the output folder: {self.outside}"
+        assert self.failed == [], f"failed requests: {self.failed}"
+        assert self.errors == [], f"console errors: {self.errors}"
+        assert self.dialogs == [], f"dialogs opened: {self.dialogs}"
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name))
+
+
+def open_map(page, out: Path) -> Watch:
+    page.set_viewport_size({"width": 1200, "height": 800})
+    watch = Watch(page)
+    page.goto((out / "map.html").as_uri())
+    page.wait_for_selector("path.pm-settlement")
+    return watch
+
+
+def fills(page) -> list[str]:
+    return page.eval_on_selector_all("path.pm-settlement", "ps => ps.map(p => p.getAttribute("
+                                     "'fill'))")
+
+
+def search(page, text: str) -> None:
+    box = page.locator(".pm-search input")
+    box.fill(text)
+    box.press("Enter")
+    # the popup of an earlier search fades out: wait until only the new one is left
+    page.wait_for_function("document.querySelectorAll('.leaflet-popup-content .pm-popup')"
+                           ".length === 1")
+
+
+def popup_rows(page) -> dict[str, str]:
+    rows = page.locator(".leaflet-popup-content tr")
+    return {rows.nth(i).locator("th").inner_text(): rows.nth(i).locator("td").inner_text()
+            for i in range(rows.count())}
+
+
+def pct(x: float) -> str:
+    return f"{round(x * 100)}%"
+
+
+def test_map_loads_offline_with_legend_and_layer_control(page, demo: Path) -> None:
+    watch = open_map(page, demo)
+    assert page.locator(".leaflet-control-layers").is_visible()
+    legend = page.locator(".pm-legend")
+    assert legend.is_visible()
+    text = legend.inner_text()
+    assert "Slum households" in text and "Fisher-Jenks natural breaks" in text
+    assert "suppressed (fewer than 5 households)" in text
+    assert page.locator("path.pm-settlement").count() == 31
+    shot(page, "map.png")
+    watch.assert_clean()
+
+
+def test_switching_layer_changes_what_is_drawn(page, demo: Path) -> None:
+    watch = open_map(page, demo)
+    before = fills(page)
+    page.get_by_label("Basic drinking water").check()
+    page.wait_for_function("document.querySelector('.pm-legend-title').textContent"
+                           " === 'Basic drinking water'")
+    after = fills(page)
+    assert len(after) == len(before) == 31
+    assert after != before
+    shot(page, "map-water.png")
+    watch.assert_clean()
+
+
+def test_popup_shows_the_tables_figures(page, demo: Path, table: pd.DataFrame) -> None:
+    row = table.sort_values("households", ascending=False).iloc[0]
+    watch = open_map(page, demo)
+    search(page, row["name"])
+    assert page.locator(".leaflet-popup-content h3").inner_text() == row["name"]
+    rows = popup_rows(page)
+    assert rows["Households"] == f"{int(row['households']):,}"
+    assert rows["Persons"] == f"{int(row['population']):,}"
+    assert rows["Slum households"] == pct(row["slum_household_share"])
+    assert rows["Basic drinking water"] == pct(row["water_basic_share"])
+    assert rows["CUF rank"] == str(int(row["cuf_rank"]))
+    link = page.locator(".leaflet-popup-content a.pm-atlas")
+    assert link.get_attribute("href") == f"atlas/{row['settlement_id']}.html"
+    shot(page, "map-popup.png")
+    watch.assert_clean()
+
+
+def test_search_finds_a_settlement_by_part_of_its_name(page, demo: Path,
+                                                       table: pd.DataFrame) -> None:
+    name = table.loc[table["settlement_id"] == "JK30", "name"].iloc[0]
+    watch = open_map(page, demo)
+    part = name[:-1].lower()  # "petojo selatan rw 0": any settlement whose name holds it
+    search(page, part)
+    assert part in page.locator(".leaflet-popup-content h3").inner_text().lower()
+    search(page, name)
+    assert page.locator(".leaflet-popup-content h3").inner_text() == name
+    watch.assert_clean()
+
+
+def test_small_settlement_popup_shows_no_household_figure(page, demo: Path,
+                                                          table: pd.DataFrame) -> None:
+    row = table.set_index("settlement_id").loc["JK01"]
+    assert pd.isna(row["households"])  # 3 households: suppressed in the table
+    watch = open_map(page, demo)
+    search(page, row["name"])
+    rows = popup_rows(page)
+    assert rows["Households"] == "suppressed (fewer than 5 households)"
+    household_labels = {"Persons", "Slum households", "Basic drinking water",
+                        "Basic sanitation", "Secure tenure", "Overcrowded households"}
+    assert not household_labels & set(rows)
+    assert rows["CUF rank"] == "not ranked"
+    watch.assert_clean()
+
+
+def test_hazard_and_hexagon_layers(page, demo: Path) -> None:
+    watch = open_map(page, demo)
+    assert page.locator("img.leaflet-image-layer").count() == 0
+    page.get_by_label("Hazard: flood").check()
+    page.wait_for_selector("img.leaflet-image-layer")
+    assert "flood depth (metres)" in page.locator(".pm-legend").inner_text()
+    cells = pd.read_csv(demo / "hexagons.csv")
+    page.get_by_label("Households in hexagons", exact=False).check()
+    page.wait_for_selector("path.pm-hexagon")
+    assert page.locator("path.pm-hexagon").count() == len(cells)
+    assert (cells["households"] >= 5).all()
+    shot(page, "map-hazard-hexagons.png")
+    watch.assert_clean()
+
+
+def test_atlas_page_shows_the_settlement(page, demo: Path, table: pd.DataFrame) -> None:
+    row = table.set_index("settlement_id").loc["JK30"]
+    page.set_viewport_size({"width": 900, "height": 1200})
+    watch = Watch(page)
+    page.goto((demo / "atlas" / "JK30.html").as_uri())
+    assert page.locator("#settlement-name").inner_text() == row["name"]
+    figures = page.locator("#key-figures").inner_text()
+    assert f"{int(row['households']):,}" in figures
+    assert pct(row["slum_household_share"]) in figures
+    assert page.locator(".bar").count() == 3
+    assert page.locator(".bar").first.is_visible()
+    assert page.locator("#cuf-rank").inner_text() == str(int(row["cuf_rank"]))
+    pri = pd.read_csv(demo / "cuf_priorities.csv", dtype={"settlement_id": str})
+    explanation = pri.set_index("settlement_id").loc["JK30", "explanation"]
+    assert page.locator("#explanation").inner_text() == explanation
+    shot(page, "atlas-JK30.png")
+    watch.assert_clean()
+
+
+def test_atlas_page_of_a_small_settlement_has_no_figures(page, demo: Path) -> None:
+    watch = Watch(page)
+    page.goto((demo / "atlas" / "JK01.html").as_uri())
+    assert page.locator("#suppressed").is_visible()
+    assert page.locator("#key-figures").count() == 0
+    assert page.locator(".bar").count() == 0
+    text = page.locator("body").inner_text()
+    assert "Households known" not in text
+    watch.assert_clean()
+
+
+def test_atlas_index_sorts_by_households(page, demo: Path, table: pd.DataFrame) -> None:
+    watch = Watch(page)
+    page.goto((demo / "atlas" / "index.html").as_uri())
+    page.get_by_role("columnheader", name="Households", exact=True).click()
+    first = page.locator("#settlements tbody tr").first.locator("td").nth(1).inner_text()
+    smallest = table.dropna(subset=["households"]).sort_values(
+        ["households", "settlement_id"]).iloc[0]
+    assert table.set_index("settlement_id").loc[first, "households"] == smallest["households"]
+    page.get_by_role("columnheader", name="Households", exact=True).click()
+    first = page.locator("#settlements tbody tr").first.locator("td").nth(1).inner_text()
+    assert table.set_index("settlement_id").loc[first, "households"] == table[
+        "households"].max()
+    watch.assert_clean()
+
+
+def test_hostile_name_renders_as_text(page, hostile: Path) -> None:
+    watch = open_map(page, hostile)
+    search(page, HOSTILE)
+    assert page.locator(".leaflet-popup-content h3").inner_text() == HOSTILE
+    shot(page, "map-hostile.png")
+    page.goto((hostile / "atlas" / "JK05.html").as_uri())
+    assert page.locator("#settlement-name").inner_text() == HOSTILE
+    assert page.title().startswith(HOSTILE)
+    page.goto((hostile / "atlas" / "index.html").as_uri())
+    assert page.get_by_role("link", name=HOSTILE).count() == 1
+    watch.assert_clean()

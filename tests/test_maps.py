@@ -1,0 +1,141 @@
+"""map.html and the PNG maps: offline, classified, simplified as a coverage, no household drawn."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import geopandas as gpd
+import h3
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from pyproj import Transformer
+from typer.testing import CliRunner
+
+from profiling import pipeline
+from profiling.cli import app
+from profiling.config import load_config
+from profiling.publish._data import MAIN_INDICATORS
+from profiling.publish.maps import class_of, classify, display_geometry
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo")
+    pipeline.run(load_config(REPO / "configs" / "demo.yaml"), out)
+    return out
+
+
+def map_data(out: Path) -> dict:
+    text = (out / "map_files" / "data.js").read_text(encoding="utf-8")
+    return json.loads(text[text.index("{"):text.rindex("}") + 1])
+
+
+def test_classify_natural_breaks_and_few_values() -> None:
+    method, bounds = classify(pd.Series([0.1, 0.11, 0.12, 0.5, 0.52, 0.9, 0.91, 0.3, 0.31, 0.7,
+                                         np.nan]), k=5)
+    assert method == "Fisher-Jenks natural breaks, 5 classes"
+    assert bounds == pytest.approx([0.12, 0.31, 0.52, 0.7, 0.91])
+    method, bounds = classify(pd.Series([1.0, 0.0, 1.0, np.nan]))
+    assert method == "one class per value (2)" and bounds == [0.0, 1.0]
+    assert [class_of(v, [0.12, 0.31, 0.52]) for v in (0.12, 0.13, 0.6, np.nan)] == [0, 1, 2, -1]
+
+
+def test_nothing_is_fetched_from_outside_the_folder(demo: Path) -> None:
+    html = (demo / "map.html").read_text(encoding="utf-8")
+    refs = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)""", html)
+    assert refs, "map.html links its scripts and styles"
+    for ref in refs:
+        assert not re.match(r"^(https?:)?//", ref), ref
+        assert (demo / ref).exists(), ref
+    for path in (demo / "map_files").rglob("*.css"):
+        for url in re.findall(r"url\(([^)]+)\)", path.read_text(encoding="utf-8")):
+            url = url.strip("'\"")
+            assert not re.match(r"^(https?:)?//", url), (path, url)
+    assert (demo / "map_files" / "leaflet" / "LICENSE").exists()
+
+
+def test_display_geometry_keeps_a_coverage(demo: Path) -> None:
+    b = gpd.read_file(demo / "settlements.gpkg").to_crs("EPSG:4326")
+    simple = display_geometry(b)
+    assert shapely.is_valid(simple).all()
+    utm = "EPSG:32748"
+    orig_m = gpd.GeoSeries(b.geometry.values, crs=4326).to_crs(utm)
+    simp_m = gpd.GeoSeries(simple, crs=4326).to_crs(utm)
+    # no overlaps: the parts add up to their union; no gaps: the union is the original's
+    assert simp_m.area.sum() == pytest.approx(simp_m.union_all().area, rel=1e-6)
+    assert simp_m.union_all().area == pytest.approx(orig_m.union_all().area, rel=1e-3)
+    assert shapely.get_num_coordinates(simple).sum() <= shapely.get_num_coordinates(
+        b.geometry.values).sum()
+
+
+def test_layers_hold_the_main_indicators_with_their_classes(demo: Path) -> None:
+    d = map_data(demo)
+    assert [lay["key"] for lay in d["layers"]] == [m.column for m in MAIN_INDICATORS]
+    table = pd.read_csv(demo / "settlement_indicators.csv", dtype={"settlement_id": str})
+    slum = next(lay for lay in d["layers"] if lay["key"] == "slum_household_share")
+    assert len(slum["colours"]) == len(slum["labels"])
+    _, bounds = classify(table["slum_household_share"])
+    by_id = {f["properties"]["id"]: f["properties"] for f in d["settlements"]["features"]}
+    for _, row in table.iterrows():
+        assert by_id[row["settlement_id"]]["cls"]["slum_household_share"] == class_of(
+            row["slum_household_share"], bounds)
+
+
+def test_small_settlement_carries_no_household_figure(demo: Path) -> None:
+    d = map_data(demo)
+    jk01 = next(f["properties"] for f in d["settlements"]["features"]
+                if f["properties"]["id"] == "JK01")
+    assert jk01["suppressed"] is True
+    rows = dict(jk01["popup"])
+    assert rows["Households"] == "suppressed (fewer than 5 households)"
+    assert set(rows) == {"Households", "Area flooded (≥ exposure depth)", "CUF rank"}
+    assert jk01["fig"]["slum_household_share"] == "suppressed (fewer than 5 households)"
+
+
+def test_hexagons_are_h3_cells_of_at_least_k_households(demo: Path) -> None:
+    cells = pd.read_csv(demo / "hexagons.csv")
+    assert set(cells.columns) == {"h3_cell", "households", "slum_household_share",
+                                  "slum_household_n"}
+    assert (cells["households"] >= 5).all()
+    hexes = map_data(demo)["hexagons"]
+    assert len(hexes) == len(cells)
+    to_merc = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)
+    lat, lon = zip(*h3.cell_to_boundary(str(cells["h3_cell"].iloc[0])), strict=True)
+    x, y = to_merc.transform(lon, lat)
+    assert hexes[0]["xy"] == [[round(a), round(b)] for a, b in zip(x, y, strict=True)]
+    assert hexes[0]["households"] == cells["households"].iloc[0]
+
+
+def test_png_maps_are_written(demo: Path) -> None:
+    for m in MAIN_INDICATORS:
+        png = demo / "maps" / f"{m.column}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_atlas_command_rewrites_and_prints_pdfs(demo: Path) -> None:
+    (demo / "map.html").unlink()
+    result = CliRunner().invoke(app, ["atlas", str(REPO / "configs" / "demo.yaml"), "--out",
+                                      str(demo), "--pdf", "-q"])
+    assert result.exit_code == 0, result.output
+    assert (demo / "map.html").exists()
+    pdf = (demo / "atlas" / "pdf" / "JK30.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF")
+    import weasyprint
+
+    doc = weasyprint.HTML(filename=str(demo / "atlas" / "JK30.html")).render()
+    px_per_mm = 96 / 25.4  # CSS pixels
+    assert {(round(p.width / px_per_mm), round(p.height / px_per_mm)) for p in doc.pages} == {
+        (210, 297)}
+
+
+def test_atlas_command_without_a_run_says_so(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["atlas", str(REPO / "configs" / "demo.yaml"), "--out",
+                                      str(tmp_path)])
+    assert result.exit_code == 2
+    assert "run `profiling run` first" in result.output
