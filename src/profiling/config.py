@@ -233,6 +233,28 @@ class MapSettings(_Strict):
     indicators: list[str] | None = None
 
 
+class ExecutionSettings(_Strict):
+    """Where the heavy stages run (``README.md``, "Scale out").
+
+    ``in_process`` (the default): in this process. ``local``: a Dask cluster of ``workers``
+    processes started on this machine for the run. ``scheduler``: a running Dask scheduler at
+    ``scheduler`` (``tcp://host:8786``). Households are cut in partitions of about
+    ``partition_size`` rows; results do not depend on it.
+    """
+
+    mode: Literal["in_process", "local", "scheduler"] = "in_process"
+    workers: int = Field(default=2, ge=1)
+    scheduler: str | None = None
+    partition_size: int = Field(default=250_000, ge=1)
+
+    @model_validator(mode="after")
+    def _address(self) -> ExecutionSettings:
+        if self.mode == "scheduler" and not self.scheduler:
+            raise ValueError("mode: scheduler needs the scheduler's address "
+                             "(scheduler: tcp://host:8786)")
+        return self
+
+
 class Config(_Strict):
     """A whole run of the pipeline."""
 
@@ -261,6 +283,8 @@ class Config(_Strict):
     store: StoreConfig | None = None
     #: The interactive map and the atlas.
     map: MapSettings = Field(default_factory=MapSettings)
+    #: Where the heavy stages run: in this process, a local Dask cluster or a Dask scheduler.
+    execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
 
     @field_validator("surveys", mode="before")
     @classmethod
@@ -313,7 +337,7 @@ def _all_keys(model: type[BaseModel], seen: set[type] | None = None) -> set[str]
     seen.add(model)
     for sub in (Config, SurveySource, HazardSource, Assignment, FieldSource, StoreConfig,
                 IndicatorSettings, CufSettings, CriterionConfig, InterventionConfig,
-                MapSettings):
+                MapSettings, ExecutionSettings):
         if sub not in seen:
             keys |= _all_keys(sub, seen)
     return keys

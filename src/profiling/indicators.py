@@ -579,18 +579,22 @@ def contract_columns() -> list[str]:
 
 def settlement_indicators(settlements: pd.DataFrame, households: pd.DataFrame,
                           indicators: pd.DataFrame, min_cell_size: int = 5,
-                          exposure: pd.DataFrame | None = None) -> pd.DataFrame:
+                          exposure: pd.DataFrame | None = None,
+                          counts: pd.DataFrame | None = None) -> pd.DataFrame:
     """The settlement table: one row per settlement (every one, with households or not).
 
     ``exposure`` holds area-based hazard figures indexed by ``settlement_id``; its
     ``flood_area_share_exposed`` and ``flood_mean`` give the contract's ``flood_area_share`` and
     ``flood_depth_mean``. Area-based figures describe land, not households, and are never
     suppressed. ``cuf_score``/``cuf_rank`` are left empty for the prioritisation stage.
+    ``counts``: the settlements' :func:`partial_counts` already summed (over Dask partitions);
+    the table is then made from them by :func:`finish` instead of aggregated here.
     """
     ids = settlements["settlement_id"].tolist()
     inside = households["settlement_id"].notna().to_numpy()
-    agg = aggregate(households.loc[inside], indicators.loc[inside], "settlement_id", ids,
-                    min_cell_size)
+    agg = (finish(counts, ids, min_cell_size) if counts is not None
+           else aggregate(households.loc[inside], indicators.loc[inside], "settlement_id", ids,
+                          min_cell_size))
     extra: dict[str, object] = {
         "name": settlements.set_index("settlement_id").loc[ids, "name"].to_numpy(),
         "flood_area_share": np.nan, "flood_depth_mean": np.nan,

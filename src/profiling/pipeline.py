@@ -150,10 +150,18 @@ def run(cfg: Config, out_dir: str | Path | None = None,
     t = thresholds(cfg)
     table = city = None
     if settlements is not None:
-        households, zones = hazard_exposure(cfg, settlements, result.households)
-        ind = compute_indicators(households, t)
+        counts = None
+        if cfg.execution.mode == "in_process":
+            households, zones = hazard_exposure(cfg, settlements, result.households)
+            ind = compute_indicators(households, t)
+        else:  # the same stages on Dask partitions; personal fields stay here
+            from profiling.distributed import heavy_stages
+
+            heavy = heavy_stages(cfg, settlements, result.households, t)
+            households, zones, ind, counts = (heavy.households, heavy.zones, heavy.indicators,
+                                              heavy.counts)
         table = settlement_indicators(settlements.frame, households, ind, cfg.min_cell_size,
-                                      zones)
+                                      zones, counts=counts)
         city = city_summary(households, ind, t, cfg.min_cell_size, published=table)
         cuf = run_cuf(cfg, table)
         table = cuf.settlements

@@ -1,0 +1,207 @@
+"""The pipeline on Dask gives the in-process results (issue 9).
+
+The sample city runs three ways: in process, on a ``distributed.LocalCluster`` of two worker
+processes (``execution.mode: local``, as ``profiling run --workers 2``), and on a scheduler and
+two workers started as separate processes on loopback (``--scheduler tcp://127.0.0.1:PORT``).
+Counts must be equal exactly and shares to 1e-12: the only differences allowed are the last bits
+of the coverage-weighted raster sums, whose order depends on how many threads read the tiles.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from profiling import distributed as D
+from profiling._errors import ConfigError
+from profiling.cli import app
+from profiling.config import load_config, parse_config
+from profiling.indicators import compute_indicators, partial_counts
+from profiling.pipeline import (
+    RunResult,
+    hazard_exposure,
+    ingest_config,
+    load_settlements,
+    run,
+    thresholds,
+)
+
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+DEMO = REPO / "configs" / "demo.yaml"
+TABLES = ("settlement_indicators.csv", "city_summary.csv", "hexagons.csv",
+          "enumeration_dates.csv")
+
+
+def _run(tmp: Path, **execution: object) -> tuple[RunResult, Path]:
+    cfg = load_config(DEMO)
+    for k, v in execution.items():
+        setattr(cfg.execution, k, v)
+    return run(cfg, tmp), tmp
+
+
+@pytest.fixture(scope="module")
+def in_process(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, Path]:
+    return _run(tmp_path_factory.mktemp("in_process"))
+
+
+@pytest.fixture(scope="module")
+def scattered() -> list[list[str]]:
+    """Columns of every frame the local run sends to its workers."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory, scattered: list[list[str]]
+          ) -> tuple[RunResult, Path]:
+    real = D._scatter
+
+    def spy(client, frames, broadcast=False):  # type: ignore[no-untyped-def]
+        scattered.extend([list(f.columns) for f in frames])
+        return real(client, frames, broadcast)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(D, "_scatter", spy)
+        # a small partition size, so the run really is cut in several partitions
+        return _run(tmp_path_factory.mktemp("local"), mode="local", workers=2,
+                    partition_size=500)
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A ``dask scheduler`` and a ``dask worker`` (2 processes) as separate processes."""
+    folder = tmp_path_factory.mktemp("dask")
+    file = folder / "scheduler.json"
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+         "--port", "0", "--no-dashboard", "--scheduler-file", str(file)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.monotonic() + 60
+        while not file.exists():
+            if time.monotonic() > deadline or procs[0].poll() is not None:
+                pytest.fail("the dask scheduler did not start within 60 s")
+            time.sleep(0.2)
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file", str(file),
+             "--nworkers", "2", "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1",
+             "--local-directory", str(folder)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        from distributed import Client
+
+        with Client(scheduler_file=str(file), timeout=30) as client:
+            client.wait_for_workers(2, timeout=60)
+            address = client.scheduler.address
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def remote(tmp_path_factory: pytest.TempPathFactory, scheduler: str) -> tuple[RunResult, Path]:
+    return _run(tmp_path_factory.mktemp("remote"), mode="scheduler", scheduler=scheduler)
+
+
+def assert_same_outputs(a: Path, b: Path) -> None:
+    for name in TABLES:
+        if not (a / name).exists():
+            assert not (b / name).exists()
+            continue
+        x, y = pd.read_csv(a / name), pd.read_csv(b / name)
+        assert list(x.columns) == list(y.columns), name
+        assert len(x) == len(y), name
+        for c in x.columns:
+            u, v = x[c], y[c]
+            if c == "households" or c == "population" or c.endswith("_n") or u.dtype.kind in "iO":
+                pd.testing.assert_series_equal(u, v, check_exact=True, obj=f"{name} {c}")
+            else:
+                np.testing.assert_allclose(u.to_numpy(float), v.to_numpy(float), rtol=0,
+                                           atol=1e-12, equal_nan=True, err_msg=f"{name} {c}")
+
+
+def test_local_cluster_gives_the_in_process_outputs(in_process, local):
+    assert_same_outputs(in_process[1], local[1])
+    assert local[0].counts == in_process[0].counts
+
+
+def test_scheduler_process_gives_the_in_process_outputs(in_process, remote):
+    assert_same_outputs(in_process[1], remote[1])
+
+
+def test_household_counts_are_exact(in_process, local, remote):
+    cols = [c for c in in_process[0].settlements.columns
+            if c in ("households", "population") or c.endswith("_n")]
+    for other in (local, remote):
+        pd.testing.assert_frame_equal(in_process[0].settlements[cols], other[0].settlements[cols],
+                                      check_exact=True)
+
+
+def test_no_personal_field_reaches_a_worker(in_process, local, scattered):
+    personal = set(in_process[0].ingest.personal.columns)
+    assert len(scattered) > 2  # households in several partitions, and settlement chunks
+    for columns in scattered:
+        assert not personal & set(columns), columns
+        assert set(columns) <= set(D.WORKER_COLUMNS) | set(D.SETTLEMENT_COLUMNS)
+    with pytest.raises(ValueError, match="respondent_name"):
+        D._check_sendable(pd.DataFrame({"hh_size": [1], "respondent_name": ["x"]}))
+
+
+def test_results_do_not_depend_on_the_partitioning(scheduler):
+    cfg = load_config(DEMO)
+    settlements = load_settlements(cfg)
+    assert settlements is not None
+    hh = ingest_config(cfg, None, settlements).households
+    t = thresholds(cfg)
+    whole, _ = hazard_exposure(cfg, settlements, hh)
+    ind = compute_indicators(whole, t)
+    inside = whole["settlement_id"].notna().to_numpy()
+    expected = partial_counts(whole.loc[inside], ind.loc[inside])
+    for size in (97, 1000, 10**6):
+        cfg.execution.mode, cfg.execution.scheduler = "scheduler", scheduler
+        cfg.execution.partition_size = size
+        got = D.heavy_stages(cfg, settlements, hh, t)
+        pd.testing.assert_frame_equal(got.counts, expected, check_exact=True,
+                                      check_names=False)
+        pd.testing.assert_frame_equal(got.indicators, ind, check_exact=True)
+
+
+def test_partitions_follow_the_hilbert_curve():
+    x = np.array([0.0, 10.0, 0.1, 9.9, np.nan])
+    y = np.array([0.0, 10.0, 0.1, 9.9, 5.0])
+    frame = pd.DataFrame({"i": range(5)})
+    parts = D.partitions(frame, 2, x, y)
+    assert [sorted(p["i"]) for p in parts] == [[0, 2], [1, 3], [4]]
+
+
+def test_execution_configuration():
+    cfg = parse_config({"execution": {"mode": "local", "workers": 4, "partition_size": 10}})
+    assert (cfg.execution.mode, cfg.execution.workers) == ("local", 4)
+    assert parse_config({}).execution.mode == "in_process"
+    with pytest.raises(ConfigError, match="scheduler"):
+        parse_config({"execution": {"mode": "scheduler"}})
+    with pytest.raises(ConfigError, match="did you mean 'workers'"):
+        parse_config({"execution": {"worker": 2}})
+
+
+def test_cli_refuses_workers_and_scheduler_together():
+    res = CliRunner().invoke(app, ["run", str(DEMO), "--workers", "2", "--scheduler",
+                                   "tcp://127.0.0.1:1"])
+    assert res.exit_code == 2
+    assert "not both" in res.output
+
