@@ -334,8 +334,8 @@ def write_pngs(tables: RunTables, settings: MapSettings) -> dict[str, Path]:
                    zip(cols, legend_labels(bounds, m.kind, method), strict=True)]
         handles.append(Patch(facecolor=NO_DATA, edgecolor="#555555",
                              label=f"no data or {suppressed_text(tables.k)}"))
-        ax.legend(handles=handles, title=method, loc="lower left", fontsize=8, title_fontsize=8,
-                  framealpha=0.9)
+        ax.legend(handles=handles, title=method, loc="upper left", bbox_to_anchor=(1.0, 1.0),
+                  fontsize=8, title_fontsize=8, frameon=False)
         ax.set_title(m.label)
         ax.set_axis_off()
         path = folder / f"{m.column}.png"
