@@ -153,7 +153,7 @@ def test_map_loads_offline_with_legend_and_layer_control(page, demo: Path) -> No
     watch.assert_clean()
 
 
-def test_switching_layer_changes_what_is_drawn(page, demo: Path) -> None:
+def test_switching_layer_changes_what_is_drawn(page, demo: Path, table: pd.DataFrame) -> None:
     watch = open_map(page, demo)
     before = fills(page)
     page.get_by_label("Basic drinking water").check()
@@ -162,6 +162,18 @@ def test_switching_layer_changes_what_is_drawn(page, demo: Path) -> None:
     after = fills(page)
     assert len(after) == len(before) == 31
     assert after != before
+    row = table.set_index("settlement_id").loc["JK30"]
+    name = row["name"]
+    inside = gpd.read_file(demo / "settlements.gpkg").to_crs(4326).set_index(
+        "settlement_id").geometry.loc["JK30"].representative_point()
+    x, y = page.evaluate(
+        "([lat, lon]) => { const el = document.querySelector('.folium-map');"
+        " const p = window[el.id].latLngToContainerPoint([lat, lon]);"
+        " const r = el.getBoundingClientRect(); return [r.left + p.x, r.top + p.y]; }",
+        [inside.y, inside.x])
+    page.mouse.move(x, y)
+    tip = page.locator(".leaflet-tooltip .pm-tooltip").inner_text()
+    assert name in tip and f"Basic drinking water: {pct(row['water_basic_share'])}" in tip
     shot(page, "map-water.png")
     watch.assert_clean()
 

@@ -33,6 +33,7 @@ function profilingMap(map, D) {
     var box = el("div", "pm-tooltip");
     box.appendChild(el("strong", null, p.name));
     box.appendChild(el("div", null, byKey[key].label + ": " + p.fig[key]));
+    box.appendChild(el("div", null, p.popup[0][0] + ": " + p.popup[0][1]));
     return box;
   }
 
