@@ -571,29 +571,33 @@ class Store:
         hh = result.households
         ids = pseudonyms(self._secret, idx["key"])
         known = pd.Index(idx["key"].astype(object).to_numpy(), dtype=object)
+        if not known.is_unique:
+            raise StoreError("the submission index lists a key twice; ingest resolves "
+                             "duplicates within a load")
+        # rows are written in the order of their ids (SQLite then appends to its indexes):
+        # the ids are sorted once, other rows are ordered by the rank of their key's id
+        order = _order(ids)
+        rank = np.empty(len(ids), dtype=np.int64)
+        rank[order] = np.arange(len(ids))
 
-        def ids_of(keys: pd.Series) -> np.ndarray:
-            """The ids of keys of the index (hashed once), others hashed here."""
+        def ids_of(keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+            """The ids of keys (those of the index hashed once, others here), and ranks."""
             k = keys.astype(object).to_numpy()
-            pos = known.get_indexer(k) if known.is_unique else np.full(len(k), -1)
+            pos = known.get_indexer(k)
             out = np.full(len(k), None, dtype=object)
             hit = pos >= 0
             out[hit] = ids[pos[hit]]
             miss = ~hit & pd.notna(k)
             if miss.any():
                 out[miss] = pseudonyms(self._secret, list(k[miss]))
-            return out
+            return out, np.where(hit, rank[np.maximum(pos, 0)], len(ids) + np.arange(len(k)))
 
-        # rows are written in the order of their ids: SQLite appends to its indexes then
-        order = _order(ids)
-        subs = pd.DataFrame({"household_id": ids[order],
-                             "status": idx["status"].to_numpy()[order],
+        subs = pd.DataFrame({"household_id": pd.Series(ids[order], dtype=object),
+                             "status": pd.Series(idx["status"].to_numpy()[order], dtype=object),
                              "submitted_at": pd.to_datetime(idx["submitted_at"], utc=True)
                              .iloc[order].reset_index(drop=True)})
-        if subs["household_id"].duplicated().any():
-            raise StoreError("the submission index lists a key twice; ingest resolves "
-                             "duplicates within a load")
-        hh_ids = ids_of(hh["key"]) if len(hh) else np.array([], dtype=object)
+        hh_ids, hh_rank = ids_of(hh["key"]) if len(hh) else (np.array([], dtype=object),
+                                                             np.array([], dtype=np.int64))
 
         def coordinate(name: str) -> np.ndarray:
             if name not in hh.columns:
@@ -601,22 +605,25 @@ class Store:
             return np.asarray(pd.to_numeric(hh[name], errors="coerce"), dtype=float)
 
         households = pd.DataFrame({
-            "household_id": hh_ids,
+            "household_id": pd.Series(hh_ids, dtype=object),
             "geom": pd.Series(self._b.points(coordinate("longitude"), coordinate("latitude")),
                               dtype=object),
-            "row": np.arange(len(hh))}).iloc[_order(hh_ids)]
+            "row": np.arange(len(hh))}).iloc[np.argsort(hh_rank, kind="stable")]
         personal = result.personal
-        pers = personal.drop(columns=["key"]).assign(
-            household_id=ids_of(personal["key"]),
-            submission_key=personal["key"].astype(object))
+        p_ids, p_rank = ids_of(personal["key"])
         rejected = idx.loc[idx["status"] == "rejected", "key"]
-        pers = pd.concat([pers, pd.DataFrame({
-            "household_id": ids_of(rejected),
-            "submission_key": rejected.astype(object).to_numpy()})], ignore_index=True)
-        pers = pers.iloc[_order(pers["household_id"].to_numpy(dtype=object))]
+        r_ids, r_rank = ids_of(rejected)
+        pers = pd.concat([
+            personal.drop(columns=["key"]).assign(
+                household_id=pd.Series(p_ids, dtype=object, index=personal.index),
+                submission_key=personal["key"].astype(object)),
+            pd.DataFrame({"household_id": pd.Series(r_ids, dtype=object),
+                          "submission_key": pd.Series(rejected.to_numpy(), dtype=object)})],
+            ignore_index=True)
+        pers = pers.iloc[np.argsort(np.concatenate([p_rank, r_rank]), kind="stable")]
         rej = result.rejects
         rejects = pd.DataFrame({
-            "household_id": ids_of(rej["key"]),
+            "household_id": ids_of(rej["key"])[0],
             "file": rej["file"].astype(object), "row": rej["row"].astype("Int64"),
             "field": rej["field"].astype(object), "value": rej["value"].astype(object),
             "action": rej["action"].astype(object), "reason": rej["reason"].astype(object)})
@@ -715,7 +722,9 @@ class Store:
         win_ids = winners["household_id"].to_numpy(dtype=object)
         frame = result.households
         hh = inc["households"]
-        hh = hh.loc[_member(hh["household_id"], win_ids)]
+        every = len(winners) == len(m)  # nothing older than the store's: all rows are written
+        if not every:
+            hh = hh.loc[_member(hh["household_id"], win_ids)]
         if len(frame):
             cols = self._ensure_columns(conn, "households", frame.drop(columns=["key"]),
                                         ["households", "households_history"])
@@ -727,7 +736,8 @@ class Store:
             log.debug("load %d: %d households written", load_id, len(hh))
         log.debug("load %d: personal fields", load_id)
         pers = inc["personal"]
-        pers = pers.loc[_member(pers["household_id"], win_ids)]
+        if not every:
+            pers = pers.loc[_member(pers["household_id"], win_ids)]
         if len(pers):
             direct = pers.drop(columns=["household_id", "submission_key"])
             pcols = self._ensure_columns(conn, "personal", direct, ["personal"])
@@ -737,8 +747,9 @@ class Store:
                 "load_id": [load_id] * len(pers),
                 **_to_sql(pers, [c for c in pcols if c[0] in pers.columns], self._ms)})
         rej = inc["rejects"]
-        rej = rej.loc[rej["household_id"].isna().to_numpy() | _member(rej["household_id"],
-                                                                       win_ids)]
+        if not every:
+            rej = rej.loc[rej["household_id"].isna().to_numpy()
+                          | _member(rej["household_id"], win_ids)]
         self._b.insert(conn, "rejects", rej.assign(load_id=load_id))
 
         log.debug("load %d: rejects written", load_id)
