@@ -69,6 +69,8 @@ def class_of(v: float, bounds: list[float]) -> int:
 
 def colours(n: int, higher_is_worse: bool) -> list[str]:
     """``n`` colours of :data:`PALETTE` from light to dark (reversed when higher is better)."""
+    if n == 0:
+        return []  # an indicator no settlement has a value for: no class, only "no data"
     idx = np.linspace(0, len(PALETTE) - 1, n).round().astype(int) if n > 1 else np.array([4])
     cols = [PALETTE[i] for i in idx]
     return cols if higher_is_worse else cols[::-1]
