@@ -65,7 +65,8 @@ if ! running; then
     log "creating a cluster in $DATA"
     as_postgres "$BIN/initdb" -D "$DATA" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
   fi
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  py=$(command -v python3 || command -v python3.11 || command -v python)
+  port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   log "starting PostgreSQL on 127.0.0.1:$port"
   as_postgres "$BIN/pg_ctl" -D "$DATA" -l "$DIR/server.log" -w -t 60 \
     -o "-p $port -c listen_addresses=127.0.0.1 -k $DIR" \
