@@ -46,6 +46,15 @@ def test_classify_natural_breaks_and_few_values() -> None:
     assert [class_of(v, [0.12, 0.31, 0.52]) for v in (0.12, 0.13, 0.6, np.nan)] == [0, 1, 2, -1]
 
 
+def test_an_indicator_without_values_has_an_empty_legend() -> None:
+    from profiling.publish.maps import colours, legend_labels
+
+    method, bounds = classify(pd.Series([np.nan, np.nan]))
+    assert (method, bounds) == ("no values", [])
+    assert colours(len(bounds), True) == [] == legend_labels(bounds, "share", method)
+    assert len(colours(1, True)) == 1
+
+
 def test_nothing_is_fetched_from_outside_the_folder(demo: Path) -> None:
     html = (demo / "map.html").read_text(encoding="utf-8")
     refs = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)""", html)

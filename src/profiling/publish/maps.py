@@ -71,6 +71,8 @@ def colours(n: int, higher_is_worse: bool) -> list[str]:
     """``n`` colours of :data:`PALETTE` from light to dark (reversed when higher is better)."""
     if n == 0:
         return []  # an indicator no settlement has a value for: no class, only "no data"
+    if n == 0:
+        return []
     idx = np.linspace(0, len(PALETTE) - 1, n).round().astype(int) if n > 1 else np.array([4])
     cols = [PALETTE[i] for i in idx]
     return cols if higher_is_worse else cols[::-1]
