@@ -244,6 +244,24 @@ def test_state_at_rebuilds_every_earlier_state(store_url, city):
         pd.testing.assert_frame_equal(state, hashed(result.households))
 
 
+def test_ingest_result_is_what_a_run_reads(store_url, city):
+    """``Store.ingest_result()`` stands in for ``ingest(...)`` in a run that reads the store."""
+    together, _ = ingested(city, (0, 1, 2))
+    with open_store(store_url, SECRET) as store:
+        load_each(store, city, (0, 1, 2))
+        got = store.ingest_result()
+    pd.testing.assert_frame_equal(got.households, hashed(together.households))
+    assert got.counts == together.counts
+    assert list(got.rejects.columns) == list(together.rejects.columns)
+    assert len(got.rejects) == len(together.rejects)
+    assert got.personal.empty
+    assert [i.sha256 for i in got.inputs] == [i.sha256 for i in together.inputs]
+    assert [i.rows for i in got.inputs] == [i.rows for i in together.inputs]
+    report = supervision_report(got.submissions)
+    assert report["submissions"].sum() == len(together.submissions)
+    assert report["no_consent"].sum() == together.counts["no_consent"]
+
+
 # --------------------------------------------------------------------------------------------
 # The rule across loads, on hand-made exports
 # --------------------------------------------------------------------------------------------

@@ -203,6 +203,22 @@ class LoadSummary:
 
 
 @dataclass
+class _Incoming:
+    """What one load writes, prepared before the write lock is taken; rows in id order."""
+
+    #: every distinct keyed submission: household_id, status, submitted_at
+    submissions: pd.DataFrame
+    #: accepted households: household_id, geom (the backend's encoding), row (in the frame)
+    households: pd.DataFrame
+    #: household_id, submission_key and the direct fields (accepted and rejected submissions)
+    personal: pd.DataFrame
+    #: rejects with household_id in place of the key
+    rejects: pd.DataFrame
+    #: rejected rows without a key (malformed records, no submission key)
+    unkeyed: int
+
+
+@dataclass
 class StoreStatus:
     """What a store holds."""
 
@@ -566,7 +582,7 @@ class Store:
                   time.perf_counter() - t0)
         return summary
 
-    def _incoming(self, result: IngestResult, idx: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    def _incoming(self, result: IngestResult, idx: pd.DataFrame) -> _Incoming:
         """Everything a load writes, prepared before the lock is taken."""
         hh = result.households
         ids = pseudonyms(self._secret, idx["key"])
@@ -628,8 +644,7 @@ class Store:
             "field": rej["field"].astype(object), "value": rej["value"].astype(object),
             "action": rej["action"].astype(object), "reason": rej["reason"].astype(object)})
         unkeyed = int(((rej["action"] == ROW_REJECTED) & rej["key"].isna()).sum())
-        return {"subs": subs, "households": households, "personal": pers, "rejects": rejects,
-                "unkeyed": pd.DataFrame({"n": [unkeyed]})}
+        return _Incoming(subs, households, pers, rejects, unkeyed)
 
     def _begin_load(self, conn: Connection, result: IngestResult, prov: Provenance) -> int:
         load_id = int(conn.exec_driver_sql(self._p(
@@ -665,9 +680,9 @@ class Store:
                                 ("submitted_at_prev", "datetime64[us, UTC]")])
 
     def _merge(self, conn: Connection, load_id: int, result: IngestResult,
-               inc: dict[str, pd.DataFrame]) -> LoadSummary:
+               inc: _Incoming) -> LoadSummary:
         q = self._q
-        subs = inc["subs"]
+        subs = inc.submissions
         known = self._known(conn, subs["household_id"])
         m = subs.merge(known, on="household_id", how="left") if len(known) else subs.assign(
             status_prev=pd.Series(pd.NA, index=subs.index, dtype=object),
@@ -721,7 +736,7 @@ class Store:
             "load_id": load_id}))
         win_ids = winners["household_id"].to_numpy(dtype=object)
         frame = result.households
-        hh = inc["households"]
+        hh = inc.households
         every = len(winners) == len(m)  # nothing older than the store's: all rows are written
         if not every:
             hh = hh.loc[_member(hh["household_id"], win_ids)]
@@ -735,7 +750,7 @@ class Store:
                           take=hh["row"].to_numpy())})
             log.debug("load %d: %d households written", load_id, len(hh))
         log.debug("load %d: personal fields", load_id)
-        pers = inc["personal"]
+        pers = inc.personal
         if not every:
             pers = pers.loc[_member(pers["household_id"], win_ids)]
         if len(pers):
@@ -746,7 +761,7 @@ class Store:
                 "submission_key": pers["submission_key"].to_numpy(),
                 "load_id": [load_id] * len(pers),
                 **_to_sql(pers, [c for c in pcols if c[0] in pers.columns], self._ms)})
-        rej = inc["rejects"]
+        rej = inc.rejects
         if not every:
             rej = rej.loc[rej["household_id"].isna().to_numpy()
                           | _member(rej["household_id"], win_ids)]
@@ -776,7 +791,7 @@ class Store:
             "duplicates = ?, no_consent = ?, outside_settlements = ?, values_dropped = ?, "
             "unkeyed_rejected = ?, added = ?, replaced = ?, removed = ?, older = ? "
             "WHERE load_id = ?"),
-            (now(), *[counts[k] for k in COUNT_KEYS], int(inc["unkeyed"]["n"].iloc[0]),
+            (now(), *[counts[k] for k in COUNT_KEYS], inc.unkeyed,
              changes["added"], changes["replaced"], changes["removed"], changes["older"],
              load_id))
         if self._b.dialect == "sqlite":
