@@ -471,7 +471,8 @@ def compare(ours_path: str, tools_path: str) -> list[str]:
 def _line(label: str, r: dict) -> str:
     parts = ", ".join(f"{k} {r[k]:.2f} s" for k in ("join", "zonal", "hazard", "sample")
                       if k in r)
-    return (f"{label:<44} {r['wall']:7.2f} s wall  cpu/wall {r['cpu'] / r['wall']:.2f}  "
+    return (f"{label:<44} {r['wall']:7.2f} s wall  {r['cpu']:6.2f} s cpu  "
+            f"cpu/wall {r['cpu'] / r['wall']:.2f}  "
             f"peak RSS {r['peak_mib']:7,.0f} MiB   ({parts})")
 
 
