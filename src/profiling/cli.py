@@ -32,6 +32,8 @@ def _logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]",
                         handlers=[RichHandler(console=err, show_path=False)], force=True)
+    # Dask's scheduler and workers narrate every connection at INFO: only with -vv
+    logging.getLogger("distributed").setLevel(level if verbose > 1 else logging.WARNING)
 
 
 def _fail(exc: BaseException, verbose: int) -> None:
