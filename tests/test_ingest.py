@@ -431,3 +431,21 @@ def test_manifest_records_inputs(tmp_path, squares_file):
         path.read_bytes()).hexdigest()
     assert manifest["counts"] == result.counts
     assert manifest["configuration"]["min_cell_size"] == 5
+
+
+def test_boundary_findings_are_written_beside_the_outputs(tmp_path):
+    from profiling.config import parse_config
+    from profiling.pipeline import run as run_pipeline
+
+    # B overlaps A by 20 m x 100 m = 2,000 m²
+    gdf = gpd.GeoDataFrame({"settlement_id": ["A", "B"], "name": ["Alpha", "Bravo"]},
+                           geometry=[shapely.box(700000, 9300000, 700100, 9300100),
+                                     shapely.box(700080, 9300000, 700200, 9300100)],
+                           crs="EPSG:32748")
+    gdf.to_file(tmp_path / "overlap.gpkg")
+    path = write_csv(tmp_path / "k.csv", THREE)
+    cfg = parse_config({"surveys": [str(path)], "boundaries": str(tmp_path / "overlap.gpkg")})
+    run_pipeline(cfg, tmp_path / "out")
+    findings = pd.read_csv(tmp_path / "out" / "boundary_findings.csv")
+    assert findings["problem"].tolist() == ["overlap"]
+    assert findings["area_m2"].iloc[0] == pytest.approx(2000, rel=1e-6)

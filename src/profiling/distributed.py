@@ -198,7 +198,7 @@ def household_task(part: pd.DataFrame, hazards: Sequence[HazardSource], t: Thres
 
         _, points = hazard.exposure(None, part["longitude"].to_numpy(dtype=float),
                                     part["latitude"].to_numpy(dtype=float), hazards, threads=1)
-        values = points[[h.name for h in hazards if h.name in points.columns]]
+        values = hazard.value_columns(points, hazards)
         values.index = part.index
         part = pd.concat([part, values], axis=1)
     ind = compute_indicators(part, t)

@@ -865,6 +865,18 @@ def settlement_exposure(settlements: gpd.GeoDataFrame,
     return zones
 
 
+def value_columns(points: pd.DataFrame, hazards: Sequence[HazardSource | HazardLayer]
+                  ) -> pd.DataFrame:
+    """The columns of :func:`household_values` that households carry into the indicators:
+    each hazard's value (for a stack, its value per scenario and the expected annual one),
+    without the threshold flags, which the indicators apply from the configuration."""
+    names = [h.name for h in hazards]
+    keep = [c for c in points.columns
+            if any(c == n or c.startswith(f"{n}_") for n in names)
+            and pd.api.types.is_float_dtype(points[c])]
+    return points[keep]
+
+
 def household_values(lon: np.ndarray, lat: np.ndarray,
                      hazards: Sequence[HazardSource | HazardLayer], *,
                      threads: int | None = None) -> pd.DataFrame:

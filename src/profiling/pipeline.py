@@ -85,7 +85,8 @@ def load_settlements(cfg: Config) -> Settlements | None:
     """The configured boundaries, checked and indexed, or None."""
     if cfg.boundaries is None:
         return None
-    return prepare(read_boundaries(cfg.boundaries, cfg.boundaries_layer))
+    return prepare(read_boundaries(cfg.boundaries, cfg.boundaries_layer,
+                                   repair=cfg.repair_geometries))
 
 
 def _check_inputs(cfg: Config) -> None:
@@ -178,6 +179,10 @@ def run(cfg: Config, out_dir: str | Path | None = None,
     supervision_report(result.submissions).to_csv(out / SUPERVISION, index=False,
                                                   encoding="utf-8")
     outputs["supervision"] = out / SUPERVISION
+    findings_b = settlements.frame.attrs.get("boundary_findings") if settlements else None
+    if findings_b:
+        pd.DataFrame(findings_b).to_csv(out / "boundary_findings.csv", index=False)
+        outputs["boundary_findings"] = out / "boundary_findings.csv"
     if table is not None:
         from profiling.publish import publish
 
@@ -254,7 +259,7 @@ def hazard_exposure(cfg: Config, settlements: Settlements, households: pd.DataFr
     polygons = settlements.frame if settlements.has_geometry else None
     zones, points = hazard.exposure(polygons, households["longitude"].to_numpy(dtype=float),
                                     households["latitude"].to_numpy(dtype=float), cfg.hazards)
-    values = points[[h.name for h in cfg.hazards if h.name in points.columns]]
+    values = hazard.value_columns(points, cfg.hazards)
     values.index = households.index
     return pd.concat([households, values], axis=1), zones
 
