@@ -449,3 +449,20 @@ def test_boundary_findings_are_written_beside_the_outputs(tmp_path):
     findings = pd.read_csv(tmp_path / "out" / "boundary_findings.csv")
     assert findings["problem"].tolist() == ["overlap"]
     assert findings["area_m2"].iloc[0] == pytest.approx(2000, rel=1e-6)
+
+
+def test_privacy_classes_from_the_configuration(tmp_path, squares_file):
+    from profiling.config import parse_config
+    from profiling.pipeline import ingest_config, load_form
+
+    path = write_csv(tmp_path / "k.csv", [household("k1", **{"water/water_source": "borehole"})])
+    cfg = parse_config({"surveys": [str(path)], "boundaries": str(squares_file),
+                        "privacy": {"water_source": "direct"}})
+    assert load_form(cfg).questions["water/water_source"].privacy == "direct"
+    res = ingest_config(cfg)
+    assert "water_source" not in res.households.columns
+    assert res.personal.loc[0, "water_source"] == "borehole"
+    from profiling import ConfigError
+
+    with pytest.raises(ConfigError, match="not a field"):
+        load_form(parse_config({"surveys": [str(path)], "privacy": {"nope": "direct"}}))

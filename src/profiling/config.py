@@ -278,6 +278,10 @@ class Config(_Strict):
     #: Default field mapping for the surveys that do not give their own.
     field_mapping: dict[str, str | FieldSource] | None = None
     indicators: IndicatorSettings = Field(default_factory=IndicatorSettings)
+    #: Privacy class per field (full or short name), overriding the XLSForm's ``privacy`` column:
+    #: ``direct`` fields (names, phones, IDs, free text) are split off at ingest.
+    privacy: dict[str, Literal["direct", "location", "sensitive", "analysis"]] = Field(
+        default_factory=dict)
     cuf: CufSettings = Field(default_factory=CufSettings)
     #: Where ``profiling load`` keeps the enumeration (none: loading needs one).
     store: StoreConfig | None = None

@@ -13,7 +13,7 @@ import math
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -77,8 +77,16 @@ class RunResult:
 
 
 def load_form(cfg: Config) -> Form:
-    """The configured XLSForm, or the reference questionnaire."""
-    return read_xlsform(cfg.form) if cfg.form is not None else reference_form()
+    """The configured XLSForm, or the reference questionnaire, with the configuration's privacy
+    classes applied over the form's."""
+    form = read_xlsform(cfg.form) if cfg.form is not None else reference_form()
+    for name, privacy in cfg.privacy.items():
+        hits = [q for q in form.questions if q == name or q.rsplit("/", 1)[-1] == name]
+        if len(hits) != 1:
+            raise ConfigError(f"privacy names {name!r}, which is "
+                              f"{'ambiguous' if hits else 'not a field'} in {form.source}")
+        form.questions[hits[0]] = replace(form.questions[hits[0]], privacy=privacy)
+    return form
 
 
 def load_settlements(cfg: Config) -> Settlements | None:
