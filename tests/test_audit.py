@@ -191,3 +191,43 @@ def _pdf_with_text(path: Path, text: str) -> None:
     out += (f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
             .encode())
     path.write_bytes(out)
+
+
+def test_audit_command_against_the_store(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    import yaml
+
+    exe = str(Path(sys.executable).parent / "profiling")
+    monkeypatch.setenv("PROFILING_SECRET", SECRET)
+    cfg = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    base = REPO / "configs"
+    for key in ("form", "boundaries"):
+        cfg[key] = str((base / cfg[key]).resolve())
+    cfg["surveys"] = [str((base / s).resolve()) for s in cfg["surveys"]]
+    cfg["hazards"][0]["path"] = str((base / cfg["hazards"][0]["path"]).resolve())
+    cfg["cuf"]["interventions"] = str((base / cfg["cuf"]["interventions"]).resolve())
+    cfg["store"] = {"url": str(tmp_path / "store.gpkg")}
+    cfg["output_dir"] = str(tmp_path / "out")
+    path = tmp_path / "city.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([exe, *args], capture_output=True, text=True, timeout=600,
+                              check=False)
+
+    assert cli("load", str(path), "-q").returncode == 0
+    assert cli("run", str(path), "-q").returncode == 0
+    clean = cli("audit", str(tmp_path / "out"), "--config", str(path))
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    name = load_config(path)  # the store holds the names: plant one into an output
+    from profiling.store import open_configured
+
+    with open_configured(name) as store:
+        personal, _ = store.disclosure_reference()
+    planted = str(personal["respondent_name"].dropna().iloc[0])
+    (tmp_path / "out" / "notes.txt").write_text(f"interviewed {planted}")
+    leak = cli("audit", str(tmp_path / "out"), "--config", str(path))
+    assert leak.returncode == 1
+    assert "personal: notes.txt" in leak.stdout and planted not in leak.stdout

@@ -400,6 +400,39 @@ def profiles(
 
 
 @app.command()
+def audit(
+    output_dir: Annotated[Path, typer.Argument(help="A run's output folder.")],
+    config: Annotated[Path, typer.Option("--config", help="The run's configuration: its store "
+                                                         "(or exports) hold what must not leak."
+                                         )],
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Scan every published file for personal values, household locations and small cells.
+
+    Exit code 0 when nothing is found, 1 when anything is (each finding is printed with its file
+    and place, never the value), 2 on bad input.
+    """
+    from profiling import pipeline
+
+    _logging(verbose, quiet)
+    try:
+        if not output_dir.is_dir():
+            raise ConfigError(f"{output_dir} is not a folder")
+        findings = pipeline.audit_outputs(load_config(config), output_dir)
+    except Exception as exc:
+        _fail(exc, verbose)
+        return
+    for f in findings:
+        out.print(str(f), highlight=False, soft_wrap=True)
+    if findings:
+        err.print(f"[bold red]{len(findings)} finding(s):[/] do not publish {output_dir}")
+        raise typer.Exit(1)
+    if not quiet:
+        out.print(f"{output_dir}: nothing personal or re-identifiable found")
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     out.print(__version__)

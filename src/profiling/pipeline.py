@@ -232,6 +232,23 @@ def run(cfg: Config, out_dir: str | Path | None = None,
     return RunResult(result, outputs, seconds, settlements=table, city=city)
 
 
+def audit_outputs(cfg: Config, out_dir: str | Path) -> list[Finding]:
+    """Audit a published folder against what the configuration's enumeration holds: the
+    personal values and household points of its store (when configured) or of its exports."""
+    settlements = load_settlements(cfg)
+    if cfg.store is not None:
+        from profiling.store import open_configured
+
+        with open_configured(cfg) as store:
+            personal, households = store.disclosure_reference()
+    else:
+        result = ingest_config(cfg, settlements=settlements)
+        personal, households = result.personal, result.households
+    geometry = (settlements.frame.geometry if settlements is not None
+                and settlements.has_geometry else None)
+    return audit(out_dir, Secrets.from_frames(personal, households, cfg.min_cell_size, geometry))
+
+
 def household_secret(cfg: Config) -> bytes:
     """The secret of pseudonymous household ids: the store's (``PROFILING_SECRET`` or the
     configured file), or, when none is configured, a random one for this run only."""

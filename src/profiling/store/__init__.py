@@ -814,6 +814,16 @@ class Store:
             sel = ", ".join(self._q(n) for n, _ in cols)
             return self._frame(conn, f'SELECT {sel} FROM {HOUSEHOLDS_VIEW} ORDER BY "key"', cols)
 
+    def disclosure_reference(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """What must never be published, for the disclosure audit only: the personal table
+        (submission keys and direct fields) and the households' points. Nothing else reads it."""
+        with self._connect(write=False) as conn:
+            cols = [c for c in self._columns(conn, "personal") if c[0] != "household_id"]
+            sel = ", ".join(self._q(n) for n, _ in cols)
+            personal = self._frame(conn, f"SELECT {sel} FROM personal", cols)
+        households = self.households()[["longitude", "latitude"]]
+        return personal, households
+
     def state_at(self, load_id: int) -> pd.DataFrame:
         """The households as they were right after load ``load_id`` (same frame as
         :meth:`households`). Households whose consent was later withdrawn are not rebuilt."""
