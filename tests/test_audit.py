@@ -193,7 +193,7 @@ def _pdf_with_text(path: Path, text: str) -> None:
     path.write_bytes(out)
 
 
-def test_audit_command_against_the_store(tmp_path, monkeypatch):
+def test_run_from_the_store_and_audit_command_against_it(tmp_path, monkeypatch):
     import subprocess
     import sys
 
@@ -218,7 +218,16 @@ def test_audit_command_against_the_store(tmp_path, monkeypatch):
                               check=False)
 
     assert cli("load", str(path), "-q").returncode == 0
-    assert cli("run", str(path), "-q").returncode == 0
+    ran = cli("run", str(path), "-q")
+    assert ran.returncode == 0, ran.stderr
+    # the run analysed the store: the same settlement table as a run on the exports themselves
+    direct = tmp_path / "direct"
+    pipeline.run(load_config(REPO / "configs" / "demo.yaml"), direct)
+    from_store = pd.read_csv(tmp_path / "out" / "settlement_indicators.csv")
+    pd.testing.assert_frame_equal(from_store, pd.read_csv(direct / "settlement_indicators.csv"))
+    counts = json.loads((tmp_path / "out" / "run_manifest.json").read_text())["counts"]
+    assert counts["read"] == (counts["accepted"] + counts["rejected"] + counts["duplicates"]
+                              + counts["no_consent"])
     clean = cli("audit", str(tmp_path / "out"), "--config", str(path))
     assert clean.returncode == 0, clean.stdout + clean.stderr
     name = load_config(path)  # the store holds the names: plant one into an output

@@ -97,11 +97,11 @@ def load_settlements(cfg: Config) -> Settlements | None:
                                    repair=cfg.repair_geometries))
 
 
-def _check_inputs(cfg: Config) -> None:
+def _check_inputs(cfg: Config, from_store: bool = False) -> None:
     problems = []
-    if not cfg.surveys:
+    if not cfg.surveys and not from_store:
         problems.append("no survey export is configured (key 'surveys')")
-    for s in cfg.surveys:
+    for s in ([] if from_store else cfg.surveys):
         if not Path(s.path).exists():
             problems.append(f"survey export {s.path} does not exist")
     for h in cfg.hazards:
@@ -151,9 +151,11 @@ def run(cfg: Config, out_dir: str | Path | None = None,
     t0 = time.perf_counter()
     started = datetime.now(UTC)
     out = Path(out_dir) if out_dir is not None else Path(cfg.output_dir)
-    _check_inputs(cfg)
+    from_store = cfg.store is not None
+    _check_inputs(cfg, from_store)
     settlements = load_settlements(cfg)
-    result = ingest_config(cfg, progress, settlements)
+    # with a store, the run analyses what `profiling load` has put in it
+    result = store_result(cfg) if from_store else ingest_config(cfg, progress, settlements)
     out.mkdir(parents=True, exist_ok=True)
     outputs: dict[str, Path] = {}
     t = thresholds(cfg)
@@ -181,7 +183,9 @@ def run(cfg: Config, out_dir: str | Path | None = None,
         outputs.update(write_aggregates(out, households, ind, cfg.map.h3_resolution,
                                         cfg.min_cell_size))
 
-    rejects = published_rejects(result.rejects, household_secret(cfg))
+    rejects = (result.rejects[REJECT_COLUMNS].rename(columns={"key": "household_id"})
+               if from_store  # the store's rejects already name households by keyed hash
+               else published_rejects(result.rejects, household_secret(cfg)))
     rejects.to_csv(out / REJECTS, index=False, encoding="utf-8")
     outputs["rejects"] = out / REJECTS
     supervision_report(result.submissions).to_csv(out / SUPERVISION, index=False,
@@ -230,6 +234,18 @@ def run(cfg: Config, out_dir: str | Path | None = None,
         raise DisclosureError(out, findings)
     log.info("run finished in %.1f s: %s", seconds, result.counts)
     return RunResult(result, outputs, seconds, settlements=table, city=city)
+
+
+def store_result(cfg: Config) -> IngestResult:
+    """What the configured store holds, in the form ingest returns, with the personal values
+    and points the audit needs (they never reach a published file)."""
+    from profiling.store import open_configured
+
+    with open_configured(cfg) as store:
+        result = store.ingest_result()
+        personal, _ = store.disclosure_reference()
+    result.personal = personal
+    return result
 
 
 def audit_outputs(cfg: Config, out_dir: str | Path) -> list[Finding]:
