@@ -531,6 +531,12 @@ def test_the_analyst_role_reads_the_view_and_not_the_personal_table(postgres_url
             store.load(result, index=index)
         engine = create_engine(url)
         with engine.connect() as conn:
+            # the points are PostGIS geometries at the households' coordinates
+            off = conn.exec_driver_sql(
+                "SELECT COUNT(*) FROM households WHERE ST_SRID(geom) <> 4326 OR "
+                "abs(ST_X(geom) - longitude) > 1e-9 OR abs(ST_Y(geom) - latitude) > 1e-9"
+            ).scalar()
+            assert off == 0
             conn.exec_driver_sql(f"SET ROLE {_migrations.ANALYST_ROLE}")
             n = conn.exec_driver_sql("SELECT COUNT(*) FROM analysis_households").scalar()
             assert n == len(result.households)

@@ -63,6 +63,15 @@ class Backend:
 
     def points(self, lon: np.ndarray, lat: np.ndarray) -> list[Any]:
         """The backend's encoding of WGS84 points (None where a coordinate is missing)."""
+        ok = np.isfinite(lon) & np.isfinite(lat)
+        out: list[Any] = [None] * len(lon)
+        if ok.any():
+            encoded = self._encode(shapely.points(lon[ok], lat[ok]))
+            for i, w in zip(np.flatnonzero(ok).tolist(), encoded, strict=True):
+                out[i] = w
+        return out
+
+    def _encode(self, points: np.ndarray) -> list[Any]:
         raise NotImplementedError
 
     def insert(self, conn: Connection, table: str, data: Rows) -> None:
@@ -104,15 +113,9 @@ class GeoPackage(Backend):
     def temp_table(self, name: str, columns: str) -> str:
         return f"CREATE TEMP TABLE {name} ({columns})"
 
-    def points(self, lon: np.ndarray, lat: np.ndarray) -> list[Any]:
-        ok = np.isfinite(lon) & np.isfinite(lat)
-        out: list[Any] = [None] * len(lon)
-        if ok.any():
-            wkb = shapely.to_wkb(shapely.points(lon[ok], lat[ok]), byte_order=1,
-                                 output_dimension=2)
-            for i, w in zip(np.flatnonzero(ok).tolist(), wkb.tolist(), strict=True):
-                out[i] = _GPKG_HEADER + w
-        return out
+    def _encode(self, points: np.ndarray) -> list[Any]:
+        wkb = shapely.to_wkb(points, byte_order=1, output_dimension=2)
+        return [_GPKG_HEADER + w for w in wkb.tolist()]
 
     def insert(self, conn: Connection, table: str, data: Rows) -> None:
         columns = _columns(data)
@@ -149,16 +152,10 @@ class PostGIS(Backend):
     def temp_table(self, name: str, columns: str) -> str:
         return f"CREATE TEMP TABLE {name} ({columns}) ON COMMIT DROP"
 
-    def points(self, lon: np.ndarray, lat: np.ndarray) -> list[Any]:
-        ok = np.isfinite(lon) & np.isfinite(lat)
-        out: list[Any] = [None] * len(lon)
-        if ok.any():
-            pts = shapely.set_srid(shapely.points(lon[ok], lat[ok]), 4326)
-            wkb = shapely.to_wkb(pts, hex=True, include_srid=True, byte_order=1,
-                                 output_dimension=2)
-            for i, w in zip(np.flatnonzero(ok).tolist(), wkb.tolist(), strict=True):
-                out[i] = w
-        return out
+    def _encode(self, points: np.ndarray) -> list[Any]:
+        wkb = shapely.to_wkb(shapely.set_srid(points, 4326), hex=True, include_srid=True,
+                             byte_order=1, output_dimension=2)
+        return list(wkb.tolist())
 
     def insert(self, conn: Connection, table: str, data: Rows) -> None:
         columns = _columns(data)
