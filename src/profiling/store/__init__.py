@@ -818,10 +818,11 @@ class Store:
         """What must never be published, for the disclosure audit only: the personal table
         (submission keys and direct fields) and the households' points. Nothing else reads it."""
         with self._connect(write=False) as conn:
-            cols = [c for c in self._columns(conn, "personal") if c[0] != "household_id"]
-            sel = ", ".join(self._q(n) for n, _ in cols)
-            personal = self._frame(conn, f"SELECT {sel} FROM personal", cols)
-        households = self.households()[["longitude", "latitude"]]
+            cols = [("key", _dtype_name(STRING)), *self._columns(conn, "personal")]
+            sel = "".join(f", {self._q(n)}" for n, _ in cols[1:])
+            personal = self._frame(conn, f"SELECT submission_key{sel} FROM personal "
+                                         "ORDER BY household_id", cols)
+        households = self.households().reindex(columns=["longitude", "latitude"])
         return personal, households
 
     def state_at(self, load_id: int) -> pd.DataFrame:
