@@ -265,7 +265,7 @@ def run_local(folder: Path, households: int, partition_size: int, seed: int,
     s, chunks, sizes = partition_plan(folder, households, partition_size)
     flood = HazardSource(name="flood", path=folder / "flood.tif")
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None, memory_limit=None) as lc, Client(lc) as client:
+                      dashboard_address=":0", memory_limit=None) as lc, Client(lc) as client:
         client.wait_for_workers(workers)
         t0 = time.perf_counter()
         polys = s[list(D.SETTLEMENT_COLUMNS)]

@@ -93,7 +93,7 @@ def cluster(execution: Execution) -> Iterator[Client | None]:
                           "pip install 'dask[distributed]' dask-geopandas") from None
     if execution.mode == "local":
         with LocalCluster(n_workers=execution.workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as lc, Client(lc) as client:
+                          dashboard_address=":0") as lc, Client(lc) as client:
             log.info("local Dask cluster: %d workers", execution.workers)
             yield client
         return
