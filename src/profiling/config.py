@@ -381,10 +381,18 @@ def parse_config(data: dict[str, Any], source: str = "configuration",
 def load_config(path: str | Path) -> Config:
     """Read a YAML configuration file; relative paths are taken from the file's folder."""
     path = Path(path)
+    data = _read_yaml(path, "the configuration file")
+    if data is None:
+        raise ConfigError(f"{path}: the configuration file is empty")
+    return parse_config(data, str(path), path.parent.resolve())
+
+
+def _read_yaml(path: Path, what: str) -> Any:
+    """A YAML file's content; errors name the file, and the line and column of a syntax error."""
     if not path.exists():
-        raise ConfigError(f"{path}: the configuration file does not exist")
+        raise ConfigError(f"{path}: {what} does not exist")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -392,21 +400,13 @@ def load_config(path: str | Path) -> Config:
                           f"{getattr(exc, 'problem', exc)}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    if data is None:
-        raise ConfigError(f"{path}: the configuration file is empty")
-    return parse_config(data, str(path), path.parent.resolve())
 
 
 def load_interventions(path: str | Path) -> list[InterventionConfig]:
     """Read an intervention catalogue: YAML with a list of interventions under
     ``interventions``."""
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: the intervention catalogue does not exist")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    data = _read_yaml(path, "the intervention catalogue")
     items = data.get("interventions") if isinstance(data, dict) else None
     if not isinstance(items, list) or not items:
         raise ConfigError(f"{path}: expected a list of interventions under 'interventions'")

@@ -49,7 +49,6 @@ functions on partitions of settlements or households, whose results concatenate.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 import warnings
@@ -68,7 +67,7 @@ from pyproj import CRS
 from profiling import _coverage as K
 from profiling._errors import BoundaryError, InputFileError
 from profiling.config import HazardSource
-from profiling.join import crs_name, project_points
+from profiling.join import crs_name, project_points, usable_cores
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -432,12 +431,7 @@ class ScanResult:
 
 
 def _threads(threads: int | None) -> int:
-    if threads is not None:
-        return max(1, threads)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    return max(1, threads) if threads is not None else usable_cores()
 
 
 @dataclass

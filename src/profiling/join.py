@@ -379,7 +379,8 @@ def project_points(lon: np.ndarray, lat: np.ndarray, crs: CRS,
     return xs, ys
 
 
-def _cores() -> int:
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
@@ -530,7 +531,7 @@ def place(lon: np.ndarray, lat: np.ndarray, settlements: Settlements) -> Placeme
     wgs84 = CRS.from_epsg(4326)
     all_ok = len(idx) == n
     x, y = project_points(lon if all_ok else lon[ok], lat if all_ok else lat[ok],
-                          settlements.crs, _cores())
+                          settlements.crs, usable_cores())
     hit, undecided = settlements.pip_index.locate(x, y)
     if undecided.any():  # GEOS decides what float64 could not
         u = np.flatnonzero(undecided)
