@@ -141,6 +141,12 @@ def test_atlas_command_rewrites_and_prints_pdfs(demo: Path) -> None:
     px_per_mm = 96 / 25.4  # CSS pixels
     assert {(round(p.width / px_per_mm), round(p.height / px_per_mm)) for p in doc.pages} == {
         (210, 297)}
+    # every profile prints as one A4 sheet, the way communities receive it
+    from pypdf import PdfReader
+
+    sheets = {p.stem: len(PdfReader(str(p)).pages) for p in (demo / "atlas" / "pdf").glob(
+        "JK*.pdf")}
+    assert len(sheets) == 31 and set(sheets.values()) == {1}, sheets
 
 
 def test_atlas_command_without_a_run_says_so(tmp_path: Path) -> None:
