@@ -67,7 +67,7 @@ from pyproj import CRS
 from profiling import _coverage as K
 from profiling._errors import BoundaryError, InputFileError
 from profiling.config import HazardSource
-from profiling.join import crs_name, project_points, usable_cores
+from profiling.join import box_cells, crs_name, project_points, usable_cores
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -511,14 +511,7 @@ def scan(layer: HazardLayer, polygons: PixelPolygons | None, points: PixelPoints
         ids = np.flatnonzero((bb[:, 1] > bb[:, 0]) & (bb[:, 3] > bb[:, 2]))
         tr0, tr1 = bb[ids, 0] // th, (bb[ids, 1] - 1) // th
         tc0, tc1 = bb[ids, 2] // tw, (bb[ids, 3] - 1) // tw
-        nc = tc1 - tc0 + 1
-        count = (tr1 - tr0 + 1) * nc
-        pair_poly = np.repeat(ids, count)
-        k = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
-        ncr = np.repeat(nc, count)
-        pair_tile = (np.repeat(tr0, count) + k // ncr) * ntx + np.repeat(tc0, count) + k % ncr
-        order = np.lexsort((pair_poly, pair_tile))
-        pair_poly, pair_tile = pair_poly[order], pair_tile[order]
+        pair_poly, pair_tile = box_cells(ids, tr0, tr1, tc0, tc1, ntx)
     else:
         pair_poly = pair_tile = np.zeros(0, np.int64)
     if points is not None:
