@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -46,6 +48,19 @@ def _fail(exc: BaseException, verbose: int) -> None:
               "profiling, not in your data; please report it with the output of the same "
               "command run with -v.", soft_wrap=True)
     raise typer.Exit(EXIT_BUG)
+
+
+@contextmanager
+def _guard(verbose: int, quiet: bool) -> Iterator[None]:
+    """Every command's frame: logging as asked, and any error turned into :func:`_fail`'s
+    one-paragraph message and exit code (typer's own exits pass through)."""
+    _logging(verbose, quiet)
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        _fail(exc, verbose)
 
 
 def _config(config: Path | None, survey: list[Path] | None, form: Path | None,
@@ -130,16 +145,12 @@ def run(
     """Run the whole pipeline and write its outputs."""
     from profiling import pipeline
 
-    _logging(verbose, quiet)
-    try:
+    with _guard(verbose, quiet):
         cfg = _config(config, survey, form, boundaries, hazard, out_dir)
         _execution(cfg, workers, scheduler)
         bar, task = _progress(len(cfg.surveys))
         with bar:
             result = pipeline.run(cfg, progress=lambda _: bar.advance(task))  # type: ignore[arg-type]
-    except Exception as exc:
-        _fail(exc, verbose)
-        return
     if not quiet:
         out.print(_counts_table(result.counts))
         out.print(f"outputs written to {Path(cfg.output_dir)} in {result.seconds:.1f} s")
@@ -154,15 +165,11 @@ def validate(
     """Check a configuration and read its inputs, writing nothing."""
     from profiling import pipeline
 
-    _logging(verbose, quiet)
-    try:
+    with _guard(verbose, quiet):
         cfg = load_config(config)
         bar, task = _progress(len(cfg.surveys))
         with bar:
             result = pipeline.validate(cfg, progress=lambda _: bar.advance(task))  # type: ignore[arg-type]
-    except Exception as exc:
-        _fail(exc, verbose)
-        return
     if not quiet:
         out.print(_counts_table(result.counts))
         out.print(f"{config}: valid; {result.counts['rejected']:,} rows would be rejected and "
@@ -201,13 +208,9 @@ def prioritise(
     """Rerun only the CUF ranking and portfolio on an earlier run's settlement table."""
     from profiling import pipeline
 
-    _logging(verbose, quiet)
-    try:
+    with _guard(verbose, quiet):
         cfg = load_config(config)
         cuf = pipeline.reprioritise(cfg, out_dir, budget, _weights(weights))
-    except Exception as exc:
-        _fail(exc, verbose)
-        return
     if not quiet:
         top = cuf.priorities.dropna(subset=["cuf_rank"]).head(10)
         t = Table(title="CUF priorities (top 10)")
@@ -236,14 +239,10 @@ def atlas(
     """Rewrite the map, the settlement atlas and the PNG maps from an earlier run's tables."""
     from profiling.publish import publish
 
-    _logging(verbose, quiet)
-    try:
+    with _guard(verbose, quiet):
         cfg = load_config(config)
         folder = Path(out_dir) if out_dir is not None else Path(cfg.output_dir)
         written = publish(folder, cfg, pdf=pdf)
-    except Exception as exc:
-        _fail(exc, verbose)
-        return
     if not quiet:
         pdfs = sum(1 for k in written if k.startswith("pdf_"))
         out.print(f"map, atlas ({sum(1 for k in written if k.startswith('atlas_'))} pages)"
@@ -263,8 +262,7 @@ def load(
     """Append exports to the enumeration store (a file loaded before changes nothing)."""
     from profiling import store
 
-    _logging(verbose, quiet)
-    try:
+    with _guard(verbose, quiet):
         cfg = load_config(config)
         n = len(exports) if exports else len(cfg.surveys)
         bar, task = _progress(n)
@@ -272,9 +270,6 @@ def load(
             summaries = store.load_configured(
                 cfg, exports, note=note,
                 progress=lambda _: bar.advance(task))  # type: ignore[arg-type]
-    except Exception as exc:
-        _fail(exc, verbose)
-        return
     if not quiet:
         t = Table(title="Loads")
         cols = ["load", "file", "read", "accepted", "rejected", "duplicates", "no_consent",
@@ -308,13 +303,8 @@ def store_status(
     """What the store holds: households by settlement and by load, rejects, the last load."""
     from profiling import store
 
-    _logging(verbose, quiet)
-    try:
-        with store.open_configured(load_config(config)) as st:
-            status = st.status()
-    except Exception as exc:
-        _fail(exc, verbose)
-        return
+    with _guard(verbose, quiet), store.open_configured(load_config(config)) as st:
+        status = st.status()
     out.print(f"store {status.where} ({status.backend}, schema version "
               f"{status.schema_version})")
     out.print(_counts_table(status.counts))
@@ -342,14 +332,9 @@ def store_export(
     """Write a de-identified GeoPackage: no personal fields, no true locations."""
     from profiling import store
 
-    _logging(verbose, quiet)
-    try:
-        with store.open_configured(load_config(config)) as st:
-            path = st.export_deidentified(out_file)
-            n = st.counts()["accepted"]
-    except Exception as exc:
-        _fail(exc, verbose)
-        return
+    with _guard(verbose, quiet), store.open_configured(load_config(config)) as st:
+        path = st.export_deidentified(out_file)
+        n = st.counts()["accepted"]
     if not quiet:
         out.print(f"{n:,} households written to {path} (de-identified)")
 
@@ -376,17 +361,13 @@ def profiles(
 
     from profiling.profiles import regenerate
 
-    _logging(verbose, quiet)
-    try:
+    with _guard(verbose, quiet):
         if all_ == bool(settlement):
             raise ConfigError("give either --all or one or more --settlement ID")
         cfg = load_config(config)
         emit = (lambda e: print(json.dumps(e), flush=True)) if jsonl else None
         res = regenerate(out_dir or cfg.output_dir, None if all_ else settlement, workers,
                          emit)
-    except Exception as exc:
-        _fail(exc, verbose)
-        return
     if not quiet and not jsonl:
         if not res.written and not res.failed:
             out.print(f"nothing to do: {len(res.skipped)} profile(s) up to date")
@@ -415,14 +396,10 @@ def audit(
     """
     from profiling import pipeline
 
-    _logging(verbose, quiet)
-    try:
+    with _guard(verbose, quiet):
         if not output_dir.is_dir():
             raise ConfigError(f"{output_dir} is not a folder")
         findings = pipeline.audit_outputs(load_config(config), output_dir)
-    except Exception as exc:
-        _fail(exc, verbose)
-        return
     for f in findings:
         out.print(str(f), highlight=False, soft_wrap=True)
     if findings:
