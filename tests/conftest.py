@@ -26,6 +26,18 @@ _TO_WGS84 = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True)
 
 
 @pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One run of the sample city, shared by the test modules that only read its outputs
+    (a module that changes them overrides this with its own copy)."""
+    from profiling import pipeline
+    from profiling.config import load_config
+
+    out = tmp_path_factory.mktemp("demo")
+    pipeline.run(load_config(REPO / "configs" / "demo.yaml"), out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.fail(f"the shared data folder {SHARED_DATA} is missing: CI places ../shared beside "

@@ -8,20 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from profiling import pipeline
-from profiling.config import load_config
 from profiling.publish._data import read_tables
 from profiling.publish.atlas import write_atlas
 
 REPO = Path(__file__).resolve().parents[1]
 HOSTILE = "<script>alert(1)</script>"
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo")
-    pipeline.run(load_config(REPO / "configs" / "demo.yaml"), out)
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -42,13 +42,6 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo")
-    pipeline.run(load_config(REPO / "configs" / "demo.yaml"), out)
-    return out
-
-
-@pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample city with settlement JK05 renamed to a script tag."""
     folder = tmp_path_factory.mktemp("hostile")
