@@ -25,17 +25,20 @@ What it does:
 
    - ``in_process``: all partitions generated and concatenated into one frame, then the stages
      as :func:`profiling.pipeline.run` runs them on one machine: ``join.place``,
-     ``hazard.exposure`` of the settlements and the households, ``compute_indicators`` and the
-     settlement counts (``partial_counts`` on the whole).
+     ``hazard.exposure`` of the settlements and the households, ``compute_indicators``, the
+     settlement counts (``partial_counts`` on the whole) and the H3 hexagon counts
+     (``hexagon_counts``).
    - ``local``: a ``distributed.LocalCluster`` of ``--workers`` processes (1 thread each); each
      partition is generated on a worker and goes through the same functions
      (:func:`profiling.distributed.place_task`, :func:`profiling.distributed.household_task`,
-     :func:`profiling.distributed.zone_task`); only its counts come back and are added.
+     :func:`profiling.distributed.zone_task`); only its settlement and hexagon counts come back
+     and are added.
 
    Wall time (generation of the households included in both, so the two compare), peak RSS of
    the in-process subprocess, of the client, and of each worker (``ru_maxrss`` read on the worker
    at the end: the worker processes start fresh for the run, so it is their peak). Then it checks
-   that both give the same settlement counts exactly and the same zonal statistics to 1e-9.
+   that both give the same settlement and hexagon counts exactly and the same zonal statistics
+   to 1e-9.
 
 The machine is shared: timings are noisy. Run ``python benchmarks/bench_distributed.py
 [--scale F] [--workers N] [--partition-size N] [--skip-in-process] [--regenerate]``.
@@ -210,6 +213,7 @@ def _bounds(s: pd.DataFrame, idx: pd.Index) -> pd.DataFrame:
 
 def run_in_process(folder: Path, households: int, partition_size: int, seed: int) -> dict:
     from profiling import hazard
+    from profiling.aggregates import hexagon_counts
     from profiling.config import HazardSource
     from profiling.indicators import compute_indicators, partial_counts
     from profiling.join import place, prepare
@@ -234,21 +238,26 @@ def run_in_process(folder: Path, households: int, partition_size: int, seed: int
     ind = compute_indicators(hh)
     inside = hh["settlement_id"].notna().to_numpy()
     counts = partial_counts(hh.loc[inside], ind.loc[inside])
+    cells = hexagon_counts(hh["latitude"], hh["longitude"], ind["slum_household"])
     wall = time.perf_counter() - t0
     counts.to_parquet(folder / "counts_in_process.parquet")
+    cells.to_parquet(folder / "hexagons_in_process.parquet")
     zones.to_parquet(folder / "zones_in_process.parquet")
     return {"wall_s": wall, "generate_s": t_gen, "households": len(hh),
             "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 
 
 def _worker_part(bounds: pd.DataFrame, n: int, seed: int, settlements: pd.DataFrame,
-                 flood: Any) -> pd.DataFrame:
+                 flood: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
     from profiling import distributed as D
     from profiling.indicators import Thresholds
 
-    part = D.place_task(make_households(bounds, n, seed), settlements)
-    _, _, counts = D.household_task(part, [flood], Thresholds(), keep=False)
-    return counts
+    part = make_households(bounds, n, seed)
+    _, inside, _, _ = D.place_task(part, settlements)
+    ids = settlements.sort_values("settlement_id")["settlement_id"].to_numpy(dtype=object)
+    part["settlement_id"] = pd.array(np.where(inside >= 0, ids[np.maximum(inside, 0)], None),
+                                     dtype="string")
+    return D.household_task(part, [flood], Thresholds())
 
 
 def _peak_rss_gib() -> float:
@@ -276,11 +285,14 @@ def run_local(folder: Path, households: int, partition_size: int, seed: int,
         zchunks = D.settlement_chunks(polys, math.ceil(len(polys) / (4 * workers)))
         zfuts = client.map(D.zone_task, D._scatter(client, zchunks), hazards=[flood],
                            pure=False)
-        counts = D.add_counts(client.gather(futs))
+        parts = client.gather(futs)
+        counts = D.add_counts([c for c, _ in parts])
+        cells = D.add_counts([h for _, h in parts])
         zones = pd.concat(client.gather(zfuts)).reindex(s["settlement_id"].to_numpy())
         wall = time.perf_counter() - t0
         per_worker = client.run(_peak_rss_gib)
     counts.to_parquet(folder / "counts_local.parquet")
+    cells.to_parquet(folder / "hexagons_local.parquet")
     zones.to_parquet(folder / "zones_local.parquet")
     return {"wall_s": wall, "partitions": len(chunks), "workers": workers,
             "peak_rss_gib_per_worker": sorted(per_worker.values()),
@@ -326,11 +338,15 @@ def main() -> None:
         a_counts = pd.read_parquet(folder / "counts_in_process.parquet")
         b_counts = pd.read_parquet(folder / "counts_local.parquet")
         pd.testing.assert_frame_equal(a_counts, b_counts, check_exact=True, check_names=False)
+        pd.testing.assert_frame_equal(pd.read_parquet(folder / "hexagons_in_process.parquet"),
+                                      pd.read_parquet(folder / "hexagons_local.parquet"),
+                                      check_exact=True)
         za = pd.read_parquet(folder / "zones_in_process.parquet")
         zb = pd.read_parquet(folder / "zones_local.parquet")
         pd.testing.assert_frame_equal(za, zb, check_exact=False, rtol=0, atol=1e-9,
                                       check_names=False)
-        print("same settlement counts (exactly) and zonal statistics (to 1e-9) both ways")
+        print("same settlement and hexagon counts (exactly) and zonal statistics (to 1e-9) "
+              "both ways")
         ip, lo = results["in_process"], results["local"]
         print(f"in process: {ip['wall_s']:.1f} s, peak RSS {ip['peak_rss_gib']:.2f} GiB; "
               f"local cluster ({lo['workers']} workers, {lo['partitions']} partitions): "

@@ -22,9 +22,11 @@ from typer.testing import CliRunner
 
 from profiling import distributed as D
 from profiling._errors import ConfigError
+from profiling.aggregates import hexagon_counts
 from profiling.cli import app
 from profiling.config import load_config, parse_config
 from profiling.indicators import compute_indicators, partial_counts
+from profiling.join import place
 from profiling.pipeline import (
     RunResult,
     hazard_exposure,
@@ -155,6 +157,7 @@ def test_household_counts_are_exact(in_process, local, remote):
 def test_no_personal_field_reaches_a_worker(in_process, local, scattered):
     personal = set(in_process[0].ingest.personal.columns)
     assert len(scattered) > 2  # households in several partitions, and settlement chunks
+    assert ["longitude", "latitude"] in scattered  # placed on the workers at ingest
     for columns in scattered:
         assert not personal & set(columns), columns
         assert set(columns) <= set(D.WORKER_COLUMNS) | set(D.SETTLEMENT_COLUMNS)
@@ -172,13 +175,38 @@ def test_results_do_not_depend_on_the_partitioning(scheduler):
     ind = compute_indicators(whole, t)
     inside = whole["settlement_id"].notna().to_numpy()
     expected = partial_counts(whole.loc[inside], ind.loc[inside])
-    for size in (97, 1000, 10**6):
-        cfg.execution.mode, cfg.execution.scheduler = "scheduler", scheduler
-        cfg.execution.partition_size = size
-        got = D.heavy_stages(cfg, settlements, hh, t)
-        pd.testing.assert_frame_equal(got.counts, expected, check_exact=True,
-                                      check_names=False)
-        pd.testing.assert_frame_equal(got.indicators, ind, check_exact=True)
+    cells = hexagon_counts(whole["latitude"], whole["longitude"], ind["slum_household"],
+                           cfg.map.h3_resolution)
+    assert cells["households"].sum() == whole["latitude"].notna().sum()
+    cfg.execution.mode, cfg.execution.scheduler = "scheduler", scheduler
+    with D.cluster(D.Execution.from_settings(cfg.execution)) as client:
+        for size in (97, 1000, 10**6):
+            cfg.execution.partition_size = size
+            got = D.heavy_stages(client, cfg, settlements, hh, t)
+            pd.testing.assert_frame_equal(got.counts, expected, check_exact=True,
+                                          check_names=False)
+            pd.testing.assert_frame_equal(got.hexagons, cells, check_exact=True)
+
+
+def test_placement_on_the_workers_is_joins_placement(scheduler):
+    """Points placed on the workers, in partitions, land where :func:`join.place` puts them."""
+    cfg = load_config(DEMO)
+    settlements = load_settlements(cfg)
+    assert settlements is not None
+    rng = np.random.default_rng(3)
+    x0, y0, x1, y1 = settlements.frame.to_crs(4326).total_bounds
+    n = 5000
+    lon = rng.uniform(x0 - 0.01, x1 + 0.01, n)
+    lat = rng.uniform(y0 - 0.01, y1 + 0.01, n)
+    lon[::97] = np.nan  # no location: neither sent nor placed
+    expected = place(lon, lat, settlements)
+    assert (expected.inside >= 0).sum() > 100 and (expected.inside < 0).sum() > 100
+    cfg.execution.mode, cfg.execution.scheduler = "scheduler", scheduler
+    with D.cluster(D.Execution.from_settings(cfg.execution)) as client:
+        got = D.placer(client, settlements, 700)(lon, lat)
+    np.testing.assert_array_equal(got.inside, expected.inside)
+    np.testing.assert_array_equal(got.nearest, expected.nearest)
+    np.testing.assert_array_equal(got.distance, expected.distance)
 
 
 def test_partitions_follow_the_hilbert_curve():
@@ -205,3 +233,19 @@ def test_cli_refuses_workers_and_scheduler_together():
     assert res.exit_code == 2
     assert "not both" in res.output
 
+
+
+def test_an_unreachable_scheduler_is_a_clear_error(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(DEMO.read_text(encoding="utf-8").replace("../", f"{REPO}/")
+                   + "\nexecution:\n  connect_timeout: 2\n", encoding="utf-8")
+    res = CliRunner().invoke(app, ["run", str(cfg), "--scheduler", f"tcp://127.0.0.1:{port}",
+                                   "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2, res.output
+    assert f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port} within 2 s" in res.output
+    assert "Traceback" not in res.output

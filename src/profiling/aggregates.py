@@ -16,9 +16,11 @@ import pandas as pd
 HEXAGON_COLUMNS = ["h3_cell", "households", "slum_household_share", "slum_household_n"]
 
 
-def hexagon_cells(latitude: pd.Series, longitude: pd.Series, slum: pd.Series,
-                  resolution: int = 9, k: int = 5) -> pd.DataFrame:
-    """Households counted per H3 cell, small cells suppressed.
+def hexagon_counts(latitude: pd.Series, longitude: pd.Series, slum: pd.Series,
+                   resolution: int = 9) -> pd.DataFrame:
+    """Households counted per H3 cell, nothing suppressed: the partial counts behind
+    :func:`hexagon_table`, which add up exactly across parts of the households
+    (``pd.concat(parts).groupby(level=0).sum()``).
 
     Parameters
     ----------
@@ -28,14 +30,12 @@ def hexagon_cells(latitude: pd.Series, longitude: pd.Series, slum: pd.Series,
         ``slum_household`` per household (nullable boolean, NA when unknown).
     resolution
         H3 resolution (9: cells of about 0.1 km², edges of about 200 m).
-    k
-        Minimum cell size: cells with fewer households are dropped; the slum share of a cell is
-        empty when fewer than ``k`` households have a known status.
 
     Returns
     -------
     pandas.DataFrame
-        :data:`HEXAGON_COLUMNS`, one row per published cell, sorted by cell id.
+        Indexed by ``h3_cell``: ``households``, ``known`` (households whose slum status is
+        known) and ``slum`` (slum households).
     """
     import h3
 
@@ -44,17 +44,34 @@ def hexagon_cells(latitude: pd.Series, longitude: pd.Series, slum: pd.Series,
     ok = ~(np.isnan(lat) | np.isnan(lon))
     cells = [h3.latlng_to_cell(a, b, resolution) for a, b in zip(lat[ok], lon[ok], strict=True)]
     s = pd.array(slum, dtype="boolean")[ok]
-    frame = pd.DataFrame({"h3_cell": cells, "known": ~pd.isna(s),
-                          "slum": pd.Series(s).fillna(False).to_numpy(dtype=bool)})
+    frame = pd.DataFrame({"h3_cell": cells, "known": (~pd.isna(s)).astype(np.int64),
+                          "slum": pd.Series(s).fillna(False).to_numpy(dtype=np.int64)})
     g = frame.groupby("h3_cell", sort=True)
-    out = pd.DataFrame({"households": g.size(), "slum_household_n": g["known"].sum(),
+    out = pd.DataFrame({"households": g.size().astype(np.int64), "known": g["known"].sum(),
                         "slum": g["slum"].sum()})
+    out.index.name = "h3_cell"
+    return out
+
+
+def hexagon_table(counts: pd.DataFrame, k: int = 5) -> pd.DataFrame:
+    """The published hexagons from (summed) :func:`hexagon_counts`: a cell with fewer than the
+    minimum cell size ``k`` households is dropped, and its slum share is empty when fewer than
+    ``k`` households have a known status. :data:`HEXAGON_COLUMNS`, sorted by cell id."""
+    out = counts.sort_index()
     out = out[out["households"] >= k]
-    share = (out["slum"] / out["slum_household_n"]).where(out["slum_household_n"] >= k)
-    out = out.assign(slum_household_share=share,
-                     slum_household_n=out["slum_household_n"].where(
-                         out["slum_household_n"] >= k).astype("Int64"))
+    share = (out["slum"] / out["known"]).where(out["known"] >= k)
+    out = out.assign(households=out["households"].astype(np.int64),
+                     slum_household_share=share,
+                     slum_household_n=out["known"].where(out["known"] >= k).astype("Int64"))
+    out.index.name = "h3_cell"
     return out.reset_index()[HEXAGON_COLUMNS]
+
+
+def hexagon_cells(latitude: pd.Series, longitude: pd.Series, slum: pd.Series,
+                  resolution: int = 9, k: int = 5) -> pd.DataFrame:
+    """Households counted per H3 cell (:func:`hexagon_counts`), small cells suppressed
+    (:func:`hexagon_table`)."""
+    return hexagon_table(hexagon_counts(latitude, longitude, slum, resolution), k)
 
 
 def enumeration_dates(households: pd.DataFrame, k: int = 5) -> pd.DataFrame:
@@ -80,12 +97,10 @@ HEXAGONS = "hexagons.csv"
 DATES = "enumeration_dates.csv"
 
 
-def write_aggregates(out: Path, households: pd.DataFrame, indicators: pd.DataFrame,
-                     resolution: int, k: int) -> dict[str, Path]:
-    """Write ``hexagons.csv`` and ``enumeration_dates.csv`` (aggregates only) to ``out``."""
-    slum = indicators["slum_household"] if "slum_household" in indicators.columns else (
-        pd.Series(pd.NA, index=households.index, dtype="boolean"))
-    cells = hexagon_cells(households["latitude"], households["longitude"], slum, resolution, k)
-    cells.to_csv(out / HEXAGONS, index=False, encoding="utf-8")
+def write_aggregates(out: Path, households: pd.DataFrame, hexagons: pd.DataFrame,
+                     k: int) -> dict[str, Path]:
+    """Write ``hexagons.csv`` (from summed :func:`hexagon_counts`) and
+    ``enumeration_dates.csv`` (from the households' interview times) to ``out``."""
+    hexagon_table(hexagons, k).to_csv(out / HEXAGONS, index=False, encoding="utf-8")
     enumeration_dates(households, k).to_csv(out / DATES, index=False, encoding="utf-8")
     return {"hexagons": out / HEXAGONS, "enumeration_dates": out / DATES}

@@ -239,13 +239,15 @@ class ExecutionSettings(_Strict):
     ``in_process`` (the default): in this process. ``local``: a Dask cluster of ``workers``
     processes started on this machine for the run. ``scheduler``: a running Dask scheduler at
     ``scheduler`` (``tcp://host:8786``). Households are cut in partitions of about
-    ``partition_size`` rows; results do not depend on it.
+    ``partition_size`` rows; results do not depend on it. A scheduler not reached within
+    ``connect_timeout`` seconds is an error.
     """
 
     mode: Literal["in_process", "local", "scheduler"] = "in_process"
     workers: int = Field(default=2, ge=1)
     scheduler: str | None = None
     partition_size: int = Field(default=250_000, ge=1)
+    connect_timeout: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
     def _address(self) -> ExecutionSettings:

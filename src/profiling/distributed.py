@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from distributed import Client
 
     from profiling.config import Config, ExecutionSettings, HazardSource
+    from profiling.ingest import Placer
     from profiling.join import Settlements
 
 log = logging.getLogger(__name__)
@@ -72,11 +73,12 @@ class Execution:
     workers: int = 2
     scheduler: str | None = None
     partition_size: int = 250_000
+    connect_timeout: float = 30.0
 
     @classmethod
     def from_settings(cls, s: ExecutionSettings) -> Execution:
         """The execution of a configuration's ``execution`` section."""
-        return cls(s.mode, s.workers, s.scheduler, s.partition_size)
+        return cls(s.mode, s.workers, s.scheduler, s.partition_size, s.connect_timeout)
 
 
 @contextmanager
@@ -101,11 +103,11 @@ def cluster(execution: Execution) -> Iterator[Client | None]:
         raise ConfigError(f"execution mode {execution.mode!r}: expected in_process, local or "
                           "scheduler (with the scheduler's address)")
     try:
-        client = Client(execution.scheduler, timeout=30)
-    except OSError as exc:
-        raise ConfigError(f"cannot reach the Dask scheduler at {execution.scheduler} "
-                          f"({exc}); start one with `dask scheduler` or check the address"
-                          ) from None
+        client = Client(execution.scheduler, timeout=execution.connect_timeout)
+    except (OSError, ValueError) as exc:  # unreachable; or not an address at all
+        raise ConfigError(f"cannot reach the Dask scheduler at {execution.scheduler} within "
+                          f"{execution.connect_timeout:g} s ({exc}); start one with `dask "
+                          "scheduler` or check the address") from None
     with client:
         log.info("Dask scheduler %s: %d workers", execution.scheduler,
                  len(client.scheduler_info().get("workers", {})))
@@ -187,11 +189,12 @@ def settlement_chunks(settlements: gpd.GeoDataFrame, size: int) -> list[gpd.GeoD
 # --------------------------------------------------------------------------------------------
 
 def household_task(part: pd.DataFrame, hazards: Sequence[HazardSource], t: Thresholds,
-                   keep: bool = True
-                   ) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame]:
-    """One partition: the hazard values under its points, its indicators and its partial
-    settlement counts. With ``keep=False`` only the counts come back (a few rows a settlement).
-    """
+                   h3_resolution: int = 9) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One partition: the hazard values under its points, its indicators, and what comes back
+    to the client: its partial settlement counts and its partial hexagon counts (a few rows a
+    settlement and a cell; no household leaves the worker)."""
+    from profiling.aggregates import hexagon_counts
+
     values = None
     if hazards:
         from profiling import hazard
@@ -204,7 +207,9 @@ def household_task(part: pd.DataFrame, hazards: Sequence[HazardSource], t: Thres
     ind = compute_indicators(part, t)
     inside = part["settlement_id"].notna().to_numpy()
     counts = partial_counts(part.loc[inside], ind.loc[inside], "settlement_id")
-    return (values, ind, counts) if keep else (None, None, counts)
+    cells = hexagon_counts(part["latitude"], part["longitude"], ind["slum_household"],
+                           h3_resolution)
+    return counts, cells
 
 
 def zone_task(chunk: gpd.GeoDataFrame, hazards: Sequence[HazardSource]) -> pd.DataFrame:
@@ -215,16 +220,16 @@ def zone_task(chunk: gpd.GeoDataFrame, hazards: Sequence[HazardSource]) -> pd.Da
     return zones
 
 
-def place_task(part: pd.DataFrame, settlements: gpd.GeoDataFrame) -> pd.DataFrame:
-    """Households placed in the settlements by :func:`profiling.join.place` (``settlement_id``:
-    the settlement holding the point, NA outside every one); for inputs not placed at ingest."""
+def place_task(part: pd.DataFrame, settlements: gpd.GeoDataFrame
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Points placed in the settlements by :func:`profiling.join.place`: the partition's row
+    positions, then ``inside``, ``nearest`` and ``distance`` (indices into the settlements in
+    :func:`profiling.join.prepare`'s order, which the client shares)."""
     from profiling.join import place
 
-    s = _prepared(settlements)
-    p = place(part["longitude"].to_numpy(dtype=float), part["latitude"].to_numpy(dtype=float), s)
-    ids = s.frame["settlement_id"].to_numpy(dtype=object)
-    sid = np.where(p.inside >= 0, ids[np.maximum(p.inside, 0)], None)
-    return part.assign(settlement_id=pd.array(sid, dtype="string"))
+    p = place(part["longitude"].to_numpy(dtype=float), part["latitude"].to_numpy(dtype=float),
+              _prepared(settlements))
+    return part.index.to_numpy(), p.inside, p.nearest, p.distance
 
 
 _PREPARED: dict[int, tuple[object, Settlements]] = {}
@@ -247,65 +252,103 @@ def _prepared(settlements: gpd.GeoDataFrame) -> Settlements:
 # The pipeline's heavy stages
 # --------------------------------------------------------------------------------------------
 
+def placer(client: Client, settlements: Settlements, size: int) -> Placer:
+    """A :data:`profiling.ingest.Placer` that places points on the workers: Hilbert-ordered
+    partitions of about ``size`` points, each joined against the settlements (sent once to
+    every worker) by :func:`place_task`; only the points' coordinates leave the client."""
+    from profiling.join import Placement
+
+    remote: list[Any] = []
+
+    def run(lon: np.ndarray, lat: np.ndarray) -> Placement:
+        n = len(lon)
+        inside = np.full(n, -1, np.int64)
+        nearest = np.full(n, -1, np.int64)
+        distance = np.full(n, np.nan)
+        ok = np.isfinite(lon) & np.isfinite(lat)
+        if not ok.any():
+            return Placement(inside, nearest, distance)
+        if not remote:  # the settlements go to the workers once, on the first call
+            remote.extend(_scatter(client, [settlements.frame[list(SETTLEMENT_COLUMNS)]],
+                                   broadcast=True))
+        points = pd.DataFrame({"longitude": lon[ok], "latitude": lat[ok]},
+                              index=np.flatnonzero(ok))
+        parts = partitions(points, size, points["longitude"].to_numpy(),
+                           points["latitude"].to_numpy())
+        for rows, i, j, d in client.gather(client.map(
+                place_task, _scatter(client, parts), settlements=remote[0], pure=False)):
+            inside[rows], nearest[rows], distance[rows] = i, j, d
+        return Placement(inside, nearest, distance)
+
+    return run
+
+
 @dataclass
 class HeavyResult:
-    """What :func:`heavy_stages` gives back to the pipeline: households with the hazard values
-    at their points, the settlements' hazard statistics (None without hazards), the household
-    indicators and the summed settlement counts (:func:`profiling.indicators.partial_counts`)."""
+    """What the heavy stages give back to the pipeline, in process or from Dask: the settlements'
+    area-based hazard statistics (None without hazards), their summed
+    :func:`profiling.indicators.partial_counts` (households inside a settlement) and the summed
+    :func:`profiling.aggregates.hexagon_counts` (every household with a point)."""
 
-    households: pd.DataFrame
     zones: pd.DataFrame | None
-    indicators: pd.DataFrame
     counts: pd.DataFrame
+    hexagons: pd.DataFrame
 
 
 def add_counts(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    """Partial settlement counts added up: exact (counts and sums of integers)."""
-    parts = [p for p in parts if len(p)]
+    """Partial counts (of at least one part) added up: exact (counts and sums of integers)."""
     if not parts:
         raise ValueError("no partial counts to add")
-    return pd.concat(parts).groupby(level=0, sort=True).sum()
+    return pd.concat(list(parts)).groupby(level=0, sort=True).sum()
 
 
-def heavy_stages(cfg: Config, settlements: Settlements, households: pd.DataFrame,
-                 t: Thresholds) -> HeavyResult:
-    """Hazard exposure, household indicators and settlement counts on Dask, as configured in
-    ``cfg.execution``; equal to the in-process path (counts exactly, shares to rounding)."""
+def heavy_stages(client: Client, cfg: Config, settlements: Settlements,
+                 households: pd.DataFrame, t: Thresholds) -> HeavyResult:
+    """Hazard exposure, household indicators, settlement and hexagon counts on the Dask
+    ``client``'s workers; equal to the in-process path (counts exactly, shares to rounding).
+    Only :data:`WORKER_COLUMNS` of the households are sent; only counts come back."""
     ex = Execution.from_settings(cfg.execution)
     hazards = list(cfg.hazards)
-    with cluster(ex) as client:
-        if client is None:
-            raise ConfigError("heavy_stages runs on Dask; execution mode is in_process")
-        send = worker_frame(households)
-        parts = partitions(send, ex.partition_size, send["longitude"].to_numpy(dtype=float),
-                           send["latitude"].to_numpy(dtype=float))
-        log.info("%d households in %d spatial partitions", len(send), len(parts))
-        futures = client.map(household_task, _scatter(client, parts), hazards=hazards, t=t,
-                             pure=False)
-        zone_futures = []
-        if hazards and settlements.has_geometry:
-            chunks = settlement_chunks(settlements.frame, max(1, -(-len(settlements.frame)
-                                                                  // (4 * _n_workers(client)))))
-            zone_futures = client.map(zone_task, _scatter(client, chunks), hazards=hazards,
-                                      pure=False)
-        results = client.gather(futures)
-        zone_parts = client.gather(zone_futures)
+    send = worker_frame(households)
+    parts = partitions(send, ex.partition_size, send["longitude"].to_numpy(dtype=float),
+                       send["latitude"].to_numpy(dtype=float))
+    log.info("%d households in %d spatial partitions", len(send), len(parts))
+    futures = client.map(household_task, _scatter(client, parts), hazards=hazards, t=t,
+                         h3_resolution=cfg.map.h3_resolution, pure=False)
+    zone_futures = []
+    if hazards and settlements.has_geometry:
+        chunks = settlement_chunks(settlements.frame, max(1, -(-len(settlements.frame)
+                                                              // (4 * _n_workers(client)))))
+        zone_futures = client.map(zone_task, _scatter(client, chunks), hazards=hazards,
+                                  pure=False)
+    results = client.gather(futures)
+    zone_parts = client.gather(zone_futures)
     if results:
-        ind = pd.concat([r[1] for r in results]).loc[households.index]
-        counts = add_counts([r[2] for r in results])
+        counts = add_counts([r[0] for r in results])
+        cells = add_counts([r[1] for r in results])
     else:
-        ind = compute_indicators(households, t)
-        counts = partial_counts(households, ind, "settlement_id")
-    out = households
-    if hazards and results:
-        values = pd.concat([r[0] for r in results]).loc[households.index]
-        out = pd.concat([households, values], axis=1)
+        counts, cells = empty_counts(t), empty_hexagons()
     zones = None
     if hazards:
         ids = pd.Index(settlements.frame["settlement_id"].to_numpy(), name="settlement_id")
         zones = (pd.concat(zone_parts).reindex(ids) if zone_parts
                  else pd.DataFrame(index=ids))
-    return HeavyResult(out, zones, ind, counts)
+    return HeavyResult(zones, counts, cells)
+
+
+def empty_counts(t: Thresholds) -> pd.DataFrame:
+    """Settlement partial counts of no household (every column, no row)."""
+    none = pd.DataFrame({"settlement_id": pd.Series([], dtype="string"),
+                         "hh_size": pd.Series([], dtype=float)})
+    return partial_counts(none, compute_indicators(none, t), "settlement_id")
+
+
+def empty_hexagons() -> pd.DataFrame:
+    """Hexagon partial counts of no household."""
+    from profiling.aggregates import hexagon_counts
+
+    e = pd.Series([], dtype=float)
+    return hexagon_counts(e, e, pd.Series([], dtype="boolean"))
 
 
 def _n_workers(client: Client) -> int:

@@ -428,6 +428,10 @@ def aggregate(households: pd.DataFrame, indicators: pd.DataFrame, by: str = "set
     return finish(partial_counts(households, indicators, by), index, min_cell_size)
 
 
+#: Indicators the city summary also weighs by persons (``<name>_persons_true``/``_known``).
+PERSON_WEIGHTED = ("flood_exposed", "hazardous_location")
+
+
 def _summed_names() -> list[str]:
     return [*INDICATOR_NAMES, "deprived_3plus", *(f"priority_{n}" for n in PRIORITY_NEEDS)]
 
@@ -446,7 +450,10 @@ def partial_counts(households: pd.DataFrame, indicators: pd.DataFrame,
     DataFrame
         Indexed by ``by`` (groups with at least one household): ``households``, ``population``;
         per indicator ``<name>_true`` and ``<name>_known``; ``slum_persons`` and
-        ``slum_known_persons``, ``slum_known_n``; per ladder level ``<ladder>_ladder_<level>``.
+        ``slum_known_persons``, ``slum_known_n``; per ladder level ``<ladder>_ladder_<level>``
+        (households) and ``<ladder>_ladder_<level>_persons``, ``<ladder>_ladder_known`` and
+        ``<ladder>_ladder_known_persons``; for the flood indicators ``<name>_persons_true`` and
+        ``<name>_persons_known`` (the person-weighted figures of :func:`city_summary`).
     """
     key = households[by]
     size = pd.to_numeric(households["hh_size"], errors="coerce").astype(float)
@@ -462,6 +469,11 @@ def partial_counts(households: pd.DataFrame, indicators: pd.DataFrame,
     cols["slum_persons"] = size.where(slum.fillna(False).astype(bool), 0.0).groupby(key).sum()
     cols["slum_known_persons"] = size.where(slum.notna(), 0.0).groupby(key).sum()
     cols["slum_known_n"] = slum.notna().astype(int).groupby(key).sum().astype(float)
+    for name in PERSON_WEIGHTED:
+        v = indicators[name]
+        cols[f"{name}_persons_true"] = size.where(v.fillna(False).astype(bool), 0.0).groupby(
+            key).sum()
+        cols[f"{name}_persons_known"] = size.where(v.notna(), 0.0).groupby(key).sum()
     table = pd.DataFrame(cols)
     table.index.name = by
     for ladder, levels in LADDERS.items():
@@ -469,8 +481,14 @@ def partial_counts(households: pd.DataFrame, indicators: pd.DataFrame,
         col = indicators[f"{ladder}_ladder"]
         counts = (pd.crosstab(key, col) if len(key) else pd.DataFrame(index=table.index))
         counts = counts.reindex(index=table.index, columns=names, fill_value=0).astype(float)
+        persons = (pd.crosstab(key, col, values=size, aggfunc="sum") if len(key)
+                   else pd.DataFrame(index=table.index))
+        persons = persons.reindex(index=table.index, columns=names).fillna(0.0).astype(float)
         for level in names:
             table[f"{ladder}_ladder_{level}"] = counts[level].to_numpy()
+            table[f"{ladder}_ladder_{level}_persons"] = persons[level].to_numpy()
+        table[f"{ladder}_ladder_known"] = counts.sum(axis=1).to_numpy()
+        table[f"{ladder}_ladder_known_persons"] = persons.sum(axis=1).to_numpy()
     return table.copy()
 
 
@@ -577,24 +595,20 @@ def contract_columns() -> list[str]:
                "cuf_rank"])
 
 
-def settlement_indicators(settlements: pd.DataFrame, households: pd.DataFrame,
-                          indicators: pd.DataFrame, min_cell_size: int = 5,
-                          exposure: pd.DataFrame | None = None,
-                          counts: pd.DataFrame | None = None) -> pd.DataFrame:
+def settlement_indicators(settlements: pd.DataFrame, counts: pd.DataFrame,
+                          min_cell_size: int = 5,
+                          exposure: pd.DataFrame | None = None) -> pd.DataFrame:
     """The settlement table: one row per settlement (every one, with households or not).
 
+    ``counts`` are the :func:`partial_counts` of the households inside the settlements (made in
+    one piece, or summed over Dask partitions); the table is made from them by :func:`finish`.
     ``exposure`` holds area-based hazard figures indexed by ``settlement_id``; its
     ``flood_area_share_exposed`` and ``flood_mean`` give the contract's ``flood_area_share`` and
     ``flood_depth_mean``. Area-based figures describe land, not households, and are never
     suppressed. ``cuf_score``/``cuf_rank`` are left empty for the prioritisation stage.
-    ``counts``: the settlements' :func:`partial_counts` already summed (over Dask partitions);
-    the table is then made from them by :func:`finish` instead of aggregated here.
     """
     ids = settlements["settlement_id"].tolist()
-    inside = households["settlement_id"].notna().to_numpy()
-    agg = (finish(counts, ids, min_cell_size) if counts is not None
-           else aggregate(households.loc[inside], indicators.loc[inside], "settlement_id", ids,
-                          min_cell_size))
+    agg = finish(counts, ids, min_cell_size)
     extra: dict[str, object] = {
         "name": settlements.set_index("settlement_id").loc[ids, "name"].to_numpy(),
         "flood_area_share": np.nan, "flood_depth_mean": np.nan,
@@ -616,93 +630,82 @@ def settlement_indicators(settlements: pd.DataFrame, households: pd.DataFrame,
     return table[lead + rest]
 
 
-def city_summary(households: pd.DataFrame, indicators: pd.DataFrame,
-                 thresholds: Thresholds | None = None, min_cell_size: int = 5,
-                 published: pd.DataFrame | None = None) -> pd.DataFrame:
+def city_summary(counts: pd.DataFrame, thresholds: Thresholds | None = None,
+                 min_cell_size: int = 5, published: pd.DataFrame | None = None) -> pd.DataFrame:
     """City-wide headline figures, each with numerator, denominator, unit and definition.
 
-    Households outside every settlement are left out (they belong to no settlement). With
-    ``published`` (the suppressed settlement table), each figure is computed only over the
-    settlements whose corresponding cell is published, and the row names the settlements left
-    out (``excluded_settlements``): a suppressed settlement's figure can then never be recovered
-    by subtracting the published settlements from the city total.
+    ``counts`` are the settlements' summed :func:`partial_counts` (households inside a
+    settlement only: households outside every settlement belong to none), indexed by
+    ``settlement_id``; every figure is a sum of them, so the summary is the same whether the
+    counts were made in one piece or added up over Dask partitions. With ``published`` (the
+    suppressed settlement table), each figure is computed only over the settlements whose
+    corresponding cell is published, and the row names the settlements left out
+    (``excluded_settlements``): a suppressed settlement's figure can then never be recovered by
+    subtracting the published settlements from the city total.
     """
     t = thresholds or Thresholds()
-    inside = households["settlement_id"].notna().to_numpy()
-    hh, ind = households.loc[inside], indicators.loc[inside]
-    size_all = pd.to_numeric(hh["hh_size"], errors="coerce").astype(float)
     rows: list[dict[str, object]] = []
-    current: dict[str, object] = {"mask": np.ones(len(hh), dtype=bool), "excluded": ""}
+    current: dict[str, object] = {"counts": counts, "excluded": ""}
 
     def restrict(column: str) -> None:
         """Use only settlements whose ``column`` is published in the settlement table."""
         if published is None or column not in published:
-            current.update(mask=np.ones(len(hh), dtype=bool), excluded="")
+            current.update(counts=counts, excluded="")
             return
         shown = published.set_index("settlement_id")[column].notna()
         hidden = sorted(shown.index[~shown.to_numpy()].astype(str))
-        current.update(mask=hh["settlement_id"].isin(shown.index[shown.to_numpy()]).to_numpy(),
+        current.update(counts=counts[counts.index.isin(shown.index[shown.to_numpy()])],
                        excluded=" ".join(hidden))
 
-    def add(name: str, num: float, den: float, unit: str, definition: str, n: int) -> None:
-        ok = n >= min_cell_size and den > 0
+    def total(column: str) -> float:
+        c = current["counts"]
+        assert isinstance(c, pd.DataFrame)
+        return float(c[column].sum())
+
+    def add(name: str, num: str, den: str, n: str, unit: str, definition: str) -> None:
+        x, d, k = total(num), total(den), int(total(n))
+        ok = k >= min_cell_size and d > 0
         excluded = str(current["excluded"])
         note = (f"; settlements whose figure is suppressed are left out: {excluded}"
                 if excluded else "")
-        rows.append({"indicator": name, "numerator": num if ok else np.nan,
-                     "denominator": den if ok else np.nan,
-                     "value": (num / den) if ok else np.nan, "unit": unit,
-                     "households": n if n >= min_cell_size else np.nan,
+        rows.append({"indicator": name, "numerator": x if ok else np.nan,
+                     "denominator": d if ok else np.nan,
+                     "value": (x / d) if ok else np.nan, "unit": unit,
+                     "households": k if k >= min_cell_size else np.nan,
                      "definition": definition + note, "excluded_settlements": excluded})
 
-    def sel(values: pd.Series) -> pd.Series:
-        return values[np.asarray(current["mask"], dtype=bool)]
-
     restrict("slum_household_n")
-    size = sel(size_all)
-    slum = sel(ind["slum_household"])
-    known = slum.notna().to_numpy()
-    add("sdg_11_1_1_slum_population", float(size[slum.fillna(False).to_numpy(bool)].sum()),
-        float(size.sum()), "share of persons",
+    add("sdg_11_1_1_slum_population", "slum_persons", "population", "households",
+        "share of persons",
         "SDG 11.1.1: persons in slum households (UN-Habitat's five deprivations) over persons "
-        "enumerated; households whose status is unknown count in the denominator only",
-        len(slum))
-    add("slum_population_known_status", float(size[slum.fillna(False).to_numpy(bool)].sum()),
-        float(size[known].sum()), "share of persons",
-        "persons in slum households over persons in households whose slum status is known",
-        int(known.sum()))
+        "enumerated; households whose status is unknown count in the denominator only")
+    add("slum_population_known_status", "slum_persons", "slum_known_persons", "slum_known_n",
+        "share of persons",
+        "persons in slum households over persons in households whose slum status is known")
     for ladder, levels in LADDERS.items():
         restrict(f"{ladder}_ladder_n")
-        size = sel(size_all)
-        col = sel(ind[f"{ladder}_ladder"])
-        ok = col.notna().to_numpy()
+        sdg = "SDG 6.1.1" if ladder == "water" else "SDG 6.2.1"
         for level, rule in levels:
-            sdg = "SDG 6.1.1" if ladder == "water" else "SDG 6.2.1"
-            add(f"{ladder}_ladder_{level}", float(size[(col == level).fillna(False)
-                                                        .to_numpy(bool)].sum()),
-                float(size[ok].sum()), "share of persons",
+            add(f"{ladder}_ladder_{level}", f"{ladder}_ladder_{level}_persons",
+                f"{ladder}_ladder_known_persons", f"{ladder}_ladder_known", "share of persons",
                 f"{sdg} ({ladder} ladder): persons in households at level '{level}' "
-                f"({rule.format(**t.__dict__)}) over persons whose level is known", int(ok.sum()))
+                f"({rule.format(**t.__dict__)}) over persons whose level is known")
     for name, label in (("tenure_documented", "with a tenure document"),
                         ("tenure_perceived_secure", "not fearing eviction"),
                         ("tenure_secure", "with documented and perceived secure tenure")):
         restrict(f"{name}_n")
-        v = sel(ind[name])
-        add(f"sdg_1_4_2_{name}", float(v.fillna(False).sum()), float(v.notna().sum()),
+        add(f"sdg_1_4_2_{name}", f"{name}_true", f"{name}_known", f"{name}_known",
             "share of households", f"SDG 1.4.2 style: households {label} over households whose "
-            "answer is known", int(v.notna().sum()))
+            "answer is known")
     for name, label in (("flood_exposed", f"at or above {t.flood_exposed:g} m"),
                         ("hazardous_location", f"at or above {t.flood_high:g} m")):
         restrict(f"{name}_n")
-        size = sel(size_all)
-        v = sel(ind[name])
-        add(f"{name}_households", float(v.fillna(False).sum()), float(v.notna().sum()),
+        add(f"{name}_households", f"{name}_true", f"{name}_known", f"{name}_known",
             "share of households", f"households whose point's flood depth is {label} over "
-            "households with a modelled depth", int(v.notna().sum()))
-        add(f"{name}_persons", float(size[v.fillna(False).to_numpy(bool)].sum()),
-            float(size[v.notna().to_numpy()].sum()), "share of persons",
-            f"persons in households whose point's flood depth is {label} over persons in "
-            "households with a modelled depth", int(v.notna().sum()))
+            "households with a modelled depth")
+        add(f"{name}_persons", f"{name}_persons_true", f"{name}_persons_known", f"{name}_known",
+            "share of persons", f"persons in households whose point's flood depth is {label} "
+            "over persons in households with a modelled depth")
     return pd.DataFrame(rows)
 
 

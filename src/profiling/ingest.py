@@ -19,6 +19,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,11 @@ from profiling._errors import FormError
 from profiling._readers import GEOM_LAT, GEOM_LON, STRING, RawExport
 from profiling.config import FieldSource, SurveySource
 from profiling.form import Form, Question
-from profiling.join import Settlements, place
+from profiling.join import Placement, Settlements, place
+
+#: Places WGS84 points (longitudes, latitudes) in the settlements: :func:`profiling.join.place`
+#: here, or the same function on Dask workers (:func:`profiling.distributed.placer`).
+Placer = Callable[[np.ndarray, np.ndarray], Placement]
 
 log = logging.getLogger(__name__)
 
@@ -471,7 +476,8 @@ def _check_is_this_form(raw: RawExport, norm: _Normalised, form: Form,
 def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements | None,
            *, assign_by: str = "location", assign_column: str = "settlement_reported",
            max_distance_m: float = 1000.0,
-           progress: Callable[[str], None] | None = None) -> IngestResult:
+           progress: Callable[[str], None] | None = None,
+           placer: Placer | None = None) -> IngestResult:
     """Read, de-duplicate, check consent and validate every export.
 
     Parameters
@@ -488,6 +494,9 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
         names, for surveys collected without GPS).
     max_distance_m
         A point farther than this from every settlement is rejected as misplaced (metres).
+    placer
+        What places the points in ``settlements`` (default: :func:`profiling.join.place` in
+        this process).
     """
     frame, inputs, malformed = read_surveys(sources, form, progress)
     rejects = _Rejects()
@@ -558,7 +567,7 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
 
     # 4. location and placement ----------------------------------------------------------
     lat, lon, acc, loc_reason = _coordinates(frame)
-    placed = _placement(lat, lon, settlements, max_distance_m, frame.index)
+    placed = _placement(lat, lon, settlements, max_distance_m, frame.index, placer)
     settlement = pd.Series(pd.NA, index=frame.index, dtype="string")
     if assign_by == "column":
         settlement, col_reason = _by_column(frame, form, assign_column, settlements)
@@ -760,17 +769,20 @@ def _coordinates(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series, 
 
 
 def _placement(lat: pd.Series, lon: pd.Series, settlements: Settlements | None,
-               max_distance_m: float, idx: pd.Index) -> pd.DataFrame:
+               max_distance_m: float, idx: pd.Index, placer: Placer | None = None
+               ) -> pd.DataFrame:
     """Inside / nearest / distance per row, and the reason a point is too far."""
     out = pd.DataFrame({"inside": -1, "nearest": -1, "distance": np.nan}, index=idx)
     out["reason"] = pd.Series(pd.NA, index=idx, dtype="string")
     out["swapped"] = False
     if settlements is None or not settlements.has_geometry:
         return out
+    do_place: Placer = placer if placer is not None else partial(place,
+                                                                 settlements=settlements)
     la, lo = lat.to_numpy(), lon.to_numpy()
     valid = np.isfinite(la) & np.isfinite(lo) & (np.abs(la) <= 90) & (np.abs(lo) <= 180) & ~(
         (la == 0) & (lo == 0))
-    p = place(np.where(valid, lo, np.nan), np.where(valid, la, np.nan), settlements)
+    p = do_place(np.where(valid, lo, np.nan), np.where(valid, la, np.nan))
     out["inside"], out["nearest"], out["distance"] = p.inside, p.nearest, p.distance
     far = valid & (p.inside < 0) & (p.distance > max_distance_m)
     # A point that is unusable as given but lands in or near a settlement read the other way
@@ -779,7 +791,7 @@ def _placement(lat: pd.Series, lon: pd.Series, settlements: Settlements | None,
         np.abs(la) <= 180) & ~((la == 0) & (lo == 0))
     swapped = np.zeros(len(la), dtype=bool)
     if cand.any():
-        q = place(np.where(cand, la, np.nan), np.where(cand, lo, np.nan), settlements)
+        q = do_place(np.where(cand, la, np.nan), np.where(cand, lo, np.nan))
         swapped = cand & ((q.inside >= 0) | (q.distance <= max_distance_m))
     ids = settlements.ids
     near_id = ids[np.maximum(p.nearest, 0)]

@@ -22,16 +22,19 @@ import pandas as pd
 from profiling import __version__
 from profiling._errors import ConfigError, ProfilingError
 from profiling._readers import sha256_of
+from profiling.aggregates import hexagon_counts, write_aggregates
 from profiling.audit import NEAR_M, Finding, Secrets, audit, report
 from profiling.config import Config, load_interventions
+from profiling.distributed import Execution, HeavyResult, cluster, heavy_stages, placer
 from profiling.form import Form, read_xlsform, reference_form
 from profiling.indicators import (
     Thresholds,
     city_summary,
     compute_indicators,
+    partial_counts,
     settlement_indicators,
 )
-from profiling.ingest import REJECT_COLUMNS, IngestResult, ingest
+from profiling.ingest import REJECT_COLUMNS, IngestResult, Placer, ingest
 from profiling.join import Settlements, prepare, read_boundaries
 from profiling.prioritise import DEFAULT_CRITERIA, Criterion, CufResult, Intervention, prioritise
 from profiling.supervision import supervision_report
@@ -129,15 +132,17 @@ def thresholds(cfg: Config) -> Thresholds:
 
 
 def ingest_config(cfg: Config, progress: Callable[[str], None] | None = None,
-                  settlements: Settlements | None = None) -> IngestResult:
-    """Run the ingest stage as configured."""
+                  settlements: Settlements | None = None,
+                  placer: Placer | None = None) -> IngestResult:
+    """Run the ingest stage as configured (``placer``: where points are placed in the
+    settlements, by default in this process)."""
     _check_inputs(cfg)
     form = load_form(cfg)
     if settlements is None:
         settlements = load_settlements(cfg)
     return ingest(cfg.surveys, form, settlements, assign_by=cfg.settlement_assignment.by,
                   assign_column=cfg.settlement_assignment.column,
-                  max_distance_m=cfg.max_distance_m, progress=progress)
+                  max_distance_m=cfg.max_distance_m, progress=progress, placer=placer)
 
 
 def validate(cfg: Config, progress: Callable[[str], None] | None = None) -> IngestResult:
@@ -154,33 +159,32 @@ def run(cfg: Config, out_dir: str | Path | None = None,
     from_store = cfg.store is not None
     _check_inputs(cfg, from_store)
     settlements = load_settlements(cfg)
-    # with a store, the run analyses what `profiling load` has put in it
-    result = store_result(cfg) if from_store else ingest_config(cfg, progress, settlements)
-    out.mkdir(parents=True, exist_ok=True)
-    outputs: dict[str, Path] = {}
     t = thresholds(cfg)
+    outputs: dict[str, Path] = {}
     table = city = None
+    with cluster(Execution.from_settings(cfg.execution)) as client:
+        # with a store, the run analyses what `profiling load` has put in it
+        if from_store:
+            result = store_result(cfg)
+        else:
+            place_on = (placer(client, settlements, cfg.execution.partition_size)
+                        if client is not None and settlements is not None
+                        and settlements.has_geometry else None)
+            result = ingest_config(cfg, progress, settlements, placer=place_on)
+        out.mkdir(parents=True, exist_ok=True)
+        if settlements is not None:
+            heavy = (household_stages(cfg, settlements, result.households, t) if client is None
+                     # the same stages on Dask partitions; personal fields stay here
+                     else heavy_stages(client, cfg, settlements, result.households, t))
     if settlements is not None:
-        counts = None
-        if cfg.execution.mode == "in_process":
-            households, zones = hazard_exposure(cfg, settlements, result.households)
-            ind = compute_indicators(households, t)
-        else:  # the same stages on Dask partitions; personal fields stay here
-            from profiling.distributed import heavy_stages
-
-            heavy = heavy_stages(cfg, settlements, result.households, t)
-            households, zones, ind, counts = (heavy.households, heavy.zones, heavy.indicators,
-                                              heavy.counts)
-        table = settlement_indicators(settlements.frame, households, ind, cfg.min_cell_size,
-                                      zones, counts=counts)
-        city = city_summary(households, ind, t, cfg.min_cell_size, published=table)
+        table = settlement_indicators(settlements.frame, heavy.counts, cfg.min_cell_size,
+                                      heavy.zones)
+        city = city_summary(heavy.counts, t, cfg.min_cell_size, published=table)
         cuf = run_cuf(cfg, table)
         table = cuf.settlements
         outputs.update(write_cuf(out, cuf))
         outputs.update(_write_tables(out, settlements, table, city, t, cfg.min_cell_size))
-        from profiling.aggregates import write_aggregates
-
-        outputs.update(write_aggregates(out, households, ind, cfg.map.h3_resolution,
+        outputs.update(write_aggregates(out, result.households, heavy.hexagons,
                                         cfg.min_cell_size))
 
     rejects = (result.rejects[REJECT_COLUMNS].rename(columns={"key": "household_id"})
@@ -303,6 +307,20 @@ def hazard_exposure(cfg: Config, settlements: Settlements, households: pd.DataFr
     values = hazard.value_columns(points, cfg.hazards)
     values.index = households.index
     return pd.concat([households, values], axis=1), zones
+
+
+def household_stages(cfg: Config, settlements: Settlements, households: pd.DataFrame,
+                     t: Thresholds) -> HeavyResult:
+    """The heavy stages in this process: hazard exposure, the household indicators, and their
+    settlement and hexagon counts (what :func:`profiling.distributed.heavy_stages` adds up over
+    Dask partitions)."""
+    households, zones = hazard_exposure(cfg, settlements, households)
+    ind = compute_indicators(households, t)
+    inside = households["settlement_id"].notna().to_numpy()
+    counts = partial_counts(households.loc[inside], ind.loc[inside], "settlement_id")
+    cells = hexagon_counts(households["latitude"], households["longitude"],
+                           ind["slum_household"], cfg.map.h3_resolution)
+    return HeavyResult(zones, counts, cells)
 
 
 def run_cuf(cfg: Config, table: pd.DataFrame, budget: float | None = None,
