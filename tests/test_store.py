@@ -150,15 +150,15 @@ def ingested(city, which: tuple[int, ...]) -> tuple[IngestResult, pd.DataFrame]:
         _cfg, form, settlements = city
         sources = [SurveySource(path=EXPORTS[i]) for i in which]
         result = ingest(sources, form, settlements)
-        _INGESTED[which] = (result, submission_index(result, sources, form))
+        _INGESTED[which] = (result, submission_index(result))
     return _INGESTED[which]
 
 
 def load_each(store: Store, city, order: tuple[int, ...]) -> list:
     out = []
     for i in order:
-        result, index = ingested(city, (i,))
-        out.append(store.load(result, index=index))
+        result, _ = ingested(city, (i,))
+        out.append(store.load(result))
     return out
 
 
@@ -186,9 +186,9 @@ def snapshot(url: str) -> dict[str, list[tuple]]:
 # --------------------------------------------------------------------------------------------
 
 def test_one_load_of_all_exports_gives_ingests_households_and_counts(store_url, city):
-    result, index = ingested(city, (0, 1, 2))
+    result, _ = ingested(city, (0, 1, 2))
     with open_store(store_url, SECRET) as store:
-        summary = store.load(result, index=index)
+        summary = store.load(result)
         assert summary.counts == result.counts
         hh = store.households()
         counts = store.counts()
@@ -257,9 +257,13 @@ def test_ingest_result_is_what_a_run_reads(store_url, city):
     assert got.personal.empty
     assert [i.sha256 for i in got.inputs] == [i.sha256 for i in together.inputs]
     assert [i.rows for i in got.inputs] == [i.rows for i in together.inputs]
+    # the evening report from the store is the one from the exports, refusals and rejected
+    # submissions counted under their own enumerator and day
+    pd.testing.assert_frame_equal(supervision_report(got.submissions),
+                                  supervision_report(together.submissions))
     report = supervision_report(got.submissions)
-    assert report["submissions"].sum() == len(together.submissions)
-    assert report["no_consent"].sum() == together.counts["no_consent"]
+    assert report["no_consent"].sum() == together.counts["no_consent"] > 0
+    assert "(none)" not in set(report["enumerator"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -327,9 +331,12 @@ def test_a_newer_refusal_erases_the_household(store_url, tmp_path, squares):
         assert store.counts()["no_consent"] == 1 and store.counts()["accepted"] == 1
     snap = snapshot(store_url)
     fact = [r for r in snap["submissions"] if r[0] == k1]
-    # only the fact: the household id, the status, the time and the load
-    assert len(fact) == 1 and len(fact[0]) == 4
-    assert fact[0][1] == "no_consent" and fact[0][3] == "2" and fact[0][2].startswith("2026-03-04")
+    # only the fact and what supervision counts it by: the household id, the status, the
+    # time, the load, the enumerator and the interview's times; no answer, point or name
+    assert len(fact) == 1 and len(fact[0]) == 7
+    _, status, when, load, enumerator, start, end = fact[0]
+    assert (status, load, enumerator) == ("no_consent", "2", "E1") and when.startswith("2026-03-04")
+    assert start.startswith("2026-03-02T09:00") and end.startswith("2026-03-02")
     for table in ("households", "households_history", "personal", "rejects"):
         assert not [r for r in snap[table] if k1 in r], table
 
@@ -352,7 +359,7 @@ def test_a_newer_rejected_submission_takes_the_household_out(store_url, tmp_path
 def test_personal_fields_and_raw_keys_stay_in_the_personal_table(store_url, city):
     result, index = ingested(city, (0,))
     with open_store(store_url, SECRET) as store:
-        store.load(result, index=index)
+        store.load(result)
         view = store.households()
     personal = result.personal
     assert not set(personal.columns[1:]) & set(view.columns)
@@ -506,9 +513,9 @@ def test_two_loads_at_the_same_time_both_land(store_url, city):
 
 def test_the_geopackage_opens_as_a_geopackage(tmp_path, city):
     path = tmp_path / "enumeration.gpkg"
-    result, index = ingested(city, (0,))
+    result, _ = ingested(city, (0,))
     with open_store(path, SECRET) as store:
-        store.load(result, index=index)
+        store.load(result)
     layers = dict(pyogrio.list_layers(path))
     assert layers["households"] == "Point" and layers["analysis_households"] is None
     assert "households_history" in layers and "personal" not in layers
@@ -526,9 +533,9 @@ def test_the_geopackage_opens_as_a_geopackage(tmp_path, city):
 def test_the_analyst_role_reads_the_view_and_not_the_personal_table(postgres_url, city):
     url = _create_database(postgres_url)
     try:
-        result, index = ingested(city, (0,))
+        result, _ = ingested(city, (0,))
         with open_store(url, SECRET) as store:
-            store.load(result, index=index)
+            store.load(result)
         engine = create_engine(url)
         with engine.connect() as conn:
             # the points are PostGIS geometries at the households' coordinates

@@ -110,8 +110,9 @@ class IngestResult:
 
     ``households`` holds the accepted households without personal fields; ``personal`` holds
     those fields keyed by the submission key; ``rejects`` lists every rejected row and dropped
-    value; ``submissions`` has one row per distinct submission (accepted, rejected or refused),
-    with what the supervision report needs and nothing personal.
+    value; ``submissions`` has one row per distinct keyed submission (accepted, rejected or
+    refused): its ``key``, ``status``, ``submitted_at`` and what the supervision report needs,
+    nothing personal (the key never leaves the store: the store keeps its keyed hash).
     """
 
     households: pd.DataFrame
@@ -829,7 +830,7 @@ def _result(households: pd.DataFrame, form: Form, rejects: _Rejects, n_read: int
     rej = rejects.frame()
     if households.empty or "status" not in households:
         hh = pd.DataFrame(columns=["key", "settlement_id"])
-        subs = pd.DataFrame(columns=["status"])
+        subs = pd.DataFrame(columns=["key", "status", "submitted_at"])
         counts = {"read": n_read, "accepted": 0, "rejected": n_rejected + extra_rejected,
                   "duplicates": n_dup, "no_consent": 0, "outside_settlements": 0,
                   "values_dropped": int((rej["action"] == VALUE_DROPPED).sum())}
@@ -862,7 +863,7 @@ def _result(households: pd.DataFrame, form: Form, rejects: _Rejects, n_read: int
         hit = subs["key"].astype(object).isin(set(dropped_per_key.index)).to_numpy()
         subs.loc[hit, "values_dropped"] = subs.loc[hit, "key"].astype(object).map(
             dropped_per_key).to_numpy()
-    subs = subs.drop(columns=["key"]).reset_index(drop=True)
+    subs = subs.reset_index(drop=True)
     return IngestResult(accepted.reset_index(drop=True),
                         (personal if personal is not None else pd.DataFrame(columns=["key"]))
                         .reset_index(drop=True), rej, subs, counts, inputs)

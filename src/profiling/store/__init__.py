@@ -66,7 +66,6 @@ from profiling.ingest import (
     IngestResult,
     InputSummary,
     ingest,
-    read_surveys,
 )
 from profiling.join import Settlements
 from profiling.store import _migrations
@@ -527,8 +526,7 @@ class Store:
         with self._connect(write=False) as conn:
             return {r[0] for r in self._rows(conn, "SELECT sha256 FROM load_files")}
 
-    def load(self, result: IngestResult, provenance: Provenance | None = None, *,
-             index: pd.DataFrame | None = None) -> LoadSummary:
+    def load(self, result: IngestResult, provenance: Provenance | None = None) -> LoadSummary:
         """Merge one ingest result into the store, in one transaction.
 
         Parameters
@@ -538,11 +536,6 @@ class Store:
             resolved the duplicates within them.
         provenance
             Who loads, and a note.
-        index
-            Every distinct keyed submission of ``result`` with ``key``, ``submitted_at`` and
-            ``status`` (accepted, rejected, no_consent), as :func:`submission_index` makes it.
-            Needed when the result holds refusals or rejected rows, whose keys ingest does not
-            return; :func:`load_exports` passes it.
 
         Returns
         -------
@@ -554,8 +547,7 @@ class Store:
         files = [Path(i.path).name for i in result.inputs]
         if not result.inputs:
             raise StoreError("nothing to load: the ingest result names no export")
-        idx = index if index is not None else submission_index(result)
-        inc = self._incoming(result, idx)
+        inc = self._incoming(result, submission_index(result))
         log.debug("load prepared in %.1f s (ids, points, rows)", time.perf_counter() - t0)
         with self._connect(write=True) as conn:
             log.debug("store %s: write lock held", self.where)
@@ -608,10 +600,17 @@ class Store:
                 out[miss] = pseudonyms(self._secret, list(k[miss]))
             return out, np.where(hit, rank[np.maximum(pos, 0)], len(ids) + np.arange(len(k)))
 
+        def text(column: str) -> pd.Series:
+            v = (idx[column].astype("string").to_numpy(dtype=object, na_value=None)
+                 if column in idx.columns else np.full(len(idx), None, dtype=object))
+            return pd.Series(v[order], dtype=object)
+
         subs = pd.DataFrame({"household_id": pd.Series(ids[order], dtype=object),
                              "status": pd.Series(idx["status"].to_numpy()[order], dtype=object),
                              "submitted_at": pd.to_datetime(idx["submitted_at"], utc=True)
-                             .iloc[order].reset_index(drop=True)})
+                             .iloc[order].reset_index(drop=True),
+                             "enumerator": text("enumerator"),
+                             "interview_start": text("start"), "interview_end": text("end")})
         hh_ids, hh_rank = ids_of(hh["key"]) if len(hh) else (np.array([], dtype=object),
                                                              np.array([], dtype=np.int64))
 
@@ -733,7 +732,9 @@ class Store:
             "status": winners["status"].astype(object).to_numpy(),
             "submitted_at": _to_sql(winners, [("submitted_at", "datetime64[us, UTC]")],
                                     self._ms)["submitted_at"],
-            "load_id": load_id}))
+            "load_id": load_id,
+            **{c: winners[c].to_numpy(dtype=object)
+               for c in ("enumerator", "interview_start", "interview_end")}}))
         win_ids = winners["household_id"].to_numpy(dtype=object)
         frame = result.households
         hh = inc.households
@@ -899,21 +900,27 @@ class Store:
 
     def submissions(self) -> pd.DataFrame:
         """One row per current submission, in the columns of ``IngestResult.submissions`` (what
-        the supervision report reads). Refusals and rejected submissions have their status and
-        time only: the store keeps nothing else about them."""
+        the supervision report reads; ``key`` is the pseudonymous household id). Of refusals and
+        rejected submissions the store keeps their status, time, enumerator and interview
+        times only."""
         hh = self.households()
         with self._connect(write=False) as conn:
-            other = self._frame(conn, "SELECT status, submitted_at FROM submissions WHERE "
-                                      "status <> 'accepted' ORDER BY household_id",
-                                [("status", "object"), ("submitted_at", "datetime64[us, UTC]")])
+            other = self._frame(conn, (
+                'SELECT household_id AS "key", status, submitted_at, enumerator, '
+                'interview_start AS "start", interview_end AS "end" FROM submissions '
+                "WHERE status <> 'accepted' ORDER BY household_id"),
+                [("key", "object"), ("status", "object"),
+                 ("submitted_at", "datetime64[us, UTC]"), ("enumerator", "string"),
+                 ("start", "string"), ("end", "string")])
         rej = self.rejects()
         dropped = rej.loc[rej["action"] == VALUE_DROPPED].groupby("key").size()
-        cols = ["status", "submitted_at", "settlement_mismatch", "gps_precision",
+        cols = ["key", "status", "submitted_at", "settlement_mismatch", "gps_precision",
                 "settlement_id", "enumerator", "start", "end", "values_dropped"]
-        acc = pd.DataFrame({c: hh[c] if c in hh.columns else pd.NA for c in cols[2:-1]},
+        acc = pd.DataFrame({c: hh[c] if c in hh.columns else pd.NA for c in cols[3:-1]},
                            index=hh.index)
-        acc.insert(0, "status", "accepted")
-        acc.insert(1, "submitted_at", hh["submitted_at"] if "submitted_at" in hh.columns
+        acc.insert(0, "key", hh["key"].astype(object))
+        acc.insert(1, "status", "accepted")
+        acc.insert(2, "submitted_at", hh["submitted_at"] if "submitted_at" in hh.columns
                    else pd.NaT)
         acc["values_dropped"] = hh["key"].map(dropped).fillna(0).astype(int).to_numpy()
         other = other.assign(values_dropped=0)
@@ -1010,50 +1017,16 @@ def _first_line(exc: BaseException) -> str:
 # From exports to the store
 # --------------------------------------------------------------------------------------------
 
-def submission_index(result: IngestResult, sources: Sequence[SurveySource] | None = None,
-                     form: Form | None = None) -> pd.DataFrame:
+def submission_index(result: IngestResult) -> pd.DataFrame:
     """Every distinct keyed submission of an ingest result: ``key``, ``submitted_at``,
-    ``status`` (accepted, rejected or no_consent).
-
-    Ingest returns the keys of accepted households and of rejected rows, but not the keys of
-    refusals nor the submission times of rejected rows; when the result holds either, the keys
-    and times are read again from ``sources`` (the exports' key and submission-time columns;
-    the latest time of a key is its winning submission's), and the outcome is checked against
-    ingest's counts.
-    """
+    ``status`` (accepted, rejected or no_consent), ``enumerator``, ``start`` and ``end``."""
     subs = result.submissions
-    if "key" in subs.columns:  # an ingest that returns the keys of every submission
-        return subs[["key", "submitted_at", "status"]].reset_index(drop=True)
-    hh = result.households
-    accepted = pd.DataFrame({"key": hh["key"].astype(object) if len(hh) else [],
-                             "submitted_at": hh["submitted_at"] if len(hh) else [],
-                             "status": "accepted"})
-    rej = result.rejects
-    rejected = set(rej.loc[(rej["action"] == ROW_REJECTED) & rej["key"].notna(), "key"])
-    refused = int(result.counts.get("no_consent", 0))
-    if not rejected and not refused:
-        return accepted
-    if sources is None or form is None:
-        raise StoreError("this ingest result holds refusals or rejected rows, whose keys it does "
-                         "not return: load it with load_exports(), or pass the exports and the "
-                         "form to submission_index()")
-    frame, _, _ = read_surveys(sources, form)
-    keys = frame["key"].astype("string").str.strip().str.replace(r"^uuid:", "", regex=True)
-    when = (pd.to_datetime(frame["submission_time"], utc=True, format="ISO8601",
-                           errors="coerce") if "submission_time" in frame
-            else pd.Series(pd.NaT, index=frame.index, dtype="datetime64[us, UTC]"))
-    latest = pd.DataFrame({"key": keys.where(keys != ""), "when": when}).dropna(
-        subset=["key"]).groupby("key", sort=False)["when"].max()
-    others = latest.loc[~latest.index.isin(set(accepted["key"]))]
-    status = np.where(others.index.isin(rejected), "rejected", "no_consent")
-    n_rej = int((status == "rejected").sum())
-    if n_rej != len(rejected) or int((status == "no_consent").sum()) != refused:
-        raise StoreError(f"internal: re-reading the exports found {n_rej} rejected and "
-                         f"{int((status == 'no_consent').sum())} refused submissions, ingest "
-                         f"counted {len(rejected)} and {refused}")
-    return pd.concat([accepted, pd.DataFrame({
-        "key": others.index.astype(object), "submitted_at": others.to_numpy(),
-        "status": status})], ignore_index=True)
+    if "key" not in subs.columns:
+        raise StoreError("this ingest result does not list its submissions' keys: make it with "
+                         "profiling.ingest.ingest()")
+    cols = [c for c in ("key", "submitted_at", "status", "enumerator", "start", "end")
+            if c in subs.columns]
+    return subs[cols].reset_index(drop=True)
 
 
 def load_exports(store: Store, sources: Sequence[SurveySource], form: Form,
@@ -1072,8 +1045,7 @@ def load_exports(store: Store, sources: Sequence[SurveySource], form: Form,
         else:
             result = ingest([src], form, settlements, assign_by=assign_by,
                             assign_column=assign_column, max_distance_m=max_distance_m)
-            summaries.append(store.load(result, provenance,
-                                        index=submission_index(result, [src], form)))
+            summaries.append(store.load(result, provenance))
         if progress:
             progress(Path(src.path).name)
     return summaries

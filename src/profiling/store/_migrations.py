@@ -178,9 +178,18 @@ def _v2(conn: Connection, dialect: str) -> None:
          f"GRANT SELECT ON loads, load_files TO {ANALYST_ROLE}")
 
 
+def _v3(conn: Connection, dialect: str) -> None:
+    """Who made every submission and when, refusals and rejected ones included: the evening
+    supervision report counts them per enumerator and day (rows of older stores stay empty)."""
+    t = types(dialect)
+    _sql(conn, *(f"ALTER TABLE submissions ADD COLUMN {name} {t['text']}"
+                 for name in ("enumerator", "interview_start", "interview_end")))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables of the store (GeoPackage core on SQLite)", _v1),
     Migration(2, "indexes; on PostGIS a spatial index and the analyst role", _v2),
+    Migration(3, "enumerator and interview times of every submission", _v3),
 )
 LATEST = MIGRATIONS[-1].version
 
