@@ -79,3 +79,27 @@ def test_atlas_without_geometry_still_writes_pages(demo: Path, tmp_path: Path) -
     written = write_atlas(tables)
     assert (tmp_path / "atlas" / "index.html").exists()
     assert len(written) == 32
+
+
+def test_ids_that_differ_only_in_punctuation_get_their_own_pages(demo: Path,
+                                                                 tmp_path: Path) -> None:
+    from profiling.publish._data import safe_id
+
+    assert safe_id("JK01") == "JK01" and safe_id("rw-3_b") == "rw-3_b"
+    names = {safe_id(i) for i in ("RW 01/02", "RW 01-02", "RW_01_02", "RW 01:02", "Kampung é")}
+    assert len(names) == 5 and "RW_01_02" in names
+    assert all(n.replace("-", "").replace("_", "").replace(".", "").isalnum() for n in names)
+
+    for name in ("settlement_indicators.csv", "cuf_priorities.csv", "parameters.csv"):
+        shutil.copy(demo / name, tmp_path / name)
+    table = pd.read_csv(tmp_path / "settlement_indicators.csv", dtype={"settlement_id": str})
+    table.loc[table["settlement_id"] == "JK30", "name"] = "Slash"
+    table.loc[table["settlement_id"] == "JK31", "name"] = "Colon"
+    table["settlement_id"] = table["settlement_id"].replace({"JK30": "RW 1/2", "JK31": "RW 1:2"})
+    table.to_csv(tmp_path / "settlement_indicators.csv", index=False)
+    written = write_atlas(read_tables(tmp_path))
+    slash, colon = written["atlas_RW 1/2"], written["atlas_RW 1:2"]
+    assert slash != colon
+    assert "Slash" in slash.read_text(encoding="utf-8")
+    assert "Colon" in colon.read_text(encoding="utf-8")
+    assert len({p for p in (tmp_path / "atlas").glob("*.html")}) == 32  # 31 pages and the index

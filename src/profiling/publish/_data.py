@@ -5,6 +5,7 @@ Formatting lives here too, so the map, the PNGs and the atlas write every figure
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,9 +140,15 @@ def read_tables(out: str | Path) -> RunTables:
 
 
 def safe_id(settlement_id: str) -> str:
-    """A settlement id as a file name (anything but letters, digits, ``-`` and ``_`` as ``_``)."""
-    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(settlement_id))
-    return name or "_"
+    """A settlement id as a file name: the id itself when it is only ASCII letters, digits,
+    ``-`` and ``_``; otherwise those characters with every other one as ``_``, then ``.`` and
+    12 hex digits of the id's SHA-256, so that ``RW 01/02`` and ``RW 01-02`` never share a
+    page (no plain id can hold the ``.``)."""
+    sid = str(settlement_id)
+    name = "".join(c if (c.isascii() and c.isalnum()) or c in "-_" else "_" for c in sid)
+    if name == sid and sid:
+        return sid
+    return f"{name}.{hashlib.sha256(sid.encode('utf-8')).hexdigest()[:12]}"
 
 
 def is_number(x: object) -> bool:
