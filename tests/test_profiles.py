@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -66,6 +67,21 @@ def test_only_missing_or_changed_profiles_are_recomputed(run_copy):
     assert (out / "atlas" / "JK05.html").read_bytes() == reference["JK05.html"]
 
 
+def _processes_naming(path: Path) -> list[int]:
+    """Live processes whose command line names ``path``."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = next(ln for ln in (proc / "status").read_text().splitlines()
+                         if ln.startswith("State:"))
+        except (OSError, StopIteration):
+            continue
+        if str(path) in cmd and "zombie" not in state:
+            found.append(int(proc.name))
+    return found
+
+
 def test_an_interrupted_batch_resumes_where_it_stopped(run_copy):
     out, reference = run_copy
     for page in (out / "atlas").glob("JK*.html"):
@@ -79,6 +95,11 @@ def test_an_interrupted_batch_resumes_where_it_stopped(run_copy):
                 proc.send_signal(signal.SIGKILL)  # interrupted mid-batch, as by a scheduler
                 break
         proc.wait(timeout=60)
+    # the batch's worker processes end with it, not left waiting for work
+    deadline = time.monotonic() + 20
+    while _processes_naming(out) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _processes_naming(out)
     done = set(json.loads((out / "atlas" / STATE).read_text()))
     assert 1 <= len(done) <= 31
     resumed = regenerate(out, workers=2)

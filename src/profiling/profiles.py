@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -87,7 +88,22 @@ def _init(out_dir: str) -> None:
     global _TABLES
     from profiling.publish._data import read_tables
 
+    _die_with_parent()
     _TABLES = read_tables(out_dir)
+
+
+def _die_with_parent() -> None:
+    """On Linux, end this worker when the batch that started it is killed (``kill -9`` of the
+    batch would otherwise leave its workers waiting for work forever)."""
+    if sys.platform != "linux":
+        return
+    import contextlib
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):  # a libc without prctl
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _render(sid: str) -> tuple[str, float]:
