@@ -86,6 +86,12 @@ def test_prioritise_reruns_only_the_cuf_stage(tmp_path):
     first = pri.dropna(subset=["cuf_rank"]).iloc[0]["settlement_id"]
     assert table.set_index("settlement_id").loc[first, "cuf_rank"] == 1
     assert (out / "rejects.csv").stat().st_mtime_ns == before
+    # and the rewritten folder was audited again before it could be published
+    import json
+
+    manifest = json.loads((out / "run_manifest.json").read_text(encoding="utf-8"))
+    assert manifest["status"] == "complete"
+    assert [r["by"] for r in manifest["rewritten"]] == ["profiling prioritise"]
     bad = cli("prioritise", str(REPO / "configs" / "demo.yaml"), "--out", str(out),
               "--weights", "slumm=1")
     assert bad.returncode == 2 and "unknown criteria slumm" in bad.stderr

@@ -147,6 +147,38 @@ def test_atlas_command_rewrites_and_prints_pdfs(demo: Path) -> None:
     sheets = {p.stem: len(PdfReader(str(p)).pages) for p in (demo / "atlas" / "pdf").glob(
         "JK*.pdf")}
     assert len(sheets) == 31 and set(sheets.values()) == {1}, sheets
+    # the rewritten folder was audited again, PDFs included, and the manifest says so
+    manifest = json.loads((demo / "run_manifest.json").read_text(encoding="utf-8"))
+    assert manifest["status"] == "complete"
+    assert manifest["rewritten"][-1]["by"] == "profiling atlas --pdf"
+    assert manifest["rewritten"][-1]["findings"] == 0
+    assert "atlas/pdf/JK30.pdf" in manifest["outputs"]
+
+
+def test_atlas_command_audits_what_it_prints(demo: Path, tmp_path: Path) -> None:
+    """A personal value that reached the tables is caught in the pages and their PDFs, the
+    command fails and the manifest no longer calls the folder complete."""
+    from profiling.config import load_config
+    from profiling.pipeline import ingest_config
+
+    name = str(ingest_config(load_config(REPO / "configs" / "demo.yaml")).personal[
+        "respondent_name"].dropna().iloc[0])
+    out = tmp_path / "out"
+    shutil.copytree(demo, out)
+    table = pd.read_csv(out / "settlement_indicators.csv", dtype={"settlement_id": str})
+    table.loc[table["settlement_id"] == "JK30", "name"] = name
+    table.to_csv(out / "settlement_indicators.csv", index=False)
+    layer = gpd.read_file(out / "settlements.gpkg", layer="settlement_indicators")
+    layer.loc[layer["settlement_id"] == "JK30", "name"] = name
+    layer.to_file(out / "settlements.gpkg", layer="settlement_indicators", driver="GPKG")
+    result = CliRunner().invoke(app, ["atlas", str(REPO / "configs" / "demo.yaml"), "--out",
+                                      str(out), "--pdf", "-q"])
+    assert result.exit_code == 2, result.output
+    assert "disclosure audit found" in result.output
+    assert "atlas/pdf/JK30.pdf" in result.output and name not in result.output
+    manifest = json.loads((out / "run_manifest.json").read_text(encoding="utf-8"))
+    assert manifest["status"].startswith("incomplete")
+    assert manifest["rewritten"][-1]["findings"] > 0
 
 
 def test_atlas_command_without_a_run_says_so(tmp_path: Path) -> None:

@@ -236,13 +236,17 @@ def atlas(
     verbose: Verbose = 0,
     quiet: Quiet = False,
 ) -> None:
-    """Rewrite the map, the settlement atlas and the PNG maps from an earlier run's tables."""
+    """Rewrite the map, the settlement atlas and the PNG maps from an earlier run's tables (then
+    audit the folder again)."""
+    from profiling import pipeline
     from profiling.publish import publish
 
     with _guard(verbose, quiet):
         cfg = load_config(config)
         folder = Path(out_dir) if out_dir is not None else Path(cfg.output_dir)
         written = publish(folder, cfg, pdf=pdf)
+        pipeline.reaudit(cfg, folder, "profiling atlas" + (" --pdf" if pdf else ""),
+                         written.values())
     if not quiet:
         pdfs = sum(1 for k in written if k.startswith("pdf_"))
         out.print(f"map, atlas ({sum(1 for k in written if k.startswith('atlas_'))} pages)"
@@ -359,6 +363,7 @@ def profiles(
     """
     import json
 
+    from profiling import pipeline
     from profiling.profiles import regenerate
 
     with _guard(verbose, quiet):
@@ -366,8 +371,10 @@ def profiles(
             raise ConfigError("give either --all or one or more --settlement ID")
         cfg = load_config(config)
         emit = (lambda e: print(json.dumps(e), flush=True)) if jsonl else None
-        res = regenerate(out_dir or cfg.output_dir, None if all_ else settlement, workers,
-                         emit)
+        folder = out_dir or cfg.output_dir
+        res = regenerate(folder, None if all_ else settlement, workers, emit)
+        if res.written:
+            pipeline.reaudit(cfg, folder, "profiling profiles")
     if not quiet and not jsonl:
         if not res.written and not res.failed:
             out.print(f"nothing to do: {len(res.skipped)} profile(s) up to date")

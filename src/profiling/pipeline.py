@@ -12,7 +12,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -269,6 +269,30 @@ def audit_outputs(cfg: Config, out_dir: str | Path) -> list[Finding]:
     return audit(out_dir, Secrets.from_frames(personal, households, cfg.min_cell_size, geometry))
 
 
+def reaudit(cfg: Config, out_dir: str | Path, by: str,
+            written: Iterable[Path] = ()) -> list[Finding]:
+    """Audit a run's folder again after ``by`` (a command) rewrote part of it, and record the
+    outcome in its manifest: ``rewritten`` lists each such command with its time and findings,
+    ``outputs`` gains the files ``written``, and ``status`` says whether the folder may still
+    be published. Raises :class:`DisclosureError` when the audit finds anything."""
+    out = Path(out_dir)
+    findings = audit_outputs(cfg, out)
+    path = out / MANIFEST
+    if path.exists():
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest.setdefault("rewritten", []).append({
+            "by": by, "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "findings": len(findings)})
+        new = {str(Path(p).resolve().relative_to(out.resolve())) for p in written}
+        manifest["outputs"] = sorted(set(manifest.get("outputs", [])) | new)
+        manifest["status"] = ("complete" if not findings
+                              else "incomplete: the audit found disclosures")
+        path.write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+    if findings:
+        raise DisclosureError(out, findings)
+    return findings
+
+
 def household_secret(cfg: Config) -> bytes:
     """The secret of pseudonymous household ids: the store's (``PROFILING_SECRET`` or the
     configured file), or, when none is configured, a random one for this run only."""
@@ -358,7 +382,8 @@ def reprioritise(cfg: Config, out_dir: str | Path | None = None, budget: float |
     """Rerun only the CUF stage on the settlement table of an earlier run.
 
     Reads ``settlement_indicators.csv`` from the output folder, and rewrites the CUF outputs and
-    the ``cuf_score``/``cuf_rank`` columns of the settlement table (CSV and GeoPackage layer).
+    the ``cuf_score``/``cuf_rank`` columns of the settlement table (CSV and GeoPackage layer);
+    then audits the folder again (:func:`reaudit`).
     """
     out = Path(out_dir) if out_dir is not None else Path(cfg.output_dir)
     path = out / SETTLEMENT_TABLE
@@ -376,7 +401,8 @@ def reprioritise(cfg: Config, out_dir: str | Path | None = None, budget: float |
         layer["cuf_score"] = layer["settlement_id"].map(ranks["cuf_score"])
         layer["cuf_rank"] = layer["settlement_id"].map(ranks["cuf_rank"]).astype("Int64")
         layer.to_file(gpkg, layer="settlement_indicators", driver="GPKG")
-    write_cuf(out, cuf)
+    written = write_cuf(out, cuf)
+    reaudit(cfg, out, "profiling prioritise", written.values())
     return cuf
 
 
