@@ -141,12 +141,21 @@ def test_atlas_command_rewrites_and_prints_pdfs(demo: Path) -> None:
     px_per_mm = 96 / 25.4  # CSS pixels
     assert {(round(p.width / px_per_mm), round(p.height / px_per_mm)) for p in doc.pages} == {
         (210, 297)}
-    # every profile prints as one A4 sheet, the way communities receive it
+    # every profile prints on one A4 sheet, both sides, the way communities receive it, and
+    # no text on it is smaller than 7 pt
     from pypdf import PdfReader
 
-    sheets = {p.stem: len(PdfReader(str(p)).pages) for p in (demo / "atlas" / "pdf").glob(
-        "JK*.pdf")}
-    assert len(sheets) == 31 and set(sheets.values()) == {1}, sheets
+    pages = {p.stem: PdfReader(str(p)).pages for p in (demo / "atlas" / "pdf").glob("JK*.pdf")}
+    assert len(pages) == 31 and {len(v) for v in pages.values()} == {2}
+    sizes: set[float] = set()
+
+    def text_size(text, cm, tm, font, size):  # type: ignore[no-untyped-def]
+        if text.strip():
+            sizes.add(size * abs(tm[3]) * abs(cm[3]))  # points: font size x text/user scale
+
+    for page in pages["JK30"]:
+        page.extract_text(visitor_text=text_size)
+    assert len(sizes) > 3 and min(sizes) >= 7.0, sorted(sizes)
     # the rewritten folder was audited again, PDFs included, and the manifest says so
     manifest = json.loads((demo / "run_manifest.json").read_text(encoding="utf-8"))
     assert manifest["status"] == "complete"

@@ -1,7 +1,9 @@
 """The settlement atlas: ``atlas/index.html`` and one page per settlement (jinja2).
 
 Templates autoescape everything, so a name or a free text shows as the characters it holds. A
-print stylesheet makes each page an A4 sheet; :func:`write_pdfs` prints them with WeasyPrint.
+print stylesheet makes each page one A4 sheet printed on both sides (figures on the front, data
+quality and definitions on the back), in type no smaller than 7 pt; :func:`write_pdfs` prints
+them with WeasyPrint.
 """
 
 from __future__ import annotations
