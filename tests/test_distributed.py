@@ -249,3 +249,48 @@ def test_an_unreachable_scheduler_is_a_clear_error(tmp_path):
     assert res.exit_code == 2, res.output
     assert f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port} within 2 s" in res.output
     assert "Traceback" not in res.output
+
+
+def test_a_raster_a_worker_cannot_read_is_named(scheduler, tmp_path):
+    """Workers open the rasters by path: one missing on a worker is a clear error on the client
+    (the worker's error survives the trip back)."""
+    cfg = load_config(DEMO)
+    settlements = load_settlements(cfg)
+    assert settlements is not None and cfg.hazards
+    hh = ingest_config(cfg, None, settlements).households
+    copy = tmp_path / "flood.tif"
+    copy.write_bytes(Path(cfg.hazards[0].path).read_bytes())
+    cfg.hazards[0].path = copy
+    copy.unlink()  # readable when the run was checked, gone where the workers look
+    cfg.execution.mode, cfg.execution.scheduler = "scheduler", scheduler
+    expected = (rf"a Dask worker cannot use {copy}: hazard raster 'flood' does not exist; "
+                r"every worker must read")
+    with (pytest.raises(ConfigError, match=expected),
+          D.cluster(D.Execution.from_settings(cfg.execution)) as client):
+        D.heavy_stages(client, cfg, settlements, hh, thresholds(cfg))
+
+
+def test_errors_survive_the_trip_from_a_worker():
+    import pickle
+
+    from profiling._errors import BoundaryError, FormError, InputFileError
+    from profiling.hazard import HazardError
+
+    for cls in (InputFileError, FormError, BoundaryError, HazardError):
+        e = pickle.loads(pickle.dumps(cls(Path("x.tif"), "is broken")))
+        assert type(e) is cls and str(e) == "x.tif: is broken" and e.path == "x.tif"
+
+
+def test_a_worker_that_dies_ends_the_run_with_advice():
+    import os
+
+    import dask
+
+    from profiling._errors import ProfilingError
+
+    ex = D.Execution(mode="local", workers=1, partition_size=1234)
+    expected = r"a Dask worker died running .* lower execution.partition_size \(now 1,234"
+    with (dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+          pytest.raises(ProfilingError, match=expected), D.cluster(ex) as client):
+        assert client is not None
+        client.submit(os._exit, 1).result()  # the worker process ends, as when killed

@@ -26,6 +26,10 @@ class InputFileError(ProfilingError, ValueError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # raised on a Dask worker, the error is pickled to the client: rebuild it from its parts
+        return (self.__class__, (self.path, self.problem))
+
 
 class FormError(InputFileError):
     """The XLSForm is malformed or an export does not belong to it."""

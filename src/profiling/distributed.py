@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from profiling._errors import ConfigError
+from profiling._errors import ConfigError, InputFileError, ProfilingError
 from profiling.form import PERSONAL_FIELDS, REFERENCE_FIELDS
 from profiling.indicators import Thresholds, compute_indicators, partial_counts
 
@@ -84,10 +84,28 @@ class Execution:
 @contextmanager
 def cluster(execution: Execution) -> Iterator[Client | None]:
     """A Dask client for the execution (None in process); a local cluster is closed on exit,
-    a remote scheduler is left running."""
+    a remote scheduler is left running. A worker that dies under a task (most often out of
+    memory) ends the run with an error that says what to change."""
     if execution.mode == "in_process":
         yield None
         return
+    try:
+        with _connect(execution) as client:
+            yield client
+    except Exception as exc:
+        from distributed import KilledWorker
+
+        if isinstance(exc, KilledWorker):
+            raise ProfilingError(
+                f"a Dask worker died running {exc.task!r} (most often it ran out of memory): "
+                f"give each worker more memory, or lower execution.partition_size (now "
+                f"{execution.partition_size:,} households)") from None
+        raise
+
+
+@contextmanager
+def _connect(execution: Execution) -> Iterator[Client]:
+    """The client of a local cluster started here, or of a running scheduler."""
     try:
         from distributed import Client, LocalCluster
     except ImportError:  # pragma: no cover - a declared dependency
@@ -321,8 +339,13 @@ def heavy_stages(client: Client, cfg: Config, settlements: Settlements,
                                                               // (4 * _n_workers(client)))))
         zone_futures = client.map(zone_task, _scatter(client, chunks), hazards=hazards,
                                   pure=False)
-    results = client.gather(futures)
-    zone_parts = client.gather(zone_futures)
+    try:
+        results = client.gather(futures)
+        zone_parts = client.gather(zone_futures)
+    except InputFileError as exc:  # the client read the same file: the worker cannot
+        raise ConfigError(f"a Dask worker cannot use {exc.path}: {exc.problem}; every worker "
+                          "must read the hazard rasters at the same path as this machine (a "
+                          "shared or replicated file system)") from None
     if results:
         counts = add_counts([r[0] for r in results])
         cells = add_counts([r[1] for r in results])
