@@ -294,3 +294,14 @@ def test_a_worker_that_dies_ends_the_run_with_advice():
           pytest.raises(ProfilingError, match=expected), D.cluster(ex) as client):
         assert client is not None
         client.submit(os._exit, 1).result()  # the worker process ends, as when killed
+
+
+def test_the_command_on_a_local_cluster(in_process, tmp_path):
+    """`profiling run --workers 2` gives the in-process outputs, and `-q` keeps Dask quiet."""
+    exe = str(Path(sys.executable).parent / "profiling")
+    proc = subprocess.run([exe, "run", str(DEMO), "--workers", "2", "--out", str(tmp_path),
+                           "-q"], capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert_same_outputs(in_process[1], tmp_path)
+    assert "Scheduler at" not in proc.stderr and "Register worker" not in proc.stderr
+    assert "no secret configured" in proc.stderr  # warnings still shown

@@ -32,10 +32,14 @@ EXIT_INPUT, EXIT_BUG = 2, 3
 
 def _logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
-    logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]",
-                        handlers=[RichHandler(console=err, show_path=False)], force=True)
-    # Dask's scheduler and workers narrate every connection at INFO: only with -vv
-    logging.getLogger("distributed").setLevel(level if verbose > 1 else logging.WARNING)
+    handler = RichHandler(console=err, show_path=False)
+    if verbose < 2:
+        # Dask's scheduler and workers narrate every connection at INFO: only with -vv. A
+        # filter on the handler, since importing distributed resets its loggers' levels.
+        handler.addFilter(lambda r: r.levelno >= logging.WARNING or not (
+            r.name == "distributed" or r.name.startswith("distributed.")))
+    logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]", handlers=[handler],
+                        force=True)
 
 
 def _fail(exc: BaseException, verbose: int) -> None:
