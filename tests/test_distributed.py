@@ -305,3 +305,23 @@ def test_the_command_on_a_local_cluster(in_process, tmp_path):
     assert_same_outputs(in_process[1], tmp_path)
     assert "Scheduler at" not in proc.stderr and "Register worker" not in proc.stderr
     assert "no secret configured" in proc.stderr  # warnings still shown
+
+
+def test_workers_of_another_version_are_refused(scheduler, monkeypatch):
+    import profiling
+
+    monkeypatch.setattr(profiling, "__version__", "0.0.0+other")  # this side only
+    ex = D.Execution(mode="scheduler", scheduler=scheduler)
+    with pytest.raises(ConfigError, match=r"Dask workers without profiling 0\.0\.0\+other: "
+                                          r"tcp://127\.0\.0\.1:\d+ \("), D.cluster(ex):
+        pass
+
+
+def test_a_scheduler_without_workers_is_refused():
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=0, dashboard_address=":0") as empty:
+        ex = D.Execution(mode="scheduler", scheduler=empty.scheduler_address,
+                         connect_timeout=1)
+        with pytest.raises(ConfigError, match="has no workers after 1 s"), D.cluster(ex):
+            pass

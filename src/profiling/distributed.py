@@ -127,9 +127,39 @@ def _connect(execution: Execution) -> Iterator[Client]:
                           f"{execution.connect_timeout:g} s ({exc}); start one with `dask "
                           "scheduler` or check the address") from None
     with client:
+        _check_workers(client, execution)
         log.info("Dask scheduler %s: %d workers", execution.scheduler,
                  len(client.scheduler_info().get("workers", {})))
         yield client
+
+
+def _check_workers(client: Client, execution: Execution) -> None:
+    """A running scheduler has workers, and they run this version of profiling: refused with a
+    clear error otherwise, instead of tasks waiting for ever or failing on the workers."""
+    import profiling
+
+    try:
+        client.wait_for_workers(1, timeout=execution.connect_timeout)
+    except (TimeoutError, OSError):
+        raise ConfigError(f"the Dask scheduler at {execution.scheduler} has no workers after "
+                          f"{execution.connect_timeout:g} s; start some with `dask worker "
+                          f"{execution.scheduler}`") from None
+
+    def installed() -> str | None:  # defined here, so that it travels by value
+        try:
+            import profiling as p
+        except ImportError:
+            return None
+        return str(p.__version__)
+
+    versions = client.run(installed)
+    ours = profiling.__version__
+    wrong = {w: v for w, v in versions.items() if v != ours}
+    if wrong:
+        found = ", ".join(f"{w} ({'not installed' if v is None else v})"
+                          for w, v in sorted(wrong.items()))
+        raise ConfigError(f"Dask workers without profiling {ours}: {found}; install the same "
+                          "version in the workers' environment")
 
 
 # --------------------------------------------------------------------------------------------
