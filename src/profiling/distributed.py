@@ -1,19 +1,22 @@
 """Scale out: the heavy stages of :func:`profiling.pipeline.run` on a Dask cluster.
 
 Where one machine is not enough, the same pipeline runs its heavy stages on Dask workers: the
-hazard values under the households and the per-household indicators per spatial partition of
-the households, the settlements' coverage-weighted hazard statistics per spatial chunk of the
-settlements, and the per-settlement counts behind the settlement table. Every task calls the
-functions the in-process path calls (:func:`profiling.join.place`,
-:func:`profiling.hazard.exposure`, :func:`profiling.indicators.compute_indicators`,
-:func:`profiling.indicators.partial_counts`); this module holds no rule of its own, only the
-cutting, the sending and the adding up.
+placement of the households' points in the settlements at ingest (:func:`placer`), then per
+spatial partition of the households the hazard values under their points, their indicators and
+the per-settlement and per-hexagon counts (:func:`heavy_stages`), and per spatial chunk of the
+settlements their coverage-weighted hazard statistics. Every task calls the functions the
+in-process path calls (:func:`profiling.join.place`, :func:`profiling.hazard.exposure`,
+:func:`profiling.indicators.compute_indicators`, :func:`profiling.indicators.partial_counts`,
+:func:`profiling.aggregates.hexagon_counts`); this module holds no rule of its own, only the
+cutting, the sending and the adding up. Only counts come back.
 
 Results do not depend on the partitioning: the per-settlement sums are counts of households and
 sums of integer household sizes, added exactly, and shares, Wilson intervals and suppression are
-computed once on the sums (:func:`profiling.indicators.finish`). Hazard rasters are opened by the
-workers themselves from their paths (the same path must be readable on every worker: a shared or
-replicated file system), and each task reads only the raster tiles its points and polygons touch.
+computed once on the sums (:func:`profiling.indicators.finish`,
+:func:`profiling.indicators.city_summary`, :func:`profiling.aggregates.hexagon_table`). Hazard
+rasters are opened by the workers themselves from their paths (the same path must be readable on
+every worker: a shared or replicated file system), and each task reads only the raster tiles its
+points and polygons touch.
 
 What reaches a worker: the households' answers needed by the indicators, their coordinates and
 settlement (:data:`WORKER_COLUMNS`), the settlement polygons and the hazard configuration.
