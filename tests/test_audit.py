@@ -225,6 +225,14 @@ def test_run_from_the_store_and_audit_command_against_it(tmp_path, monkeypatch):
     pipeline.run(load_config(REPO / "configs" / "demo.yaml"), direct)
     from_store = pd.read_csv(tmp_path / "out" / "settlement_indicators.csv")
     pd.testing.assert_frame_equal(from_store, pd.read_csv(direct / "settlement_indicators.csv"))
+    # and on a local Dask cluster: the store is read here, the heavy stages run on the workers
+    dask = cli("run", str(path), "--workers", "2", "--out", str(tmp_path / "dask"), "-q")
+    assert dask.returncode == 0, dask.stderr
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "dask" / "settlement_indicators.csv"),
+                                  from_store, check_exact=False, rtol=0, atol=1e-12)
+    for name in ("city_summary.csv", "hexagons.csv", "supervision_report.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "dask" / name),
+                                      pd.read_csv(tmp_path / "out" / name), check_exact=True)
     counts = json.loads((tmp_path / "out" / "run_manifest.json").read_text())["counts"]
     assert counts["read"] == (counts["accepted"] + counts["rejected"] + counts["duplicates"]
                               + counts["no_consent"])
