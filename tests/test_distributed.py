@@ -325,3 +325,19 @@ def test_a_scheduler_without_workers_is_refused():
                          connect_timeout=1)
         with pytest.raises(ConfigError, match="has no workers after 1 s"), D.cluster(ex):
             pass
+
+
+def test_no_cluster_is_started_without_settlements(tmp_path, caplog):
+    """Without boundaries (households placed by a column) nothing runs on workers: a local
+    execution starts no cluster."""
+    import logging
+
+    from conftest import household, write_csv
+
+    survey = write_csv(tmp_path / "k.csv", [household(f"k{i}") for i in range(6)])
+    cfg = parse_config({"surveys": [str(survey)], "settlement_assignment": {"by": "column"},
+                        "execution": {"mode": "local", "workers": 2}})
+    with caplog.at_level(logging.INFO, logger="profiling"):
+        res = run(cfg, tmp_path / "out")
+    assert res.counts["accepted"] == 6
+    assert not [r for r in caplog.records if "Dask" in r.getMessage()]

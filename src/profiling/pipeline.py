@@ -162,7 +162,9 @@ def run(cfg: Config, out_dir: str | Path | None = None,
     t = thresholds(cfg)
     outputs: dict[str, Path] = {}
     table = city = None
-    with cluster(Execution.from_settings(cfg.execution)) as client:
+    # without settlements there is nothing for workers to do: no cluster is started
+    ex = Execution.from_settings(cfg.execution) if settlements is not None else Execution()
+    with cluster(ex) as client:
         # with a store, the run analyses what `profiling load` has put in it
         if from_store:
             result = store_result(cfg)
