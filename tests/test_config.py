@@ -66,3 +66,15 @@ def test_broken_files(tmp_path, text, match):
 def test_demo_config_is_valid():
     cfg = load_config(Path(__file__).parents[1] / "configs" / "demo.yaml")
     assert len(cfg.surveys) == 3 and all(s.path.exists() for s in cfg.surveys)
+
+
+def test_the_readme_configuration_reference_is_a_valid_configuration():
+    """Every key the README documents exists, with a value of the right kind."""
+    import yaml
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = text[text.index("```yaml\nsurveys:") + len("```yaml\n"):]
+    data = yaml.safe_load(block[:block.index("```")])
+    cfg = parse_config(data, "README.md", Path("configs"))
+    assert cfg.execution.connect_timeout == 30 and cfg.cuf.budget == 250000
+    assert cfg.surveys[1].field_mapping is not None
