@@ -807,11 +807,14 @@ class Store:
     def _household_columns(self, conn: Connection) -> list[tuple[str, str]]:
         return [("key", _dtype_name(STRING)), *self._columns(conn, "households")]
 
-    def households(self) -> pd.DataFrame:
+    def households(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """The analysis view: the current households, as ingest returns them (same columns and
-        dtypes), with ``key`` the pseudonymous household id; ordered by it."""
+        dtypes), with ``key`` the pseudonymous household id; ordered by it. With ``columns``,
+        ``key`` and those of them the store has (a lighter read)."""
         with self._connect(write=False) as conn:
             cols = self._household_columns(conn)
+            if columns is not None:
+                cols = [c for c in cols if c[0] == "key" or c[0] in set(columns)]
             sel = ", ".join(self._q(n) for n, _ in cols)
             return self._frame(conn, f'SELECT {sel} FROM {HOUSEHOLDS_VIEW} ORDER BY "key"', cols)
 
@@ -823,7 +826,8 @@ class Store:
             sel = "".join(f", {self._q(n)}" for n, _ in cols[1:])
             personal = self._frame(conn, f"SELECT submission_key{sel} FROM personal "
                                          "ORDER BY household_id", cols)
-        households = self.households().reindex(columns=["longitude", "latitude"])
+        households = self.households(["longitude", "latitude"]).reindex(
+            columns=["longitude", "latitude"])
         return personal, households
 
     def state_at(self, load_id: int) -> pd.DataFrame:
@@ -903,7 +907,9 @@ class Store:
         the supervision report reads; ``key`` is the pseudonymous household id). Of refusals and
         rejected submissions the store keeps their status, time, enumerator and interview
         times only."""
-        hh = self.households()
+        cols = ["key", "status", "submitted_at", "settlement_mismatch", "gps_precision",
+                "settlement_id", "enumerator", "start", "end", "values_dropped"]
+        hh = self.households(cols)
         with self._connect(write=False) as conn:
             other = self._frame(conn, (
                 'SELECT household_id AS "key", status, submitted_at, enumerator, '
@@ -914,8 +920,6 @@ class Store:
                  ("start", "string"), ("end", "string")])
         rej = self.rejects()
         dropped = rej.loc[rej["action"] == VALUE_DROPPED].groupby("key").size()
-        cols = ["key", "status", "submitted_at", "settlement_mismatch", "gps_precision",
-                "settlement_id", "enumerator", "start", "end", "values_dropped"]
         acc = pd.DataFrame({c: hh[c] if c in hh.columns else pd.NA for c in cols[3:-1]},
                            index=hh.index)
         acc.insert(0, "key", hh["key"].astype(object))
