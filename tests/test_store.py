@@ -197,6 +197,31 @@ def test_one_load_of_all_exports_gives_ingests_households_and_counts(store_url, 
     assert counts == expected == result.counts
 
 
+def test_a_geopackage_is_read_in_columns(tmp_path, city):
+    """GeoPackage reads of the households go through GDAL's columnar reader (the frame above is
+    then the one it gave), and give what the row-by-row reader gives."""
+    result, _ = ingested(city, (0, 1, 2))
+    with open_store(tmp_path / "s.gpkg", SECRET) as store:
+        store.load(result)
+        table = store._b.read_arrow('SELECT "key" FROM analysis_households')
+        assert table is not None and table.num_rows == len(result.households)
+        fast = store.households()
+        personal, points = store.disclosure_reference()
+        with store._connect(write=False) as conn:
+            cols = store._household_columns(conn)
+            slow = store._frame(conn, "SELECT " + ", ".join(store._q(n) for n, _ in cols)
+                                + ' FROM analysis_households ORDER BY "key"', cols)
+    pd.testing.assert_frame_equal(fast, slow)
+    # the audit's reference: the personal values of every accepted household (the store also
+    # keeps those of rejected submissions), and every point
+    assert len(personal) == result.counts["accepted"] + result.counts["rejected"]
+    accepted = personal[personal["key"].isin(set(result.personal["key"]))]
+    pd.testing.assert_frame_equal(
+        accepted.sort_values("key").reset_index(drop=True),
+        result.personal.sort_values("key").reset_index(drop=True), check_dtype=False)
+    assert sorted(points["longitude"]) == sorted(result.households["longitude"])
+
+
 @pytest.mark.parametrize("order", [(0, 1, 2), (2, 0, 1), (1, 2, 0)])
 def test_loads_in_any_order_once_or_twice_give_the_same_store(store_url, city, order):
     together, _ = ingested(city, (0, 1, 2))

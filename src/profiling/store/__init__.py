@@ -281,28 +281,49 @@ def _from_sql(values: Sequence[Any], dtype: str) -> pd.Series:
     missing), with the dtype it had in the frame loaded. Built through Arrow: no Python loop."""
     role = _role(dtype)
     if role == "time":
-        if any(isinstance(v, str) for v in values[:100]):  # GeoPackage: ISO 8601 text
-            s = pd.to_datetime(pd.Series(pa.array(values, type=pa.string())), utc=True,
-                               format="ISO8601")
-        else:
-            s = pd.to_datetime(pd.Series(pa.array(values, type=pa.timestamp("us", "UTC"))
-                                         .to_pandas()), utc=True)
+        arr = (pa.array(values, type=pa.string())  # GeoPackage: ISO 8601 text
+               if any(isinstance(v, str) for v in values[:100])
+               else pa.array(values, type=pa.timestamp("us", "UTC")))
     elif role == "bool":
         first = next((v for v in values if v is not None), None)
         arr = (pa.array(values, type=pa.bool_()) if isinstance(first, bool)  # PostGIS
-               else pa.array(values, type=pa.int8()).cast(pa.bool_()))  # SQLite's 0 and 1
-        s = pd.Series(arr).astype("boolean")
+               else pa.array(values, type=pa.int8()))  # SQLite's 0 and 1
     elif role == "int":
         arr = pa.array(values, type=pa.int64())
+    elif role == "float":
+        arr = pa.array(values, type=pa.float64())
+    elif dtype == "object":
+        return pd.Series(list(values), dtype=object)
+    else:
+        arr = pa.array(values, type=pa.string())
+    return _from_arrow(arr, dtype)
+
+
+def _from_arrow(arr: pa.Array | pa.ChunkedArray, dtype: str) -> pd.Series:
+    """One column as Arrow (from :func:`_from_sql`, or read by GDAL), with its frame dtype."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    role = _role(dtype)
+    if role == "time":
+        if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+            s = pd.to_datetime(pd.Series(arr.cast(pa.string())), utc=True, format="ISO8601")
+        else:
+            s = pd.to_datetime(pd.Series(arr.cast(pa.timestamp("us", "UTC")).to_pandas()),
+                               utc=True)
+    elif role == "bool":
+        s = pd.Series(arr if pa.types.is_boolean(arr.type) else arr.cast(pa.bool_())).astype(
+            "boolean")
+    elif role == "int":
+        arr = arr.cast(pa.int64())
         if arr.null_count and not dtype[:1].isupper():
             dtype = "Int64"
         s = pd.Series(arr).astype("Int64")
     elif role == "float":
-        s = pd.Series(pa.array(values, type=pa.float64()).to_numpy(zero_copy_only=False))
+        s = pd.Series(arr.cast(pa.float64()).to_numpy(zero_copy_only=False))
     elif dtype == "object":
-        s = pd.Series(list(values), dtype=object)
+        s = pd.Series(arr.to_pylist(), dtype=object)
     else:
-        s = pd.Series(pd.arrays.ArrowStringArray(pa.array(values, type=pa.string())))
+        s = pd.Series(pd.arrays.ArrowStringArray(arr.cast(pa.string())))
     return s.astype(dtype)
 
 
@@ -816,7 +837,20 @@ class Store:
             if columns is not None:
                 cols = [c for c in cols if c[0] == "key" or c[0] in set(columns)]
             sel = ", ".join(self._q(n) for n, _ in cols)
-            return self._frame(conn, f'SELECT {sel} FROM {HOUSEHOLDS_VIEW} ORDER BY "key"', cols)
+            return self._read_frame(conn, f'SELECT {sel} FROM {HOUSEHOLDS_VIEW} ORDER BY "key"',
+                                    cols)
+
+    def _read_frame(self, conn: Connection, sql: str, columns: list[tuple[str, str]]
+                    ) -> pd.DataFrame:
+        """:meth:`_frame` for a read transaction (``conn`` opened with ``write=False``, and
+        having read already): on a GeoPackage in bulk, through GDAL's columnar reader. GDAL
+        takes no SQLite lock of its own; this transaction's shared lock keeps every load from
+        writing the file until the read is done. Never inside a load: GDAL would not see the
+        load's own uncommitted rows."""
+        table = self._b.read_arrow(sql)
+        if table is not None and table.column_names == [n for n, _ in columns]:
+            return pd.DataFrame({n: _from_arrow(table.column(n), dtype) for n, dtype in columns})
+        return self._frame(conn, sql, columns)
 
     def disclosure_reference(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """What must never be published, for the disclosure audit only: the personal table
@@ -824,8 +858,8 @@ class Store:
         with self._connect(write=False) as conn:
             cols = [("key", _dtype_name(STRING)), *self._columns(conn, "personal")]
             sel = "".join(f", {self._q(n)}" for n, _ in cols[1:])
-            personal = self._frame(conn, f"SELECT submission_key{sel} FROM personal "
-                                         "ORDER BY household_id", cols)
+            personal = self._read_frame(conn, f'SELECT submission_key AS "key"{sel} FROM '
+                                              "personal ORDER BY household_id", cols)
         households = self.households(["longitude", "latitude"]).reindex(
             columns=["longitude", "latitude"])
         return personal, households
