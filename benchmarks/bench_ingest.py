@@ -202,8 +202,9 @@ def _multi(rng, n: int, choices: list[str], n_chosen, exclusive: str | None = No
     return joined, flags, chosen
 
 
-def generate(path: Path, n_rows: int, seed: int) -> dict:
-    """Write a Kobo CSV of ``n_rows`` submissions; returns the planned counts."""
+def generate(path: Path, n_rows: int, seed: int, boundaries: Path = SETTLEMENTS) -> dict:
+    """Write a Kobo CSV of ``n_rows`` submissions with points in the settlements of
+    ``boundaries`` (default: the sample city's); returns the planned counts."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -213,7 +214,7 @@ def generate(path: Path, n_rows: int, seed: int) -> dict:
     from profiling.join import read_boundaries
 
     rng = np.random.default_rng(seed)
-    sett = read_boundaries(SETTLEMENTS).reset_index(drop=True)
+    sett = read_boundaries(boundaries).to_crs("EPSG:4326").reset_index(drop=True)
     ids = sett["settlement_id"].astype(str).tolist()
     form = reference_form(zip(ids, sett["name"].astype(str), strict=True))
 

@@ -248,3 +248,78 @@ def test_run_from_the_store_and_audit_command_against_it(tmp_path, monkeypatch):
     leak = cli("audit", str(tmp_path / "out"), "--config", str(path))
     assert leak.returncode == 1
     assert "personal: notes.txt" in leak.stdout and planted not in leak.stdout
+
+
+# -- exact matching by kind of value (issue 14) ---------------------------------------------
+
+def _secrets_with(demo, **personal: str) -> Secrets:
+    """The demo's secrets (points, boundaries) with these personal values only."""
+    result, _, secrets = demo
+    frame = pd.DataFrame({k: [v] for k, v in personal.items()})
+    s = Secrets.from_frames(frame, result.ingest.households, 5, secrets.boundaries)
+    return s
+
+
+def test_a_structure_id_is_not_found_in_leaflets_code(demo):
+    _, out, _ = demo
+    # Leaflet's minified code holds `Math.log(t/256)`: the id T-256 is not there as a value
+    assert "t/256" in (out / "map_files" / "leaflet" / "leaflet.js").read_text()
+    assert audit(out, _secrets_with(demo, structure_id="T-256")) == []
+
+
+def test_ids_are_found_only_whole_with_their_own_separators(demo, tmp_path):
+    _, out, _ = demo
+    pub = _copy(out, tmp_path)
+    # a settlement id beside a date, and beside a household count, as the outputs print them
+    (pub / "enumeration_dates.csv").write_text(
+        "settlement_id,first_interview,last_interview\nJK01,2026-03-02,2026-03-13\n")
+    (pub / "atlas" / "extra.html").write_text("<td>Palmeriam JKT-020 265 100%</td>")
+    secrets = _secrets_with(demo, structure_id="JK01-2026", national_id="JKT-020-265")
+    assert audit(pub, secrets) == []
+    # the same values where they stand whole are found: in a CSV field, a JSON string, text
+    (pub / "leak.csv").write_text("a,b\nx,JK01-2026\n")
+    (pub / "leak.json").write_text(json.dumps({"id": "jkt-020-265"}))
+    (pub / "leak.txt").write_text("structure JK01-2026.")
+    found = sorted((f.file, f.detail) for f in audit(pub, secrets))
+    assert found == [("leak.csv", "a value of the personal field 'structure_id'"),
+                     ("leak.json", "a value of the personal field 'national_id'"),
+                     ("leak.txt", "a value of the personal field 'structure_id'")]
+
+
+def test_names_are_found_in_any_case_and_spacing_but_not_inside_words(demo, tmp_path):
+    _, out, _ = demo
+    pub = _copy(out, tmp_path)
+    secrets = _secrets_with(demo, respondent_name="Siti Nur Aisyah")
+    (pub / "a.txt").write_text("Signed: SITI   nur-Aisyah, 3 March")
+    (pub / "b.txt").write_text("Sitinur Aisyahs")  # other words that share its letters
+    assert [f.file for f in audit(pub, secrets)] == ["a.txt"]
+
+
+def test_phones_are_found_in_national_and_international_form(demo, tmp_path):
+    _, out, _ = demo
+    pub = _copy(out, tmp_path)
+    secrets = _secrets_with(demo, phone="+62 811 0000 0002")
+    (pub / "a.txt").write_text("call 0811-0000-0002 today")
+    (pub / "b.txt").write_text("or (+62) 811.0000.0002")
+    (pub / "c.txt").write_text("or 62811000000029")  # a longer number is another number
+    assert sorted(f.file for f in audit(pub, secrets)) == ["a.txt", "b.txt"]
+
+
+def test_vendored_assets_are_checked_by_hash_not_scanned(demo, tmp_path):
+    result, out, secrets = demo
+    pub = _copy(out, tmp_path)
+    name = str(result.ingest.personal["respondent_name"].dropna().iloc[0])
+    js = pub / "map_files" / "leaflet" / "leaflet.js"
+    js.write_text(js.read_text() + f"\n// {name}\n")
+    found = audit(pub, secrets)
+    assert [(f.kind, f.file) for f in found] == [("vendored", "map_files/leaflet/leaflet.js")]
+    assert name not in str(found[0])
+
+
+@pytest.mark.parametrize("name", ["households.parquet", "outputs.zip", "blob.bin", "README"])
+def test_a_file_the_audit_cannot_read_is_a_finding(demo, tmp_path, name):
+    _, out, secrets = demo
+    pub = _copy(out, tmp_path)
+    (pub / name).write_bytes(b"PK\x03\x04 whatever it holds")
+    found = audit(pub, secrets)
+    assert [(f.kind, f.file) for f in found] == [("unreadable", name)]

@@ -16,7 +16,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from profiling import __version__
@@ -40,6 +47,9 @@ def _logging(verbose: int, quiet: bool) -> None:
             r.name == "distributed" or r.name.startswith("distributed.")))
     logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]", handlers=[handler],
                         force=True)
+    # what a user cannot act on: pyogrio's "Created 2,000 records" on every layer written
+    for name in ("pyogrio", "pyogrio._io", "fiona", "rasterio"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
 
 
 def _fail(exc: BaseException, verbose: int) -> None:
@@ -113,6 +123,39 @@ Verbose = Annotated[int, typer.Option("--verbose", "-v", count=True,
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")]
 
 
+class _StageBar:
+    """A run's stages on a rich progress display: one bar per stage (rows, tiles, pages or
+    files), each finished bar left with its time."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+        self.task: TaskID | None = None
+
+    def start(self, name: str, total: float | None, unit: str) -> None:
+        self.task = self.bar.add_task(name, total=total, unit=unit)
+
+    def advance(self, amount: float) -> None:
+        if self.task is not None:
+            self.bar.advance(self.task, amount)
+
+    def end(self) -> None:
+        if self.task is not None:
+            t = self.bar.tasks[self.task]
+            self.bar.update(self.task, total=t.total if t.total is not None else t.completed,
+                            completed=t.total if t.total is not None else t.completed)
+            self.bar.stop_task(self.task)
+        self.task = None
+
+
+def _stage_bar(quiet: bool) -> tuple[Progress | None, _StageBar | None]:
+    if quiet:
+        return None, None
+    bar = Progress(TextColumn("{task.description:<24}"), BarColumn(),
+                   MofNCompleteColumn(), TextColumn("{task.fields[unit]}"),
+                   TimeElapsedColumn(), console=err, transient=False)
+    return bar, _StageBar(bar)
+
+
 def _progress(total: int) -> tuple[Progress, object]:
     bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
         "{task.completed}/{task.total}"), TimeElapsedColumn(), console=err, transient=True)
@@ -152,9 +195,12 @@ def run(
     with _guard(verbose, quiet):
         cfg = _config(config, survey, form, boundaries, hazard, out_dir)
         _execution(cfg, workers, scheduler)
-        bar, task = _progress(len(cfg.surveys))
-        with bar:
-            result = pipeline.run(cfg, progress=lambda _: bar.advance(task))  # type: ignore[arg-type]
+        bar, stages = _stage_bar(quiet)
+        if bar is None:
+            result = pipeline.run(cfg)
+        else:
+            with bar:
+                result = pipeline.run(cfg, progress=stages)
     if not quiet:
         out.print(_counts_table(result.counts))
         out.print(f"outputs written to {Path(cfg.output_dir)} in {result.seconds:.1f} s")

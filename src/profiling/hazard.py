@@ -611,6 +611,69 @@ def scan(layer: HazardLayer, polygons: PixelPolygons | None, points: PixelPoints
     return ScanResult(acc, values, tnames, classes, len(tiles))
 
 
+@dataclass
+class Preview:
+    """A raster read at display resolution: every ``step``-th cell (the cell nearest each
+    output pixel's centre), nodata as NaN, first layer of a stack; ``transform`` places it in
+    the raster's CRS."""
+
+    values: np.ndarray
+    transform: Affine
+    crs: CRS
+    step: int
+
+
+def preview(layer: HazardLayer, max_side: int = 2048, threads: int | None = None) -> Preview:
+    """``layer`` decimated to at most ``max_side`` pixels on its long side, for a map.
+
+    Tiles are read one per thread, each reduced to its sampled cells as soon as it is read, so
+    memory is the output plus one tile per thread whatever the raster's size (a raster of
+    20,000² cells is read in 512² tiles into a 2,000² preview)."""
+    import rasterio
+
+    nrows, ncols = layer.shape
+    step = max(1, -(-max(nrows, ncols) // max_side))
+    rows = np.arange(step // 2, nrows, step)
+    cols = np.arange(step // 2, ncols, step)
+    th, tw, ntx, nty = _tile_grid(layer)
+    nodata, has_nodata = _nodata(layer.nodata, layer.dtype)
+    out = np.full((len(rows), len(cols)), np.nan, np.float32)
+    # the tiles that hold a sampled row and a sampled column, with the cells they hold
+    row_tiles = [(t, rows[(rows >= t * th) & (rows < (t + 1) * th)]) for t in range(nty)]
+    col_tiles = [(t, cols[(cols >= t * tw) & (cols < (t + 1) * tw)]) for t in range(ntx)]
+    jobs = [(rs, cs) for _, rs in row_tiles if len(rs) for _, cs in col_tiles if len(cs)]
+    cursor = iter(range(len(jobs)))
+    lock = threading.Lock()
+
+    def work() -> None:
+        read, close = layer.open_reader()
+        try:
+            while True:
+                with lock:
+                    i = next(cursor, None)
+                if i is None:
+                    break
+                rs, cs = jobs[i]
+                data = read(int(rs[0]), int(rs[-1]) + 1, int(cs[0]), int(cs[-1]) + 1)
+                data = (data[0] if data.ndim == 3 else data)[rs - rs[0]][:, cs - cs[0]]
+                v = data.astype(np.float32)
+                if has_nodata:
+                    v[data == nodata] = np.nan
+                out[np.ix_((rs - step // 2) // step, (cs - step // 2) // step)] = v
+        finally:
+            close()
+
+    n_threads = min(_threads(threads), max(1, len(jobs))) if layer.parallel else 1
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MIB):
+        if n_threads == 1:
+            work()
+        else:
+            with ThreadPoolExecutor(n_threads) as pool:
+                for f in [pool.submit(work) for _ in range(n_threads)]:
+                    f.result()
+    return Preview(out, layer.transform @ Affine.scale(step), layer.crs, step)
+
+
 def _nodata(nodata: float | None, dtype: np.dtype) -> tuple[float, bool]:
     """The nodata value as the cells hold it (cast to the band's type, as GDAL compares)."""
     if nodata is None or np.isnan(nodata):

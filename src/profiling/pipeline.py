@@ -16,12 +16,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from profiling import __version__
 from profiling._errors import ConfigError, ProfilingError
 from profiling._readers import sha256_of
+from profiling._stages import Progress, Stages
 from profiling.aggregates import hexagon_counts, write_aggregates
 from profiling.audit import NEAR_M, Finding, Secrets, audit, report
 from profiling.config import Config, load_interventions
@@ -151,14 +153,20 @@ def validate(cfg: Config, progress: Callable[[str], None] | None = None) -> Inge
 
 
 def run(cfg: Config, out_dir: str | Path | None = None,
-        progress: Callable[[str], None] | None = None) -> RunResult:
-    """Run the pipeline and write its outputs to ``out_dir`` (default: the configured one)."""
+        progress: Progress | None = None) -> RunResult:
+    """Run the pipeline and write its outputs to ``out_dir`` (default: the configured one).
+
+    ``progress`` is told when each stage starts and how far it got (the CLI draws it); each
+    stage's seconds and peak memory go into ``run_manifest.json`` under ``stages``.
+    """
     t0 = time.perf_counter()
     started = datetime.now(UTC)
     out = Path(out_dir) if out_dir is not None else Path(cfg.output_dir)
     from_store = cfg.store is not None
+    stages = Stages(progress)
     _check_inputs(cfg, from_store)
-    settlements = load_settlements(cfg)
+    with stages.stage("boundaries"):
+        settlements = load_settlements(cfg)
     t = thresholds(cfg)
     outputs: dict[str, Path] = {}
     table = city = None
@@ -166,45 +174,51 @@ def run(cfg: Config, out_dir: str | Path | None = None,
     ex = Execution.from_settings(cfg.execution) if settlements is not None else Execution()
     with cluster(ex) as client:
         # with a store, the run analyses what `profiling load` has put in it
-        if from_store:
-            result = store_result(cfg)
-        else:
-            place_on = (placer(client, settlements, cfg.execution.partition_size)
-                        if client is not None and settlements is not None
-                        and settlements.has_geometry else None)
-            result = ingest_config(cfg, progress, settlements, placer=place_on)
+        with stages.stage("ingest", len(cfg.surveys) or None, "files") as st:
+            if from_store:
+                result = store_result(cfg)
+            else:
+                place_on = (placer(client, settlements, cfg.execution.partition_size)
+                            if client is not None and settlements is not None
+                            and settlements.has_geometry else None)
+                result = ingest_config(cfg, lambda _: st.advance(), settlements,
+                                       placer=place_on)
+            st.work, st.unit = result.counts["read"], "rows"
         out.mkdir(parents=True, exist_ok=True)
         if settlements is not None:
-            heavy = (household_stages(cfg, settlements, result.households, t) if client is None
+            heavy = (household_stages(cfg, settlements, result.households, t, stages)
+                     if client is None
                      # the same stages on Dask partitions; personal fields stay here
-                     else heavy_stages(client, cfg, settlements, result.households, t))
-    if settlements is not None:
-        table = settlement_indicators(settlements.frame, heavy.counts, cfg.min_cell_size,
-                                      heavy.zones)
-        city = city_summary(heavy.counts, t, cfg.min_cell_size, published=table)
-        cuf = run_cuf(cfg, table)
-        table = cuf.settlements
-        outputs.update(write_cuf(out, cuf))
-        outputs.update(_write_tables(out, settlements, table, city, t, cfg.min_cell_size))
-        outputs.update(write_aggregates(out, result.households, heavy.hexagons,
-                                        cfg.min_cell_size))
+                     else _on_cluster(stages, client, cfg, settlements, result.households, t))
+    with stages.stage("tables"):
+        if settlements is not None:
+            table = settlement_indicators(settlements.frame, heavy.counts, cfg.min_cell_size,
+                                          heavy.zones)
+            city = city_summary(heavy.counts, t, cfg.min_cell_size, published=table)
+            cuf = run_cuf(cfg, table)
+            table = cuf.settlements
+            outputs.update(write_cuf(out, cuf))
+            outputs.update(_write_tables(out, settlements, table, city, t, cfg.min_cell_size))
+            outputs.update(write_aggregates(out, result.households, heavy.hexagons,
+                                            cfg.min_cell_size))
 
-    rejects = (result.rejects[REJECT_COLUMNS].rename(columns={"key": "household_id"})
-               if from_store  # the store's rejects already name households by keyed hash
-               else published_rejects(result.rejects, household_secret(cfg)))
-    rejects.to_csv(out / REJECTS, index=False, encoding="utf-8")
-    outputs["rejects"] = out / REJECTS
-    supervision_report(result.submissions).to_csv(out / SUPERVISION, index=False,
-                                                  encoding="utf-8")
-    outputs["supervision"] = out / SUPERVISION
-    findings_b = settlements.frame.attrs.get("boundary_findings") if settlements else None
-    if findings_b:
-        pd.DataFrame(findings_b).to_csv(out / "boundary_findings.csv", index=False)
-        outputs["boundary_findings"] = out / "boundary_findings.csv"
+        rejects = (result.rejects[REJECT_COLUMNS].rename(columns={"key": "household_id"})
+                   if from_store  # the store's rejects already name households by keyed hash
+                   else published_rejects(result.rejects, household_secret(cfg)))
+        rejects.to_csv(out / REJECTS, index=False, encoding="utf-8")
+        outputs["rejects"] = out / REJECTS
+        supervision_report(result.submissions).to_csv(out / SUPERVISION, index=False,
+                                                      encoding="utf-8")
+        outputs["supervision"] = out / SUPERVISION
+        findings_b = settlements.frame.attrs.get("boundary_findings") if settlements else None
+        if findings_b:
+            pd.DataFrame(findings_b).to_csv(out / "boundary_findings.csv", index=False)
+            outputs["boundary_findings"] = out / "boundary_findings.csv"
     if table is not None:
         from profiling.publish import publish
 
-        outputs.update(publish(out, cfg))
+        with stages.stage("publish", len(table), "pages") as st:
+            outputs.update(publish(out, cfg, on_page=st.advance))
 
     manifest = {
         "software": {"name": "profiling", "version": __version__},
@@ -217,7 +231,7 @@ def run(cfg: Config, out_dir: str | Path | None = None,
             "hazards": [{"name": h.name, **_file_entry(h.path)} for h in cfg.hazards],
         },
         "counts": result.counts,
-        "stages": ["ingest", "supervision"] + (["indicators"] if table is not None else []),
+        "stages": stages.as_manifest(),
         "min_cell_size": cfg.min_cell_size,
         "thresholds": t.__dict__,
         "configuration": json.loads(cfg.model_dump_json()),
@@ -226,10 +240,13 @@ def run(cfg: Config, out_dir: str | Path | None = None,
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
     outputs["manifest"] = out / MANIFEST
-    findings = audit(out, Secrets.from_frames(
-        result.personal, result.households, cfg.min_cell_size,
-        settlements.frame.geometry if settlements is not None and settlements.has_geometry
-        else None))
+    files = [p for p in out.rglob("*") if p.is_file()]
+    with stages.stage("audit", len(files), "files") as st:
+        findings = audit(out, Secrets.from_frames(
+            result.personal, result.households, cfg.min_cell_size,
+            settlements.frame.geometry if settlements is not None and settlements.has_geometry
+            else None), on_file=st.advance)
+    manifest["stages"] = stages.as_manifest()
     manifest["audit"] = {"findings": len(findings), "checked": [
         "personal values", f"coordinates within {NEAR_M:g} m of a household",
         f"figures from fewer than {cfg.min_cell_size} households"]}
@@ -240,6 +257,12 @@ def run(cfg: Config, out_dir: str | Path | None = None,
         raise DisclosureError(out, findings)
     log.info("run finished in %.1f s: %s", seconds, result.counts)
     return RunResult(result, outputs, seconds, settlements=table, city=city)
+
+
+def _on_cluster(stages: Stages, client: Any, cfg: Config, settlements: Settlements,
+                households: pd.DataFrame, t: Thresholds) -> HeavyResult:
+    with stages.stage("household stages (Dask)", len(households), "households"):
+        return heavy_stages(client, cfg, settlements, households, t)
 
 
 def store_result(cfg: Config) -> IngestResult:
@@ -336,16 +359,22 @@ def hazard_exposure(cfg: Config, settlements: Settlements, households: pd.DataFr
 
 
 def household_stages(cfg: Config, settlements: Settlements, households: pd.DataFrame,
-                     t: Thresholds) -> HeavyResult:
+                     t: Thresholds, stages: Stages | None = None) -> HeavyResult:
     """The heavy stages in this process: hazard exposure, the household indicators, and their
     settlement and hexagon counts (what :func:`profiling.distributed.heavy_stages` adds up over
     Dask partitions)."""
-    households, zones = hazard_exposure(cfg, settlements, households)
-    ind = compute_indicators(households, t)
-    inside = households["settlement_id"].notna().to_numpy()
-    counts = partial_counts(households.loc[inside], ind.loc[inside], "settlement_id")
-    cells = hexagon_counts(households["latitude"], households["longitude"],
-                           ind["slum_household"], cfg.map.h3_resolution)
+    stages = stages or Stages()
+    n = len(households)
+    with stages.stage("hazard exposure", len(cfg.hazards) or None, "rasters"):
+        households, zones = hazard_exposure(cfg, settlements, households)
+    with stages.stage("indicators", n, "households"):
+        ind = compute_indicators(households, t)
+    with stages.stage("counts", n, "households"):
+        inside = households["settlement_id"].notna().to_numpy()
+        counts = partial_counts(households.loc[inside], ind.loc[inside], "settlement_id")
+    with stages.stage("hexagons", n, "households"):
+        cells = hexagon_counts(households["latitude"], households["longitude"],
+                               ind["slum_household"], cfg.map.h3_resolution)
     return HeavyResult(zones, counts, cells)
 
 

@@ -8,6 +8,7 @@ here only.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from profiling.config import Config
@@ -17,9 +18,11 @@ log = logging.getLogger(__name__)
 __all__ = ["publish"]
 
 
-def publish(out_dir: str | Path, cfg: Config, pdf: bool = False) -> dict[str, Path]:
+def publish(out_dir: str | Path, cfg: Config, pdf: bool = False,
+            on_page: Callable[[], None] | None = None) -> dict[str, Path]:
     """Write ``map.html`` (with ``map_files/``), ``maps/*.png`` and ``atlas/`` to ``out_dir``
-    from the tables already there; with ``pdf``, also ``atlas/pdf/*.pdf``."""
+    from the tables already there; with ``pdf``, also ``atlas/pdf/*.pdf``. ``on_page`` is
+    called after each settlement's atlas page (progress)."""
     from profiling.publish._data import read_tables
     from profiling.publish.atlas import write_atlas, write_pdfs
     from profiling.publish.maps import write_map, write_pngs
@@ -29,7 +32,7 @@ def publish(out_dir: str | Path, cfg: Config, pdf: bool = False) -> dict[str, Pa
     if tables.has_geometry:
         written.update(write_map(tables, cfg.map, cfg.hazards))
         written.update(write_pngs(tables, cfg.map))
-    written.update(write_atlas(tables))
+    written.update(write_atlas(tables, on_page))
     if pdf:
         written.update(write_pdfs(Path(out_dir) / "atlas"))
     log.info("published %d files: map, atlas and PNG maps", len(written))

@@ -9,6 +9,7 @@ them with WeasyPrint.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -162,8 +163,10 @@ def render_page(tables: RunTables, row: pd.Series, env: Any = None) -> tuple[str
     return f"{safe_id(ctx['id'])}.html", env.get_template("atlas_page.html").render(s=ctx)
 
 
-def write_atlas(tables: RunTables) -> dict[str, Path]:
-    """``atlas/index.html`` and ``atlas/<settlement_id>.html``; returns what was written."""
+def write_atlas(tables: RunTables, on_page: Callable[[], None] | None = None
+                ) -> dict[str, Path]:
+    """``atlas/index.html`` and ``atlas/<settlement_id>.html``; returns what was written.
+    ``on_page`` is called after each settlement's page (progress)."""
     env = _environment()
     folder = tables.out / "atlas"
     folder.mkdir(exist_ok=True)
@@ -180,6 +183,8 @@ def write_atlas(tables: RunTables) -> dict[str, Path]:
         path = folder / f"{safe_id(ctx['id'])}.html"
         path.write_text(page.render(s=ctx), encoding="utf-8")
         written[f"atlas_{ctx['id']}"] = path
+        if on_page is not None:
+            on_page()
         sup = ctx["suppressed"]
         rows.append({"id": ctx["id"], "name": ctx["name"], "href": path.name,
                      "households": "" if sup else fmt(row["households"], "number"),

@@ -188,8 +188,17 @@ def hexagon_features(hexes: pd.DataFrame) -> list[dict[str, Any]]:
     return feats
 
 
+#: The hazard overlay's long side at most (pixels): what a browser shows of a city.
+OVERLAY_MAX_SIDE = 2048
+
+
 def hazard_overlays(hazards: list[Any], folder: Path) -> list[dict[str, Any]]:
-    """Each configured hazard raster as a coloured PNG in EPSG:4326 with its legend."""
+    """Each configured hazard raster as a coloured PNG in EPSG:4326 with its legend.
+
+    The raster is read decimated to display resolution (:func:`profiling.hazard.preview`: at
+    most :data:`OVERLAY_MAX_SIDE` pixels on the long side, one tile at a time), then warped,
+    so memory does not grow with the raster's size. The legend names the source file and, for
+    a stack of return periods, the one shown (the first layer)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -197,22 +206,30 @@ def hazard_overlays(hazards: list[Any], folder: Path) -> list[dict[str, Any]]:
     import rasterio
     from rasterio.warp import Resampling, calculate_default_transform, reproject
 
+    from profiling.hazard import open_hazard, preview
+
     out = []
     for h in hazards:
         path = Path(h.path)
         if not path.exists():
             continue
-        with rasterio.open(path) as src, warnings.catch_warnings():
+        layer = open_hazard(h)
+        p = preview(layer, OVERLAY_MAX_SIDE)
+        src_h, src_w = p.values.shape
+        west, north = p.transform.c, p.transform.f
+        east, south = west + p.transform.a * src_w, north + p.transform.e * src_h
+        with warnings.catch_warnings():
             # rasterio multiplies Affine transforms with `*` (affine 3.1 would have `@`)
             warnings.simplefilter("ignore", PendingDeprecationWarning)
-            band = h.band or 1
-            dst_t, w, hgt = calculate_default_transform(src.crs, "EPSG:4326", src.width,
-                                                        src.height, *src.bounds)
+            dst_t, w, hgt = calculate_default_transform(
+                p.crs.to_wkt(), "EPSG:4326", src_w, src_h, left=min(west, east),
+                bottom=min(south, north), right=max(west, east), top=max(south, north))
             data = np.full((hgt, w), np.nan, dtype="float32")
-            reproject(rasterio.band(src, band), data, src_transform=src.transform,
-                      src_crs=src.crs, dst_transform=dst_t, dst_crs="EPSG:4326",
-                      resampling=Resampling.nearest, src_nodata=src.nodata, dst_nodata=np.nan)
-        rgba = np.zeros((hgt, w, 4), dtype="float32")
+            with rasterio.Env():
+                reproject(p.values, data, src_transform=p.transform, src_crs=p.crs.to_wkt(),
+                          dst_transform=dst_t, dst_crs="EPSG:4326",
+                          resampling=Resampling.nearest, src_nodata=np.nan, dst_nodata=np.nan)
+        rgba = np.zeros((hgt, w, 4), dtype=np.uint8)
         if h.kind == "depth":
             lo, hi = h.thresholds.get("exposed", 0.15), h.thresholds.get("high", 0.5)
             bins = [(0.0, lo, f"above 0 to {lo:g} m"), (lo, hi, f"{lo:g} to {hi:g} m"),
@@ -220,7 +237,7 @@ def hazard_overlays(hazards: list[Any], folder: Path) -> list[dict[str, Any]]:
             legend = []
             for (a, b, label), colour in zip(bins, HAZARD_BLUES, strict=True):
                 sel = (data > a if a == 0 else data >= a) & (data < b)
-                rgba[sel] = (*mcolors.to_rgb(colour), 0.7)
+                rgba[sel] = _rgba(mcolors.to_rgb(colour), 0.75)
                 legend.append([colour, label])
             unit = "flood depth (metres)"
         else:
@@ -228,7 +245,7 @@ def hazard_overlays(hazards: list[Any], folder: Path) -> list[dict[str, Any]]:
             legend = []
             for i, v in enumerate(vals):
                 colour = HAZARD_BLUES[min(i * len(HAZARD_BLUES) // max(len(vals), 1), 2)]
-                rgba[data == v] = (*mcolors.to_rgb(colour), 0.7)
+                rgba[data == v] = _rgba(mcolors.to_rgb(colour), 0.75)
                 legend.append([colour, f"class {v:g}"])
             unit = "susceptibility class"
         name = f"hazard_{safe_id(h.name)}.png"
@@ -237,11 +254,19 @@ def hazard_overlays(hazards: list[Any], folder: Path) -> list[dict[str, Any]]:
         plt.imsave(folder / name, rgba, metadata={"Software": None})
         west, north = dst_t.c, dst_t.f
         east, south = west + dst_t.a * w, north + dst_t.e * hgt
+        shown = (f"return period {layer.labels[0]}" if layer.return_periods
+                 else f"scenario {layer.labels[0]}" if layer.labels else None)
         out.append({"name": h.name, "unit": unit, "legend": legend,
+                    "source": path.name, "scenario": shown,
                     "image": f"{ASSETS}/{name}",
                     "bounds": [[round(south, 6), round(west, 6)], [round(north, 6),
                                                                    round(east, 6)]]})
     return out
+
+
+def _rgba(rgb: tuple[float, float, float], alpha: float) -> tuple[int, int, int, int]:
+    r, g, b = (round(c * 255) for c in rgb)
+    return r, g, b, round(alpha * 255)
 
 
 def _script_json(data: object) -> str:

@@ -63,18 +63,30 @@ function profilingMap(map, D) {
     group.on("add", function () {
       if (!members[spec.key]) { build(spec, group); }
     });
-    base[spec.label] = group;
+    base[esc(spec.label)] = group;
   });
 
   if (D.basemap) {
     L.tileLayer(D.basemap, {attribution: D.attribution, maxZoom: 19}).addTo(map);
   }
+  // Leaflet's layer control writes its labels as HTML: every label goes through esc().
+  function esc(text) {
+    var d = document.createElement("div");
+    d.textContent = String(text);
+    return d.innerHTML;
+  }
+  // Hazards are drawn above the settlement fills (their own pane, which lets clicks through
+  // to the settlements), so that their colours are not mixed with the fills' colours.
+  var pane = map.createPane("pmHazard");
+  pane.style.zIndex = 450;
+  pane.style.pointerEvents = "none";
   var hazardLayers = {};
-  D.hazards.forEach(function (h) {
-    var lyr = L.imageOverlay(h.image, h.bounds, {opacity: 0.8, interactive: false});
+  D.hazards.forEach(function (h, i) {
+    var lyr = L.imageOverlay(h.image, h.bounds, {opacity: 0.85, interactive: false,
+                                                 pane: "pmHazard"});
     lyr._pmHazard = h;
-    hazardLayers[h.name] = lyr;
-    overlays["Hazard: " + h.name] = lyr;
+    hazardLayers[i] = lyr;
+    overlays[esc("Hazard: " + h.name)] = lyr;
   });
   if (D.hexagons.length) {
     var hexLayer = L.layerGroup();
@@ -90,7 +102,8 @@ function profilingMap(map, D) {
       });
       hexLayer.addLayer(poly);
     });
-    overlays["Households in hexagons (cells under " + D.k + " households left out)"] = hexLayer;
+    overlays[esc("Households in hexagons (cells under " + D.k + " households left out)")] =
+      hexLayer;
   }
 
   // Legend
@@ -136,13 +149,15 @@ function profilingMap(map, D) {
         row.appendChild(el("span", null, r[1]));
         d.appendChild(row);
       });
+      d.appendChild(el("div", "pm-legend-method", "Source: " + h.source +
+                       (h.scenario ? ", " + h.scenario : "")));
     });
   }
   legend.addTo(map);
 
   map.on("baselayerchange", function (e) { active = e.layer._pmKey; drawLegend(); });
   map.on("overlayadd overlayremove", drawLegend);
-  var first = D.layers.length ? base[D.layers[0].label] : null;
+  var first = D.layers.length ? base[esc(D.layers[0].label)] : null;
   if (first) { first.addTo(map); active = first._pmKey; }
   L.control.layers(base, overlays, {collapsed: false, position: "topright"}).addTo(map);
   drawLegend();
