@@ -62,6 +62,8 @@ NEAR_M = 20.0
 #: A coordinate this close (metres) to a published boundary is boundary geometry.
 ON_BOUNDARY_M = 1.0
 MIN_VALUE_LENGTH = 4
+#: Characters of text looked up at once (a batch's tokens are hashed together).
+BATCH_CHARS = 64 * 2**20
 #: A phone number has at least this many digits (shorter runs of digits are not sought).
 MIN_PHONE_DIGITS = 7
 _TEXT = {".csv", ".json", ".geojson", ".html", ".htm", ".js", ".css", ".txt", ".svg", ".md",
@@ -75,7 +77,9 @@ _WORD_SPLIT = r"[^\pL\pN]+"
 _ID_SPLIT = r"[\s\"'`,;|<>()\[\]{}=&*!?]+"
 _ID_TRIM = ".:"  # a sentence's full stop or a label's colon after an ID
 #: Phones: a run of digits with the spacing and punctuation numbers are written with.
-_PHONE = re.compile(r"\+?\d(?:[\s().\-/]{0,3}\d)+")
+_PHONE = re.compile(r"(?<![0-9A-Za-z])\+?\d(?:[\s().\-/]{0,3}\d)+(?![0-9A-Za-z])")
+#: ... but a decimal number (``0.984375``) is not a phone number.
+_DECIMAL = re.compile(r"-?\d+\.\d+")
 
 
 def value_kind(field: str) -> str:
@@ -137,34 +141,74 @@ class _Values:
     def __len__(self) -> int:
         return len(self.single) + len(self.multi)
 
-    def find(self, tokens: pa.Array) -> list[tuple[int, int, str]]:
-        """``(first token, tokens, field)`` of every value found among ``tokens``."""
-        found: list[tuple[int, int, str]] = []
-        if len(tokens) == 0:
-            return found
-        if len(self.single):
-            idx = pc.index_in(tokens, value_set=self.single)
-            hit = np.flatnonzero(~np.asarray(pc.is_null(idx)))
-            if len(hit):
-                fields = pc.take(self.single_field, pc.take(idx, pa.array(hit)))
-                found += [(int(i), 1, f) for i, f in zip(hit, fields.to_pylist(), strict=True)]
-        if len(self.multi):
+    def find(self, tokens: pa.Array, group: np.ndarray) -> list[tuple[int, int, str]]:
+        """``(first token, tokens, field)`` of every value found among ``tokens``; a value of
+        several tokens is found only in a run of tokens of one ``group`` (one file)."""
+        found = [(i, 1, f) for i, f in _lookup(tokens, self.single, self.single_field)]
+        if len(self.multi) and len(tokens):
             starts = np.flatnonzero(np.asarray(pc.is_in(tokens, value_set=self.firsts)))
             for n in self.lengths:
                 s = starts[starts + n <= len(tokens)]
+                s = s[group[s + n - 1] == group[s]]
                 if not len(s):
                     continue
                 runs = pc.take(tokens, pa.array(s))
                 for j in range(1, n):
                     runs = pc.binary_join_element_wise(runs, pc.take(tokens, pa.array(s + j)),
                                                        " ")
-                idx = pc.index_in(runs, value_set=self.multi)
-                hit = np.flatnonzero(~np.asarray(pc.is_null(idx)))
-                if len(hit):
-                    fields = pc.take(self.multi_field, pc.take(idx, pa.array(hit)))
-                    found += [(int(s[i]), n, f) for i, f in zip(hit, fields.to_pylist(),
-                                                               strict=True)]
+                found += [(int(s[i]), n, f) for i, f in _lookup(runs, self.multi,
+                                                                 self.multi_field)]
         return found
+
+
+def _lookup(probe: pa.Array, values: pa.Array, fields: pa.Array) -> list[tuple[int, str]]:
+    """``(index in probe, field)`` of every probe string that is one of ``values``.
+
+    The hash table is built on the probe's distinct strings (a batch of text holds far fewer
+    than a city holds personal values) and the values are streamed through it; only the
+    values found are then looked up in the probe."""
+    if not len(probe) or not len(values):
+        return []
+    present = pc.is_in(values, value_set=pc.unique(probe))
+    if not pc.any(present).as_py():
+        return []
+    hit_values, hit_fields = pc.filter(values, present), pc.filter(fields, present)
+    idx = pc.index_in(probe, value_set=hit_values)
+    hit = np.flatnonzero(~np.asarray(pc.is_null(idx).to_numpy(zero_copy_only=False)))
+    taken = pc.take(hit_fields, pc.take(idx, pa.array(hit)))
+    return [(int(i), str(f)) for i, f in zip(hit, taken.to_pylist(), strict=True)]
+
+
+def _phone_forms(values: pa.Array, fields: pa.Array, country_code: str | None
+                 ) -> tuple[pa.Array, pa.Array]:
+    """Each phone number's digits as it may be written: as given, international without the
+    ``+`` or ``00``, and national (a trunk ``0`` in place of the country code; without a
+    configured ``country_code``, each of the one to three digits after a ``+`` is tried, as
+    country codes are)."""
+    if not len(values):
+        return values, fields
+    digits = pc.replace_substring_regex(values, r"\D", "")
+    trimmed = pc.utf8_trim_whitespace(values)
+    zeros = pc.starts_with(trimmed, "00")
+    plus = pc.or_(pc.starts_with(trimmed, "+"), zeros)
+    intl = pc.if_else(zeros, pc.utf8_slice_codeunits(digits, 2), digits)
+    forms, owners = [digits, intl], [fields, fields]
+    codes: list[tuple[pa.Array, int]] = [(plus, n) for n in (1, 2, 3)]
+    if country_code:
+        cc = re.sub(r"\D", "", country_code)
+        codes.append((pc.starts_with(intl, cc), len(cc)))
+        # a number given in national form, written in international form
+        national_given = pc.and_(pc.invert(plus), pc.starts_with(digits, "0"))
+        forms.append(pc.filter(pc.binary_join_element_wise(
+            cc, pc.utf8_slice_codeunits(digits, 1), ""), national_given))
+        owners.append(pc.filter(fields, national_given))
+    for mask, n in codes:
+        national = pc.utf8_ltrim(pc.utf8_slice_codeunits(intl, n), "0")
+        forms.append(pc.filter(pc.binary_join_element_wise("0", national, ""), mask))
+        owners.append(pc.filter(fields, mask))
+    f, o = pa.concat_arrays(forms), pa.concat_arrays(owners)
+    keep = pc.greater_equal(pc.utf8_length(f), MIN_PHONE_DIGITS)
+    return pc.filter(f, keep), pc.filter(o, keep)
 
 
 def _join_runs(flat: pa.Array, counts: np.ndarray) -> pa.Array:
@@ -174,19 +218,14 @@ def _join_runs(flat: pa.Array, counts: np.ndarray) -> pa.Array:
     return pc.binary_join(lists, " ")
 
 
-def _tokens(text: str, split: str) -> pa.Array:
-    parts = pc.split_pattern_regex(pa.array([text]), split)
-    flat = pc.list_flatten(parts)
-    return pc.filter(flat, pc.not_equal(flat, ""))
-
-
 @dataclass
 class Secrets:
     """What must not be published: personal values (by field), household points, k.
 
-    ``values`` maps each personal value (casefolded) to its field; ``country_code`` (digits,
-    e.g. ``62``) lets phone numbers written in national form be found without a ``+`` form to
-    learn it from."""
+    ``values`` maps each personal value to its field (small, hand-made cases);
+    :meth:`from_frames` keeps a city's values as one Arrow array per field instead.
+    ``country_code`` (digits, e.g. ``62``) lets phone numbers written in national form be found
+    where no ``+`` form tells the country code."""
 
     values: dict[str, str]
     lon: np.ndarray
@@ -194,37 +233,34 @@ class Secrets:
     min_cell_size: int = 5
     boundaries: object | None = None  # a GeoSeries of the published settlement polygons
     country_code: str | None = None
-    _arrays: tuple[pa.Array, pa.Array] | None = field(default=None, repr=False)
+    _fields: dict[str, pa.Array] | None = field(default=None, repr=False)
 
     @classmethod
     def from_frames(cls, personal: pd.DataFrame, households: pd.DataFrame, k: int,
                     boundaries: object | None = None, country_code: str | None = None
                     ) -> Secrets:
         """From ingest's personal frame (key + direct fields) and household frame."""
-        vals, fields = [], []
+        fields: dict[str, pa.Array] = {}
         for col in personal.columns:
             a = pa.array(personal[col].astype("string"), type=pa.string(), from_pandas=True)
             a = pc.utf8_lower(pc.utf8_trim_whitespace(pc.drop_null(a)))
-            a = pc.filter(a, pc.greater_equal(pc.utf8_length(a), MIN_VALUE_LENGTH))
-            a = pc.unique(a)
-            vals.append(a)
-            fields.append(pa.array([str(col)] * len(a), pa.string()))
-        if vals:
-            v = pa.concat_arrays(vals)
-            f = pa.concat_arrays(fields)
-        else:
-            v = f = pa.array([], pa.string())
+            fields[str(col)] = pc.unique(pc.filter(
+                a, pc.greater_equal(pc.utf8_length(a), MIN_VALUE_LENGTH)))
         pts = households[["longitude", "latitude"]].to_numpy(dtype=float) if len(
             households) else np.zeros((0, 2))
         ok = np.isfinite(pts).all(axis=1)
-        return cls({}, pts[ok, 0], pts[ok, 1], k, boundaries, country_code, (v, f))
+        return cls({}, pts[ok, 0], pts[ok, 1], k, boundaries, country_code, fields)
 
-    def arrays(self) -> tuple[pa.Array, pa.Array]:
-        """Every personal value (lower case) and its field, as Arrow arrays."""
-        if self._arrays is not None:
-            return self._arrays
-        return (pa.array([v.casefold() for v in self.values], pa.string()),
-                pa.array(list(self.values.values()), pa.string()))
+    def by_field(self) -> dict[str, pa.Array]:
+        """Every personal value (lower case, trimmed), by field, as Arrow arrays."""
+        if self._fields is not None:
+            return self._fields
+        out: dict[str, list[str]] = {}
+        for v, f in self.values.items():
+            v = v.strip().casefold()
+            if len(v) >= MIN_VALUE_LENGTH:
+                out.setdefault(f, []).append(v)
+        return {f: pa.array(v, pa.string()) for f, v in out.items()}
 
 
 @cache
@@ -277,29 +313,41 @@ def audit(out_dir: str | Path, secrets: Secrets,
                                         f"cleared for publication"))
         except Exception as exc:  # an unreadable file is itself a finding, not a crash
             findings.append(Finding("unreadable", rel, "file", f"{exc.__class__.__name__}"))
+        if checker.due():
+            findings += checker.flush()
         if on_file is not None:
             on_file()
+    findings += checker.flush()
     return findings
 
 
 class _Checker:
     def __init__(self, s: Secrets) -> None:
         self.s = s
-        values, fields = s.arrays()
-        kinds = np.array([value_kind(f) for f in fields.to_pylist()]) if len(fields) else (
-            np.array([], dtype=str))
-        by_kind = {k: (pc.filter(values, pa.array(kinds == k)),
-                       pc.filter(fields, pa.array(kinds == k))) for k in ("name", "id", "phone")}
-        self._names = _Values.build(*by_kind["name"], _WORD_SPLIT)
-        ids, id_fields = by_kind["id"]
+        kinds: dict[str, tuple[list[pa.Array], list[pa.Array]]] = {
+            k: ([], []) for k in ("name", "id", "phone")}
+        for name, arr in s.by_field().items():
+            vals, fields = kinds[value_kind(name)]
+            vals.append(arr)
+            fields.append(pa.array(np.full(len(arr), name, dtype=object), pa.string()))
+
+        def joined(kind: str) -> tuple[pa.Array, pa.Array]:
+            vals, fields = kinds[kind]
+            if not vals:
+                return pa.array([], pa.string()), pa.array([], pa.string())
+            return pa.concat_arrays(vals), pa.concat_arrays(fields)
+
+        self._names = _Values.build(*joined("name"), _WORD_SPLIT)
+        ids, id_fields = joined("id")
         # an ID's own leading and trailing full stops or colons are not part of it
-        ids = pc.utf8_trim(ids, _ID_TRIM)
-        self._ids = _Values.build(ids, id_fields, _ID_SPLIT)
-        self._phones = self._phone_forms(*by_kind["phone"], s.country_code)
+        self._ids = _Values.build(pc.utf8_trim(ids, _ID_TRIM), id_fields, _ID_SPLIT)
+        self._phones, self._phone_fields = _phone_forms(*joined("phone"), s.country_code)
+        self._pending: list[tuple[str, str]] = []
+        self._pending_chars = 0
         self._tree = None
         self._transform = None
         self._boundary = None
-        self._vertex_numbers: set[float] = set()
+        self._vertex_numbers = np.zeros(0)
         if len(s.lon):
             from pyproj import CRS, Transformer
             from scipy.spatial import cKDTree
@@ -315,70 +363,82 @@ class _Checker:
                 geo = s.boundaries.to_crs(local.to_wkt())  # type: ignore[attr-defined]
                 self._boundary = shapely.STRtree(shapely.boundary(geo.values))
                 wgs = s.boundaries.to_crs("EPSG:4326")  # type: ignore[attr-defined]
-                coords = np.unique(shapely.get_coordinates(wgs.values).ravel())
-                # numbers that are a boundary vertex's longitude or latitude, at the precisions
-                # outputs print them: a pair of two such numbers is boundary geometry
-                self._vertex_numbers = set(np.concatenate(
-                    [np.round(coords, d) for d in range(4, 10)]).tolist())
-
-    @staticmethod
-    def _phone_forms(values: pa.Array, fields: pa.Array, country_code: str | None
-                     ) -> dict[str, str]:
-        """Each phone number's digits in international and national form."""
-        forms: dict[str, str] = {}
-        for v, f in zip(values.to_pylist(), fields.to_pylist(), strict=True):
-            digits = re.sub(r"\D", "", v)
-            if len(digits) < MIN_PHONE_DIGITS:
-                continue
-            forms.setdefault(digits, f)
-            plus = v.lstrip().startswith(("+", "00"))
-            d = digits[2:] if v.lstrip().startswith("00") else digits
-            ccs = ([country_code] if country_code else []) + (
-                [d[:n] for n in (1, 2, 3)] if plus else [])
-            for cc in ccs:
-                if cc and d.startswith(cc) and len(d) - len(cc) >= MIN_PHONE_DIGITS - 1:
-                    national = d[len(cc):]
-                    forms.setdefault("0" + national.lstrip("0"), f)
-                    forms.setdefault(cc + national, f)
-            if country_code and digits.startswith("0") and not plus:
-                forms.setdefault(country_code + digits[1:], f)  # national in, international out
-        return forms
+                # every boundary vertex's longitude and latitude, sorted: a pair of two numbers
+                # that are such a number, as printed, is boundary geometry
+                self._vertex_numbers = np.unique(shapely.get_coordinates(wgs.values).ravel())
 
     # -- personal values -------------------------------------------------------------------
     def text(self, rel: str, text: str) -> list[Finding]:
-        out: list[Finding] = []
-        seen: set[tuple[str, int]] = set()
-        lowered = text.casefold() if len(self._names) or len(self._ids) else ""
+        """Coordinates in ``text`` now; its personal values with the next batch
+        (:meth:`flush`)."""
+        if len(self._names) or len(self._ids) or len(self._phones):
+            self._pending.append((rel, text))
+            self._pending_chars += len(text)
+        found = _NUMBER.findall(text)
+        if self._tree is None or len(found) < 2:
+            return []
+        strings = np.array(found)
+        decimals = np.char.str_len(strings) - np.char.find(strings, ".") - 1
+        return self.coordinates(rel, strings.astype(float), decimals=decimals)
 
-        def add(name: str, start: int) -> None:
-            line = text.count("\n", 0, start) + 1 if start >= 0 else 0
-            if (name, line) not in seen:
-                seen.add((name, line))
-                where = f"line {line}, offset {start}" if start >= 0 else "text"
-                out.append(Finding("personal", rel, where,
-                                   f"a value of the personal field {name!r}"))
+    def due(self) -> bool:
+        """Whether the texts waiting make a batch."""
+        return self._pending_chars >= BATCH_CHARS
 
+    def flush(self) -> list[Finding]:
+        """The personal values found in the texts waiting, all looked up at once."""
+        batch, self._pending, self._pending_chars = self._pending, [], 0
+        if not batch:
+            return []
+        hits: list[tuple[int, int, str]] = []  # (text, offset, field)
+        lowered = [t.casefold() for _, t in batch]
+        texts = pa.array(lowered, pa.string())
         for values, split in ((self._names, _WORD_SPLIT), (self._ids, _ID_SPLIT)):
             if not len(values):
                 continue
-            tokens = _tokens(lowered, split)
+            lists = pc.split_pattern_regex(texts, split)  # every text's tokens, in one call
+            tokens = pc.list_flatten(lists)
+            group = np.asarray(pc.list_parent_indices(lists))
             if values is self._ids:
                 tokens = pc.utf8_trim(tokens, _ID_TRIM)
-            for i, n, name in values.find(tokens):
-                add(name, _offset(lowered, tokens, i, n, split))
-        if self._phones:
-            for m in _PHONE.finditer(text):
-                digits = re.sub(r"\D", "", m.group(0))
-                if len(digits) >= MIN_PHONE_DIGITS and digits in self._phones:
-                    add(self._phones[digits], m.start())
-        out += self.coordinates(rel, [float(x) for x in _NUMBER.findall(text)])
+            keep = np.asarray(pc.not_equal(tokens, ""))
+            tokens, group = pc.filter(tokens, pa.array(keep)), group[keep]
+            for i, n, name in values.find(tokens, group):
+                g = int(group[i])
+                words = [str(t) for t in tokens[i:i + n].to_pylist()]
+                hits.append((g, _offset(lowered[g], words, split), name))
+        if len(self._phones):
+            runs: list[str] = []
+            spots: list[tuple[int, int]] = []
+            for g, (_, t) in enumerate(batch):
+                for m in _PHONE.finditer(t):
+                    if _DECIMAL.fullmatch(m.group(0)):
+                        continue
+                    digits = re.sub(r"\D", "", m.group(0))
+                    if len(digits) >= MIN_PHONE_DIGITS:
+                        runs.append(digits)
+                        spots.append((g, m.start()))
+            probe = pa.array(runs, pa.string())
+            hits += [(*spots[i], f) for i, f in _lookup(probe, self._phones,
+                                                        self._phone_fields)]
+        out: list[Finding] = []
+        seen: set[tuple[int, str, int]] = set()
+        for g, start, name in sorted(hits):
+            rel, text = batch[g]
+            line = text.count("\n", 0, start) + 1 if start >= 0 else 0
+            if (g, name, line) not in seen:
+                seen.add((g, name, line))
+                where = f"line {line}, offset {start}" if start >= 0 else "text"
+                out.append(Finding("personal", rel, where,
+                                   f"a value of the personal field {name!r}"))
         return out
 
     # -- coordinates -----------------------------------------------------------------------
-    def coordinates(self, rel: str, numbers: list[float], where: str = "text",
-                    pairs: bool = False) -> list[Finding]:
+    def coordinates(self, rel: str, numbers: np.ndarray, where: str = "text",
+                    pairs: bool = False, decimals: np.ndarray | None = None) -> list[Finding]:
         """Pairs of numbers that put a point within 20 m of a household. In text every two
-        neighbouring numbers are tried both ways round; ``pairs`` means (x, y) in order."""
+        neighbouring numbers are tried both ways round; ``pairs`` means (x, y) in order.
+        ``decimals``: how many each number was printed with (None: full precision)."""
         if self._tree is None or len(numbers) < 2:
             return []
         nums = np.asarray(numbers, dtype=float)
@@ -386,8 +446,7 @@ class _Checker:
             combos = [(nums[0::2], nums[1::2])]
         else:
             combos = [(nums[:-1], nums[1:]), (nums[1:], nums[:-1])]
-        known = np.array([_is_vertex_number(x, self._vertex_numbers) for x in nums]) if (
-            self._vertex_numbers) else np.zeros(len(nums), dtype=bool)
+        known = self._vertex(nums, decimals)
         kn = [(known[0::2], known[1::2])] if pairs else [(known[:-1], known[1:]),
                                                          (known[1:], known[:-1])]
         found = []
@@ -413,6 +472,18 @@ class _Checker:
                 found.append(Finding("location", rel, where, f"coordinate pair #{i + 1} lies "
                                      f"{d[i]:.1f} m from an enumerated household"))
         return found
+
+    def _vertex(self, nums: np.ndarray, decimals: np.ndarray | None) -> np.ndarray:
+        """Which numbers are a boundary vertex's coordinate as printed with their decimals
+        (at least 4): within half a unit of their last decimal of a vertex number."""
+        v = self._vertex_numbers
+        if not len(v):
+            return np.zeros(len(nums), dtype=bool)
+        d = np.full(len(nums), 9) if decimals is None else np.minimum(decimals, 9)
+        tol = 0.5 * 10.0 ** (-d.astype(float)) * (1 + 1e-9) + 1e-12
+        i = np.clip(np.searchsorted(v, nums), 1, len(v) - 1)
+        gap = np.minimum(np.abs(v[i] - nums), np.abs(v[i - 1] - nums))
+        return (d >= 4) & (gap <= tol)
 
     # -- small cells -----------------------------------------------------------------------
     def _small(self, rel: str, frame: pd.DataFrame, where: str) -> list[Finding]:
@@ -454,25 +525,17 @@ class _Checker:
                 geo = frame.geometry.to_crs("EPSG:4326")
                 coords = shapely.get_coordinates(geo.values)
                 if len(coords):
-                    out += self.coordinates(f"{rel}:{layer}", coords.ravel().tolist(),
+                    out += self.coordinates(f"{rel}:{layer}", coords.ravel(),
                                             "geometry", pairs=True)
         return out
 
 
-def _offset(text: str, tokens: pa.Array, i: int, n: int, split: str) -> int:
-    """Where in ``text`` the run of ``n`` tokens starting at token ``i`` first appears (-1
-    when it cannot be told: the finding then names no line)."""
-    words = [str(t) for t in tokens[i:i + n].to_pylist()]
+def _offset(text: str, words: list[str], split: str) -> int:
+    """Where in ``text`` the run of ``words`` first appears (-1 when it cannot be told: the
+    finding then names no line)."""
     sep = r"[\W_]+" if split == _WORD_SPLIT else split  # Python's re has no \pL
     m = re.search(sep.join(re.escape(w) for w in words), text)
     return m.start() if m else -1
-
-
-def _is_vertex_number(x: float, vertex_numbers: set[float]) -> bool:
-    text = repr(float(x))
-    decimals = len(text.split(".")[1]) if "." in text else 0
-    # a vertex printed with d decimals is round(v, d): compare at the number's own precision
-    return decimals >= 4 and round(x, min(decimals, 9)) in vertex_numbers
 
 
 def _records(data: object) -> Iterator[dict[str, object]]:

@@ -12,6 +12,7 @@ buried in a rule.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -75,9 +76,15 @@ def compare(values: pd.Series, op: Callable[[np.ndarray, float], np.ndarray],
 
 def holds_any(values: pd.Series, tokens: Iterable[str]) -> pd.Series:
     """For a select_multiple answer (space-separated names): true when it holds any token."""
-    pattern = r"(?:^|\s)(?:" + "|".join(sorted(tokens)) + r")(?:\s|$)"
-    s = values.astype("string")
-    return s.str.contains(pattern, regex=True).astype(BOOL)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    pattern = r"(?:^|\s)(?:" + "|".join(re.escape(t) for t in sorted(tokens)) + r")(?:\s|$)"
+    arr = pa.array(values.astype("string"), type=pa.string(), from_pandas=True)
+    hit = pc.match_substring_regex(arr, pattern)  # columnar (RE2), NA stays NA
+    known = np.asarray(pc.is_valid(hit))
+    out = np.asarray(pc.fill_null(hit, False))
+    return pd.Series(pd.array(out, dtype=BOOL), index=values.index).mask(~known)
 
 
 # --------------------------------------------------------------------------------------------

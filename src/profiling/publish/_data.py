@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -102,6 +103,38 @@ class RunTables:
 
     def is_suppressed(self, row: pd.Series) -> bool:
         return missing(row.get("households"))
+
+    @cached_property
+    def _priority_rows(self) -> dict[str, pd.Series]:
+        return _rows_by_id(self.priorities)
+
+    @cached_property
+    def _date_rows(self) -> dict[str, pd.Series]:
+        return _rows_by_id(self.dates)
+
+    def priority_row(self, settlement_id: str) -> pd.Series | None:
+        """The settlement's row of ``cuf_priorities.csv`` (None when it has none)."""
+        return self._priority_rows.get(settlement_id)
+
+    def date_row(self, settlement_id: str) -> pd.Series | None:
+        """The settlement's row of ``enumeration_dates.csv`` (None when it has none)."""
+        return self._date_rows.get(settlement_id)
+
+    @cached_property
+    def n_ranked(self) -> int:
+        """How many settlements have a CUF rank."""
+        if "cuf_rank" not in self.settlements.columns:
+            return 0
+        return int(pd.to_numeric(self.settlements["cuf_rank"], errors="coerce").notna().sum())
+
+
+def _rows_by_id(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    """Each settlement's first row of a table, by settlement id (one pass, not one per page)."""
+    if not len(frame) or "settlement_id" not in frame.columns:
+        return {}
+    first = frame.drop_duplicates("settlement_id", keep="first")
+    return {str(sid): row for sid, (_, row) in zip(first["settlement_id"], first.iterrows(),
+                                                    strict=True)}
 
 
 def read_tables(out: str | Path) -> RunTables:

@@ -100,12 +100,8 @@ def settlement_context(tables: RunTables, row: pd.Series) -> dict[str, Any]:
     k = tables.k
     sid = str(row["settlement_id"])
     sup = missing(row.get("households"))
-    pri = tables.priorities
-    prow = pri[pri["settlement_id"] == sid].iloc[0] if len(pri) and (
-        pri["settlement_id"] == sid).any() else None
-    dates = tables.dates
-    drow = dates[dates["settlement_id"] == sid].iloc[0] if len(dates) and (
-        dates["settlement_id"] == sid).any() else None
+    prow = tables.priority_row(sid)
+    drow = tables.date_row(sid)
     needs = []
     if not sup:
         for need in PRIORITY_NEEDS:
@@ -142,9 +138,7 @@ def settlement_context(tables: RunTables, row: pd.Series) -> dict[str, Any]:
                                     for title, names in SECTIONS.items()},
         "needs": needs,
         "rank": None if missing(row.get("cuf_rank")) else fmt(row["cuf_rank"], "rank"),
-        "n_ranked": int(pd.to_numeric(tables.settlements.get("cuf_rank"),
-                                      errors="coerce").notna().sum())
-        if "cuf_rank" in tables.settlements.columns else 0,
+        "n_ranked": tables.n_ranked,
         "explanation": "" if prow is None or missing(prow.get("explanation"))
         else str(prow["explanation"]),
         "interventions": [] if prow is None or missing(prow.get("recommended_interventions"))

@@ -352,23 +352,29 @@ def write_pngs(tables: RunTables, settings: MapSettings) -> dict[str, Path]:
     t = tables.settlements
     written: dict[str, Path] = {}
     geo = t.set_geometry(display_geometry(t))
+    # the polygons are drawn once; each map recolours them (2,000 settlements: one drawing)
+    fig, ax = plt.subplots(figsize=(8, 8), dpi=100)
+    geo.plot(ax=ax, color=NO_DATA, edgecolor="#555555", linewidth=0.4)
+    ax.set_axis_off()
+    shapes = ax.collections[0]
+    drawn = ~(geo.geometry.isna() | geo.geometry.is_empty).to_numpy()  # as geopandas draws
     for m in _mapped(tables, settings):
         method, bounds = classify(t[m.column])
         cols = colours(len(bounds), m.higher_is_worse)
         cls = [class_of(v, bounds) for v in t[m.column]]
-        face = [cols[c] if c >= 0 else NO_DATA for c in cls]
-        fig, ax = plt.subplots(figsize=(8, 8), dpi=100)
-        geo.plot(ax=ax, color=face, edgecolor="#555555", linewidth=0.4)
+        shapes.set_facecolor([cols[c] if c >= 0 else NO_DATA
+                              for c, d in zip(cls, drawn, strict=True) if d])
         handles = [Patch(facecolor=c, edgecolor="#555555", label=lab) for c, lab in
                    zip(cols, legend_labels(bounds, m.kind, method), strict=True)]
         handles.append(Patch(facecolor=NO_DATA, edgecolor="#555555",
                              label=f"no data or {suppressed_text(tables.k)}"))
-        ax.legend(handles=handles, title=method, loc="upper left", bbox_to_anchor=(1.0, 1.0),
-                  fontsize=8, title_fontsize=8, frameon=False)
+        legend = ax.legend(handles=handles, title=method, loc="upper left",
+                           bbox_to_anchor=(1.0, 1.0), fontsize=8, title_fontsize=8,
+                           frameon=False)
         ax.set_title(m.label)
-        ax.set_axis_off()
         path = folder / f"{m.column}.png"
         fig.savefig(path, bbox_inches="tight", metadata={"Software": None})
-        plt.close(fig)
+        legend.remove()
         written[f"png_{m.column}"] = path
+    plt.close(fig)
     return written
