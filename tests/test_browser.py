@@ -220,7 +220,18 @@ def test_hazard_and_hexagon_layers(page, demo: Path) -> None:
     assert page.locator("img.leaflet-image-layer").count() == 0
     page.get_by_label("Hazard: flood").check()
     page.wait_for_selector("img.leaflet-image-layer")
-    assert "flood depth (metres)" in page.locator(".pm-legend").inner_text()
+    legend = page.locator(".pm-legend").inner_text()
+    assert "flood depth (metres)" in legend
+    assert "Source: flood_depth.tif" in legend  # the configured raster's file name
+    # the hazard is drawn above the settlement fills, not mixed under them
+    z = page.evaluate("""() => {
+        const img = document.querySelector('img.leaflet-image-layer');
+        const fill = document.querySelector('path.pm-settlement');
+        const pane = el => +getComputedStyle(el.closest('.leaflet-pane:not(.leaflet-map-pane)'))
+            .zIndex;
+        return [pane(img), pane(fill)];
+    }""")
+    assert z[0] > z[1]
     cells = pd.read_csv(demo / "hexagons.csv")
     page.get_by_label("Households in hexagons", exact=False).check()
     page.wait_for_selector("path.pm-hexagon")
@@ -285,4 +296,22 @@ def test_hostile_name_renders_as_text(page, hostile: Path) -> None:
     assert page.title().startswith(HOSTILE)
     page.goto((hostile / "atlas" / "index.html").as_uri())
     assert page.get_by_role("link", name=HOSTILE).count() == 1
+    watch.assert_clean()
+
+
+def test_hostile_hazard_name_renders_as_text(page, tmp_path: Path) -> None:
+    """A hazard named like an HTML element shows those characters in the layer control and
+    the legend, and nothing runs."""
+    name = "<img src=x onerror=alert(9)>"
+    cfg = load_config(REPO / "configs" / "demo.yaml")
+    cfg.hazards[0].name = name
+    out = tmp_path / "out"
+    pipeline.run(cfg, out)
+    watch = open_map(page, out)
+    assert page.locator(".leaflet-control-layers img").count() == 0
+    box = page.get_by_label(f"Hazard: {name}")
+    box.check()
+    page.wait_for_selector("img.leaflet-image-layer")
+    assert f"Hazard: {name}" in page.locator(".pm-legend").inner_text()
+    assert page.locator(".pm-legend img").count() == 0
     watch.assert_clean()

@@ -29,6 +29,7 @@ from profiling.hazard import (
     household_values,
     layer_from_array,
     open_hazard,
+    preview,
     settlement_exposure,
     to_pixels,
 )
@@ -173,6 +174,25 @@ def depth_raster(tmp_path: Path) -> Path:
     data[40:, 70:] = -9999
     # tiled in 16 x 16 blocks so that settlements span several tiles
     return write_raster(tmp_path / "depth.tif", data, tiled=True, blockxsize=16, blockysize=16)
+
+
+@pytest.mark.parametrize("max_side", [80, 25, 7])
+def test_preview_samples_every_step_th_cell_by_tile(depth_raster: Path, max_side: int):
+    """The map's overlay: the cell nearest each output pixel's centre, read tile by tile;
+    nodata becomes NaN; the transform places each pixel on the block of cells it stands for."""
+    with rasterio.open(depth_raster) as src:
+        full = src.read(1).astype(np.float64)
+        transform = src.transform
+    full[full == -9999] = np.nan
+    p = preview(open_hazard(HazardSource(name="flood", path=depth_raster)), max_side,
+                threads=2)
+    step = -(-80 // max_side)  # the raster is 60 x 80: ceil(80 / max_side)
+    assert p.step == step
+    expected = full[step // 2::step, step // 2::step]
+    np.testing.assert_array_equal(p.values, expected.astype(np.float32))
+    assert max(p.values.shape) <= max_side
+    assert p.transform.a == transform.a * step and p.transform.e == transform.e * step
+    assert (p.transform.c, p.transform.f) == (transform.c, transform.f)
 
 
 def test_zonal_statistics_equal_exactextract(depth_raster: Path):

@@ -77,7 +77,9 @@ _WORD_SPLIT = r"[^\pL\pN]+"
 _ID_SPLIT = r"[\s\"'`,;|<>()\[\]{}=&*!?]+"
 _ID_TRIM = ".:"  # a sentence's full stop or a label's colon after an ID
 #: Phones: a run of digits with the spacing and punctuation numbers are written with.
-_PHONE = re.compile(r"(?<![0-9A-Za-z])\+?\d(?:[\s().\-/]{0,3}\d)+(?![0-9A-Za-z])")
+#: Seven to fifteen digits (E.164's longest), not inside a word or a longer number.
+_PHONE = re.compile(r"(?<![0-9A-Za-z.])\+?\d(?:[\s().\-/]{0,3}\d){6,14}(?![0-9A-Za-z])")
+_NOT_DIGIT = str.maketrans("", "", " \t\n\r\f\v().-/+")
 #: ... but a decimal number (``0.984375``) is not a phone number.
 _DECIMAL = re.compile(r"-?\d+\.\d+")
 
@@ -177,6 +179,26 @@ def _lookup(probe: pa.Array, values: pa.Array, fields: pa.Array) -> list[tuple[i
     hit = np.flatnonzero(~np.asarray(pc.is_null(idx).to_numpy(zero_copy_only=False)))
     taken = pc.take(hit_fields, pc.take(idx, pa.array(hit)))
     return [(int(i), str(f)) for i, f in zip(hit, taken.to_pylist(), strict=True)]
+
+
+class _Local:
+    """Longitude and latitude to metres east and north of a city's centre (equirectangular).
+
+    Within a city (tens of kilometres) its distances differ from the true ones by well under a
+    part in a thousand: millimetres at the audit's 20 m, and the boundaries go through the
+    same function as the points. Vectorised numpy, where pyproj took a second a million."""
+
+    R = 6_371_008.8  # mean Earth radius (m)
+
+    def __init__(self, lon0: float, lat0: float) -> None:
+        self.lon0, self.lat0 = lon0, lat0
+        self.kx = np.radians(1.0) * self.R * np.cos(np.radians(lat0))
+        self.ky = np.radians(1.0) * self.R
+
+    def transform(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lon = np.asarray(lon, dtype=float)
+        lat = np.asarray(lat, dtype=float)
+        return (lon - self.lon0) * self.kx, (lat - self.lat0) * self.ky
 
 
 def _phone_forms(values: pa.Array, fields: pa.Array, country_code: str | None
@@ -349,20 +371,18 @@ class _Checker:
         self._boundary = None
         self._vertex_numbers = np.zeros(0)
         if len(s.lon):
-            from pyproj import CRS, Transformer
             from scipy.spatial import cKDTree
 
-            lon0, lat0 = float(np.median(s.lon)), float(np.median(s.lat))
-            local = CRS.from_proj4(f"+proj=aeqd +lat_0={lat0} +lon_0={lon0} +units=m")
-            self._transform = Transformer.from_crs("EPSG:4326", local, always_xy=True)
+            self._transform = _Local(float(np.median(s.lon)), float(np.median(s.lat)))
             x, y = self._transform.transform(s.lon, s.lat)
             self._tree = cKDTree(np.column_stack([x, y]))
             if s.boundaries is not None:
                 import shapely
 
-                geo = s.boundaries.to_crs(local.to_wkt())  # type: ignore[attr-defined]
-                self._boundary = shapely.STRtree(shapely.boundary(geo.values))
                 wgs = s.boundaries.to_crs("EPSG:4326")  # type: ignore[attr-defined]
+                local = shapely.transform(wgs.values, lambda xy: np.column_stack(
+                    self._transform.transform(xy[:, 0], xy[:, 1])))
+                self._boundary = shapely.STRtree(shapely.boundary(local))
                 # every boundary vertex's longitude and latitude, sorted: a pair of two numbers
                 # that are such a number, as printed, is boundary geometry
                 self._vertex_numbers = np.unique(shapely.get_coordinates(wgs.values).ravel())
@@ -412,10 +432,11 @@ class _Checker:
             spots: list[tuple[int, int]] = []
             for g, (_, t) in enumerate(batch):
                 for m in _PHONE.finditer(t):
-                    if _DECIMAL.fullmatch(m.group(0)):
+                    run = m.group(0)
+                    if _DECIMAL.fullmatch(run):
                         continue
-                    digits = re.sub(r"\D", "", m.group(0))
-                    if len(digits) >= MIN_PHONE_DIGITS:
+                    digits = run.translate(_NOT_DIGIT)
+                    if len(digits) >= MIN_PHONE_DIGITS and digits.isdigit():
                         runs.append(digits)
                         spots.append((g, m.start()))
             probe = pa.array(runs, pa.string())

@@ -462,40 +462,51 @@ def partial_counts(households: pd.DataFrame, indicators: pd.DataFrame,
         ``<ladder>_ladder_known_persons``; for the flood indicators ``<name>_persons_true`` and
         ``<name>_persons_known`` (the person-weighted figures of :func:`city_summary`).
     """
-    key = households[by]
-    size = pd.to_numeric(households["hh_size"], errors="coerce").astype(float)
-    cols: dict[str, pd.Series] = {
-        "households": key.groupby(key).size().astype(float),
-        "population": size.groupby(key).sum(),
-    }
+    # one factorisation of the groups, then a weighted bincount per column: columnar, and
+    # exact (sums of 0/1 and of whole household sizes, far below 2**53)
+    codes, groups = pd.factorize(households[by], sort=True)
+    ok = codes >= 0
+    codes = codes[ok]
+    g = len(groups)
+    size = np.nan_to_num(pd.to_numeric(households["hh_size"], errors="coerce")
+                         .to_numpy(dtype=float)[ok])
+
+    def total(weights: np.ndarray | None = None) -> np.ndarray:
+        return np.bincount(codes, weights=weights, minlength=g).astype(float)
+
+    def flags(v: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+        known = v.notna().to_numpy()[ok]
+        true = v.fillna(False).to_numpy(dtype=bool)[ok] & known
+        return true, known
+
+    cols: dict[str, np.ndarray] = {"households": total(), "population": total(size)}
     for name in _summed_names():
-        v = indicators[name]
-        cols[f"{name}_true"] = v.fillna(False).astype(int).groupby(key).sum().astype(float)
-        cols[f"{name}_known"] = v.notna().astype(int).groupby(key).sum().astype(float)
-    slum = indicators["slum_household"]
-    cols["slum_persons"] = size.where(slum.fillna(False).astype(bool), 0.0).groupby(key).sum()
-    cols["slum_known_persons"] = size.where(slum.notna(), 0.0).groupby(key).sum()
-    cols["slum_known_n"] = slum.notna().astype(int).groupby(key).sum().astype(float)
+        true, known = flags(indicators[name])
+        cols[f"{name}_true"] = total(true.astype(float))
+        cols[f"{name}_known"] = total(known.astype(float))
+    true, known = flags(indicators["slum_household"])
+    cols["slum_persons"] = total(np.where(true, size, 0.0))
+    cols["slum_known_persons"] = total(np.where(known, size, 0.0))
+    cols["slum_known_n"] = total(known.astype(float))
     for name in PERSON_WEIGHTED:
-        v = indicators[name]
-        cols[f"{name}_persons_true"] = size.where(v.fillna(False).astype(bool), 0.0).groupby(
-            key).sum()
-        cols[f"{name}_persons_known"] = size.where(v.notna(), 0.0).groupby(key).sum()
-    table = pd.DataFrame(cols)
-    table.index.name = by
+        true, known = flags(indicators[name])
+        cols[f"{name}_persons_true"] = total(np.where(true, size, 0.0))
+        cols[f"{name}_persons_known"] = total(np.where(known, size, 0.0))
     for ladder, levels in LADDERS.items():
         names = [lv for lv, _ in levels]
-        col = indicators[f"{ladder}_ladder"]
-        counts = (pd.crosstab(key, col) if len(key) else pd.DataFrame(index=table.index))
-        counts = counts.reindex(index=table.index, columns=names, fill_value=0).astype(float)
-        persons = (pd.crosstab(key, col, values=size, aggfunc="sum") if len(key)
-                   else pd.DataFrame(index=table.index))
-        persons = persons.reindex(index=table.index, columns=names).fillna(0.0).astype(float)
-        for level in names:
-            table[f"{ladder}_ladder_{level}"] = counts[level].to_numpy()
-            table[f"{ladder}_ladder_{level}_persons"] = persons[level].to_numpy()
-        table[f"{ladder}_ladder_known"] = counts.sum(axis=1).to_numpy()
-        table[f"{ladder}_ladder_known_persons"] = persons.sum(axis=1).to_numpy()
+        level = pd.Categorical(indicators[f"{ladder}_ladder"].to_numpy(dtype=object)[ok],
+                               categories=names).codes
+        on = level >= 0
+        cell = codes[on] * len(names) + level[on]
+        n = np.bincount(cell, minlength=g * len(names)).astype(float).reshape(g, len(names))
+        p = np.bincount(cell, weights=size[on], minlength=g * len(names)).reshape(
+            g, len(names))
+        for j, lv in enumerate(names):
+            cols[f"{ladder}_ladder_{lv}"] = n[:, j]
+            cols[f"{ladder}_ladder_{lv}_persons"] = p[:, j]
+        cols[f"{ladder}_ladder_known"] = n.sum(axis=1)
+        cols[f"{ladder}_ladder_known_persons"] = p.sum(axis=1)
+    table = pd.DataFrame(cols, index=pd.Index(groups, name=by))
     return table.copy()
 
 

@@ -370,8 +370,8 @@ def household_stages(cfg: Config, settlements: Settlements, households: pd.DataF
     with stages.stage("indicators", n, "households"):
         ind = compute_indicators(households, t)
     with stages.stage("counts", n, "households"):
-        inside = households["settlement_id"].notna().to_numpy()
-        counts = partial_counts(households.loc[inside], ind.loc[inside], "settlement_id")
+        # households outside every settlement (no settlement id) belong to no group
+        counts = partial_counts(households, ind, "settlement_id")
     with stages.stage("hexagons", n, "households"):
         cells = hexagon_counts(households["latitude"], households["longitude"],
                                ind["slum_household"], cfg.map.h3_resolution)

@@ -13,8 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from profiling.indicators import INDICATORS, LADDERS, PRIORITY_NEEDS
 from profiling.publish._data import RunTables, fmt, missing, safe_id, suppressed_text
 
@@ -58,10 +56,10 @@ def _environment() -> Any:
                               trim_blocks=True, lstrip_blocks=True)
 
 
-def _share_rows(row: pd.Series, names: list[str], k: int) -> list[dict[str, str]]:
+def _share_rows(row: Any, names: list[str], k: int) -> list[dict[str, str]]:
     rows = []
     for n in names:
-        if f"{n}_share" not in row.index:
+        if f"{n}_share" not in row:
             continue
         share, count = row[f"{n}_share"], row.get(f"{n}_n")
         rows.append({"label": LABELS.get(n, n), "share": fmt(share, "share"),
@@ -78,7 +76,7 @@ def _words(rule: str, params: dict[str, float]) -> str:
         return rule
 
 
-def _ladder(row: pd.Series, name: str, params: dict[str, float]) -> dict[str, Any]:
+def _ladder(row: Any, name: str, params: dict[str, float]) -> dict[str, Any]:
     levels = LADDERS[name]
     parts = []
     widths: list[float] = []
@@ -95,7 +93,7 @@ def _ladder(row: pd.Series, name: str, params: dict[str, float]) -> dict[str, An
             "n": fmt(n, "number") if not missing(n) else ""}
 
 
-def settlement_context(tables: RunTables, row: pd.Series) -> dict[str, Any]:
+def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
     """Everything one settlement's page shows, formatted."""
     k = tables.k
     sid = str(row["settlement_id"])
@@ -150,7 +148,7 @@ def settlement_context(tables: RunTables, row: pd.Series) -> dict[str, Any]:
     }
 
 
-def render_page(tables: RunTables, row: pd.Series, env: Any = None) -> tuple[str, str]:
+def render_page(tables: RunTables, row: Any, env: Any = None) -> tuple[str, str]:
     """One settlement's page: its file name (``<settlement_id>.html``) and its HTML."""
     env = env or _environment()
     ctx = settlement_context(tables, row)
@@ -172,7 +170,7 @@ def write_atlas(tables: RunTables, on_page: Callable[[], None] | None = None
     written: dict[str, Path] = {}
     t = tables.settlements
     rows = []
-    for _, row in t.iterrows():
+    for row in t.drop(columns="geometry", errors="ignore").to_dict("records"):
         ctx = settlement_context(tables, row)
         path = folder / f"{safe_id(ctx['id'])}.html"
         path.write_text(page.render(s=ctx), encoding="utf-8")

@@ -108,7 +108,7 @@ def _mapped(tables: RunTables, settings: MapSettings) -> list[MapIndicator]:
     return [indicator(c) for c in cols if c in tables.settlements.columns]
 
 
-def popup_rows(row: pd.Series, k: int) -> list[list[str]]:
+def popup_rows(row: Any, k: int) -> list[list[str]]:
     """The mini-profile of a settlement: (label, figure) pairs, no household figure when the
     settlement is suppressed."""
     rows: list[list[str]] = []
@@ -118,11 +118,11 @@ def popup_rows(row: pd.Series, k: int) -> list[list[str]]:
         rows += [["Households", fmt(row["households"], "number")],
                  ["Persons", fmt(row.get("population"), "number")]]
         for m in MAIN_INDICATORS:
-            if m.household_based and m.kind == "share" and m.column in row.index:
+            if m.household_based and m.kind == "share" and m.column in row:
                 rows.append([m.label, fmt(row[m.column], m.kind)])
-    if "flood_area_share" in row.index:
+    if "flood_area_share" in row:
         rows.append(["Area flooded (≥ exposure depth)", fmt(row["flood_area_share"], "share")])
-    if "cuf_rank" in row.index:
+    if "cuf_rank" in row:
         rows.append(["CUF rank", fmt(row["cuf_rank"], "rank")
                      if not missing(row["cuf_rank"]) else "not ranked"])
     return rows
@@ -147,13 +147,15 @@ def map_data(tables: RunTables, settings: MapSettings, hazards: list[dict[str, A
     import shapely
 
     features = []
-    for i, (_, row) in enumerate(t.iterrows()):
+    shapes = shapely.to_geojson(geoms)  # all at once
+    records = t.drop(columns="geometry", errors="ignore").to_dict("records")
+    for i, row in enumerate(records):
         sup = missing(row.get("households"))
         figs = {m.column: (suppressed_text(k) if sup and m.household_based
                            else fmt(row[m.column], m.kind)) for m in mapped}
         features.append({
             "type": "Feature",
-            "geometry": json.loads(shapely.to_geojson(geoms[i])),
+            "geometry": json.loads(shapes[i]),
             "properties": {
                 "id": str(row["settlement_id"]), "name": str(row["name"]),
                 "href": f"atlas/{safe_id(row['settlement_id'])}.html", "suppressed": sup,
