@@ -95,3 +95,27 @@ def test_prioritise_reruns_only_the_cuf_stage(tmp_path):
     bad = cli("prioritise", str(REPO / "configs" / "demo.yaml"), "--out", str(out),
               "--weights", "slumm=1")
     assert bad.returncode == 2 and "unknown criteria slumm" in bad.stderr
+
+
+def test_a_run_shows_its_stages_and_records_them(tmp_path):
+    """Progress for every stage (quiet under -q), each stage's seconds and peak memory in the
+    manifest, and none of pyogrio's "Created N records" noise."""
+    out = tmp_path / "out"
+    proc = cli("run", str(REPO / "configs" / "demo.yaml"), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((out / "run_manifest.json").read_text())
+    stages = {s["name"]: s for s in manifest["stages"]}
+    for name in ("ingest", "hazard exposure", "indicators", "counts", "tables", "publish",
+                 "audit"):
+        assert name in proc.stderr, name  # its progress bar
+        assert stages[name]["seconds"] > 0 and stages[name]["peak_rss_mib"] > 0
+    assert stages["ingest"]["work"] == manifest["counts"]["read"]
+    assert stages["indicators"]["work"] == manifest["counts"]["accepted"]
+    settlements = (out / "settlement_indicators.csv").read_text().count("\n") - 1
+    assert stages["publish"]["work"] == settlements
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert stages["audit"]["work"] == len(files)  # every file but none written after it
+    assert "Created" not in proc.stderr
+    quiet = cli("run", str(REPO / "configs" / "demo.yaml"), "--out", str(tmp_path / "q"), "-q")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "━" not in quiet.stderr and "ingest" not in quiet.stderr  # warnings only
