@@ -83,13 +83,21 @@ def enumeration_dates(households: pd.DataFrame, k: int = 5) -> pd.DataFrame:
     col = "start" if "start" in households.columns else "submitted_at"
     if col not in households.columns or "settlement_id" not in households.columns:
         return pd.DataFrame(columns=["settlement_id", "first_interview", "last_interview"])
-    when = pd.to_datetime(households[col], errors="coerce", utc=True, format="mixed")
-    frame = pd.DataFrame({"settlement_id": households["settlement_id"], "day": when.dt.date})
+    # ingest keeps only ISO 8601 times (others are dropped values): parsed as such, in UTC
+    when = households[col]
+    if not pd.api.types.is_datetime64_any_dtype(when):
+        when = pd.to_datetime(when, errors="coerce", utc=True, format="ISO8601")
+    frame = pd.DataFrame({"settlement_id": households["settlement_id"],
+                          "when": pd.to_datetime(when, utc=True)})
     frame = frame.dropna(subset=["settlement_id"])
     g = frame.groupby("settlement_id", sort=True)
-    out = pd.DataFrame({"n": g.size(), "first_interview": g["day"].min(),
-                        "last_interview": g["day"].max()})
+    out = pd.DataFrame({"n": g.size(), "first": g["when"].min(), "last": g["when"].max()})
     out = out[out["n"] >= k]
+
+    def day(t: pd.Series) -> pd.Series:
+        return t.dt.strftime("%Y-%m-%d").where(t.notna())
+
+    out = out.assign(first_interview=day(out["first"]), last_interview=day(out["last"]))
     return out.reset_index()[["settlement_id", "first_interview", "last_interview"]]
 
 

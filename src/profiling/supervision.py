@@ -46,7 +46,12 @@ def supervision_report(submissions: pd.DataFrame) -> pd.DataFrame:
     end_t = pd.to_datetime(s["end"].astype("string"), utc=True, format="ISO8601",
                            errors="coerce")
     local_day = start.str.slice(0, 10).where(start_t.notna())
-    sub_day = pd.to_datetime(s["submitted_at"], utc=True, errors="coerce").dt.strftime("%Y-%m-%d")
+    # the submission's UTC date, formatted only where the interview start gives no day
+    need = local_day.isna().to_numpy()
+    sub_day = pd.Series(pd.NA, index=s.index, dtype="string")
+    if need.any():
+        sub_day[need] = pd.to_datetime(s["submitted_at"][need], utc=True, errors="coerce"
+                                       ).dt.strftime("%Y-%m-%d").astype("string")
     minutes = (end_t - start_t).dt.total_seconds() / 60.0
     accepted = s["status"] == "accepted"
     frame = pd.DataFrame({
