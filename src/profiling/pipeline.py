@@ -13,6 +13,7 @@ import math
 import secrets
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -167,11 +168,27 @@ def run(cfg: Config, out_dir: str | Path | None = None,
     _check_inputs(cfg, from_store)
     with stages.stage("boundaries"):
         settlements = load_settlements(cfg)
+    # without settlements there is nothing for workers to do: no cluster is started
+    ex = Execution.from_settings(cfg.execution) if settlements is not None else Execution()
+    # the map's hazard overlays need only the rasters: rendered in the background meanwhile
+    background = ThreadPoolExecutor(1, thread_name_prefix="overlays")
+    overlays = None
+    if settlements is not None and settlements.has_geometry:
+        from profiling.publish import start_overlays
+
+        overlays = start_overlays(cfg, background)
+    try:
+        return _run(cfg, out, stages, settlements, ex, overlays, t0, started, from_store)
+    finally:
+        background.shutdown(wait=True, cancel_futures=True)
+
+
+def _run(cfg: Config, out: Path, stages: Stages, settlements: Settlements | None,
+         ex: Execution, overlays: Future[Any] | None, t0: float, started: datetime,
+         from_store: bool) -> RunResult:
     t = thresholds(cfg)
     outputs: dict[str, Path] = {}
     table = city = None
-    # without settlements there is nothing for workers to do: no cluster is started
-    ex = Execution.from_settings(cfg.execution) if settlements is not None else Execution()
     with cluster(ex) as client:
         # with a store, the run analyses what `profiling load` has put in it
         with stages.stage("ingest", len(cfg.surveys) or None, "files") as st:
@@ -218,7 +235,7 @@ def run(cfg: Config, out_dir: str | Path | None = None,
         from profiling.publish import publish
 
         with stages.stage("publish", len(table), "pages") as st:
-            outputs.update(publish(out, cfg, on_page=st.advance))
+            outputs.update(publish(out, cfg, on_page=st.advance, overlays=overlays))
 
     manifest = {
         "software": {"name": "profiling", "version": __version__},

@@ -9,30 +9,45 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from pathlib import Path
+from typing import Any
 
 from profiling.config import Config
 
 log = logging.getLogger(__name__)
 
-__all__ = ["publish"]
+__all__ = ["publish", "start_overlays"]
+
+
+def start_overlays(cfg: Config, pool: Executor) -> Future[Any] | None:
+    """Start rendering the hazard overlays on ``pool`` (they read only the rasters, mostly in
+    GDAL, which releases the GIL: a run renders them while it ingests)."""
+    if not cfg.hazards:
+        return None
+    from profiling.publish.maps import render_overlays
+
+    return pool.submit(render_overlays, list(cfg.hazards))
 
 
 def publish(out_dir: str | Path, cfg: Config, pdf: bool = False,
-            on_page: Callable[[], None] | None = None) -> dict[str, Path]:
+            on_page: Callable[[], None] | None = None,
+            overlays: Future[Any] | None = None) -> dict[str, Path]:
     """Write ``map.html`` (with ``map_files/``), ``maps/*.png`` and ``atlas/`` to ``out_dir``
     from the tables already there; with ``pdf``, also ``atlas/pdf/*.pdf``. ``on_page`` is
-    called after each settlement's atlas page (progress)."""
+    called after each settlement's atlas page (progress); ``overlays``, the hazard overlays
+    being rendered already (:func:`start_overlays`)."""
     from profiling.publish._data import read_tables
     from profiling.publish.atlas import write_atlas, write_pdfs
     from profiling.publish.maps import write_map, write_pngs
 
     tables = read_tables(out_dir)
     written: dict[str, Path] = {}
-    if tables.has_geometry:
-        written.update(write_map(tables, cfg.map, cfg.hazards))
-        written.update(write_pngs(tables, cfg.map))
     written.update(write_atlas(tables, on_page))
+    if tables.has_geometry:
+        rendered = overlays.result() if overlays is not None else None
+        written.update(write_map(tables, cfg.map, cfg.hazards, rendered))
+        written.update(write_pngs(tables, cfg.map))
     if pdf:
         written.update(write_pdfs(Path(out_dir) / "atlas"))
     log.info("published %d files: map, atlas and PNG maps", len(written))

@@ -195,7 +195,28 @@ OVERLAY_MAX_SIDE = 2048
 
 
 def hazard_overlays(hazards: list[Any], folder: Path) -> list[dict[str, Any]]:
-    """Each configured hazard raster as a coloured PNG in EPSG:4326 with its legend.
+    """Each configured hazard raster as a coloured PNG in EPSG:4326 (written to ``folder``)
+    with its legend: :func:`render_overlays`, then :func:`save_overlays`."""
+    return save_overlays(render_overlays(hazards), folder)
+
+
+def save_overlays(overlays: list[tuple[dict[str, Any], np.ndarray]], folder: Path
+                  ) -> list[dict[str, Any]]:
+    """Write each rendered overlay's image to ``folder``; returns what the page reads."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = []
+    for meta, rgba in overlays:
+        plt.imsave(folder / Path(meta["image"]).name, rgba, metadata={"Software": None})
+        out.append(meta)
+    return out
+
+
+def render_overlays(hazards: list[Any]) -> list[tuple[dict[str, Any], np.ndarray]]:
+    """Each configured hazard raster coloured in EPSG:4326 (an RGBA array), with its legend.
 
     The raster is read decimated to display resolution (:func:`profiling.hazard.preview`: at
     most :data:`OVERLAY_MAX_SIDE` pixels on the long side, one tile at a time), then warped,
@@ -251,18 +272,15 @@ def hazard_overlays(hazards: list[Any], folder: Path) -> list[dict[str, Any]]:
                 legend.append([colour, f"class {v:g}"])
             unit = "susceptibility class"
         name = f"hazard_{safe_id(h.name)}.png"
-        import matplotlib.pyplot as plt
-
-        plt.imsave(folder / name, rgba, metadata={"Software": None})
         west, north = dst_t.c, dst_t.f
         east, south = west + dst_t.a * w, north + dst_t.e * hgt
         shown = (f"return period {layer.labels[0]}" if layer.return_periods
                  else f"scenario {layer.labels[0]}" if layer.labels else None)
-        out.append({"name": h.name, "unit": unit, "legend": legend,
-                    "source": path.name, "scenario": shown,
-                    "image": f"{ASSETS}/{name}",
-                    "bounds": [[round(south, 6), round(west, 6)], [round(north, 6),
-                                                                   round(east, 6)]]})
+        out.append(({"name": h.name, "unit": unit, "legend": legend,
+                     "source": path.name, "scenario": shown,
+                     "image": f"{ASSETS}/{name}",
+                     "bounds": [[round(south, 6), round(west, 6)], [round(north, 6),
+                                                                    round(east, 6)]]}, rgba))
     return out
 
 
@@ -277,9 +295,12 @@ def _script_json(data: object) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def write_map(tables: RunTables, settings: MapSettings, hazards: list[Any] | None = None
+def write_map(tables: RunTables, settings: MapSettings, hazards: list[Any] | None = None,
+              overlays: list[tuple[dict[str, Any], np.ndarray]] | None = None
               ) -> dict[str, Path]:
-    """Write ``map.html`` and its folder of scripts, styles and images; nothing is fetched."""
+    """Write ``map.html`` and its folder of scripts, styles and images; nothing is fetched.
+    ``overlays``: the hazards already rendered (:func:`render_overlays`), else they are
+    rendered here."""
     import branca.element as be
     import folium
 
@@ -299,7 +320,9 @@ def write_map(tables: RunTables, settings: MapSettings, hazards: list[Any] | Non
     for name in ("map.js", "map.css"):
         (folder / name).write_bytes((templates / name).read_bytes())
 
-    data = map_data(tables, settings, hazard_overlays(list(hazards or []), folder))
+    if overlays is None:
+        overlays = render_overlays(list(hazards or []))
+    data = map_data(tables, settings, save_overlays(overlays, folder))
     (folder / "data.js").write_text("window.PROFILING_MAP = " + _script_json(data) + ";\n",
                                     encoding="utf-8")
     t = tables.settlements
