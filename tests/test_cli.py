@@ -119,3 +119,26 @@ def test_a_run_shows_its_stages_and_records_them(tmp_path):
     quiet = cli("run", str(REPO / "configs" / "demo.yaml"), "--out", str(tmp_path / "q"), "-q")
     assert quiet.returncode == 0, quiet.stderr
     assert "━" not in quiet.stderr and "ingest" not in quiet.stderr  # warnings only
+
+
+def test_consent_is_never_assumed_and_a_stated_one_is_recorded(tmp_path, squares_file):
+    rows = [household(f"k{i}") for i in range(6)]
+    for r in rows:
+        del r["consent"]
+    survey = write_csv(tmp_path / "k.csv", rows)
+    refused = cli("run", "--survey", str(survey), "--boundaries", str(squares_file), "--out",
+                  str(tmp_path / "refused"), "-q")
+    assert refused.returncode == 2
+    assert "k.csv: has no consent field" in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "refused" / "settlement_indicators.csv").exists()
+    statement = "signed forms kept at the ward office"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps({
+        "surveys": [{"path": str(survey), "consent": {"collected_outside_form": statement}}],
+        "boundaries": str(squares_file), "output_dir": str(tmp_path / "out")}))
+    proc = cli("run", str(cfg), "-q")
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((tmp_path / "out" / "run_manifest.json").read_text())
+    assert manifest["inputs"]["surveys"][0]["consent_outside_form"] == statement
+    assert manifest["counts"]["accepted"] == 6
+    assert statement in (tmp_path / "out" / "atlas" / "index.html").read_text()

@@ -16,7 +16,7 @@ import shapely
 from openpyxl import Workbook
 
 from profiling import FormError, InputFileError
-from profiling.config import FieldSource, SurveySource
+from profiling.config import ConsentStatement, FieldSource, SurveySource
 from profiling.form import reference_form
 from profiling.ingest import compile_constraint, ingest
 from profiling.join import Settlements, check_boundaries, place, prepare
@@ -367,7 +367,8 @@ def test_field_mapping_reads_another_survey(tmp_path, squares):
                                                             "tap": "public_tap"}),
         "rooms_sleeping": "rooms",
     }
-    res = ingest([SurveySource(path=path, field_mapping=mapping)], FORM, squares,
+    res = ingest([SurveySource(path=path, field_mapping=mapping, consent=ConsentStatement(
+        collected_outside_form="verbal, recorded on the paper list"))], FORM, squares,
                  assign_by="column")
     hh = by_key(res)
     assert hh["hh_size"].to_dict() == {"1": 5, "2": 1}
@@ -466,3 +467,38 @@ def test_privacy_classes_from_the_configuration(tmp_path, squares_file):
 
     with pytest.raises(ConfigError, match="not a field"):
         load_form(parse_config({"surveys": [str(path)], "privacy": {"nope": "direct"}}))
+
+
+# -- consent is never assumed (issue 15) ----------------------------------------------------
+
+def _without_consent(tmp_path: Path) -> Path:
+    rows = [household("k1"), household("k2")]
+    for r in rows:
+        del r["consent"]
+    return write_csv(tmp_path / "no_consent_column.csv", rows)
+
+
+def test_an_export_without_a_consent_field_is_refused(tmp_path, squares):
+    path = _without_consent(tmp_path)
+    with pytest.raises(FormError, match=r"no_consent_column\.csv: has no consent field.*"
+                                        r"consent is never assumed.*collected_outside_form"):
+        ingest([SurveySource(path=path)], FORM, squares)
+
+
+def test_consent_collected_outside_the_form_is_taken_as_stated(tmp_path, squares):
+    path = _without_consent(tmp_path)
+    said = ConsentStatement(collected_outside_form="signed forms kept at the ward office")
+    res = ingest([SurveySource(path=path, consent=said)], FORM, squares)
+    assert res.counts["accepted"] == 2 and res.counts["no_consent"] == 0
+    assert res.inputs[0].consent_outside_form == "signed forms kept at the ward office"
+
+
+def test_a_blank_consent_statement_is_no_statement():
+    with pytest.raises(ValueError, match="say how consent was obtained"):
+        ConsentStatement(collected_outside_form="   ")
+
+
+def test_a_blank_consent_answer_rejects_its_row(tmp_path, squares):
+    rows = [household("k1"), household("k2", consent=""), household("k3", consent="maybe")]
+    res = ingest([SurveySource(path=write_csv(tmp_path / "c.csv", rows))], FORM, squares)
+    assert (res.counts["accepted"], res.counts["rejected"]) == (1, 2)

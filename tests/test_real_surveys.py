@@ -12,11 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from profiling.config import FieldSource, SurveySource
+from profiling.config import ConsentStatement, FieldSource, SurveySource
 from profiling.form import reference_form
 from profiling.ingest import ingest
 from profiling.join import prepare, read_boundaries
 
+#: These public surveys have no consent field; their publishers state that respondents consented
+#: (see each folder's SOURCE.md), which a configuration must say explicitly (CONTRACT.md §1).
+CONSENT = ConsentStatement(collected_outside_form="stated by the survey's publisher")
 FORM = reference_form()
 
 
@@ -66,7 +69,7 @@ def test_epfl_nairobi_kobo_export(tmp_path, shared_data):
                                      values={"Y": "yes", "N": "no"}),
     }
     settlements = settlement_list(tmp_path, ["Mabatini", "Vietnam"])
-    res = ingest([SurveySource(path=merged, field_mapping=mapping)], FORM, settlements,
+    res = ingest([SurveySource(path=merged, field_mapping=mapping, consent=CONSENT)], FORM, settlements,
                  assign_by="column")
     c = res.counts
     # SOURCE.md: 1,147 households, 3,786 people; Mabatini 576, Vietnam 571
@@ -108,7 +111,7 @@ def test_accra_water_cost_survey(tmp_path, shared_data):
         "hh_head_sex": "gender",
     }
     settlements = settlement_list(tmp_path, ["abuja", "kg"])
-    res = ingest([SurveySource(path=path, field_mapping=mapping, na_values=["NA"])], FORM,
+    res = ingest([SurveySource(path=path, field_mapping=mapping, na_values=["NA"], consent=CONSENT)], FORM,
                  settlements, assign_by="column")
     # SOURCE.md: 116 households, abuja 56 and kg 60
     assert res.counts["read"] == 116 and res.counts["accepted"] == 116
@@ -136,7 +139,7 @@ def test_malawi_gps_survey(tmp_path, shared_data):
         "water_minutes": "water_collection_time_minutes",
     }
     villages = sorted({r["village"] for r in raw})
-    res = ingest([SurveySource(path=path, field_mapping=mapping, na_values=["NA"])], FORM,
+    res = ingest([SurveySource(path=path, field_mapping=mapping, na_values=["NA"], consent=CONSENT)], FORM,
                  settlement_list(tmp_path, villages), assign_by="column")
     # SOURCE.md: 423 GPS-located households; no submission key, so no row is a duplicate
     assert res.counts["read"] == 423 and res.counts["accepted"] == 423
@@ -153,7 +156,7 @@ def test_unmatched_settlement_is_rejected(tmp_path, shared_data):
     path = shared_data / "openwashdata_watercostaccra" / "households.csv"
     mapping = {"key": "id", "settlement_reported": "community",
                "hh_size": FieldSource(sum=["adult_count", "child_count"])}
-    res = ingest([SurveySource(path=path, field_mapping=mapping, na_values=["NA"])], FORM,
+    res = ingest([SurveySource(path=path, field_mapping=mapping, na_values=["NA"], consent=CONSENT)], FORM,
                  settlement_list(tmp_path, ["abuja"]), assign_by="column")
     assert res.counts["accepted"] == 56 and res.counts["rejected"] == 60
     assert set(res.rejects["value"]) == {"kg"}
@@ -176,7 +179,7 @@ def test_malawi_indicator_shares_match_the_published_counts(tmp_path, shared_dat
     mapping = {"latitude": "latitude", "longitude": "longitude", "settlement_reported": "district",
                "hh_size": "household_size",
                "water_source": FieldSource(column="main_water_source", values=MALAWI_WATER)}
-    res = ingest([SurveySource(path=path, field_mapping=mapping, na_values=["NA"])], FORM,
+    res = ingest([SurveySource(path=path, field_mapping=mapping, na_values=["NA"], consent=CONSENT)], FORM,
                  settlement_list(tmp_path, ["Zomba", "Mangochi"]), assign_by="column")
     hh = res.households
     table = aggregate(hh, compute_indicators(hh), groups=["Zomba", "Mangochi"])

@@ -64,6 +64,21 @@ class FieldSource(_Strict):
         return list(self.sum or self.coalesce or [])
 
 
+class ConsentStatement(_Strict):
+    """How consent was obtained for a survey whose export has no consent field: recorded in the
+    manifest and shown in the atlas. Nothing is assumed without it (CONTRACT.md §1)."""
+
+    collected_outside_form: str = Field(min_length=1)
+
+    @field_validator("collected_outside_form")
+    @classmethod
+    def _said(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("say how consent was obtained (for example 'signed forms kept at "
+                             "the ward office'); a blank statement is no statement")
+        return v.strip()
+
+
 class SurveySource(_Strict):
     """One survey export to read."""
 
@@ -80,6 +95,8 @@ class SurveySource(_Strict):
     #: Reference field (full or short name, or one of ``key``, ``submission_time``,
     #: ``latitude``, ``longitude``, ``gps_precision``) -> the column or columns that hold it.
     field_mapping: dict[str, str | FieldSource] | None = None
+    #: For an export without a consent field: how consent was obtained outside the form.
+    consent: ConsentStatement | None = None
 
 
 class HazardSource(_Strict):

@@ -102,6 +102,9 @@ class InputSummary:
     labels: str
     columns_used: int
     columns_ignored: list[str]
+    #: How consent was obtained, when the export has no consent field and the configuration
+    #: says (``consent: {collected_outside_form: ...}``); None when the export asks it.
+    consent_outside_form: str | None = None
 
 
 @dataclass
@@ -441,6 +444,7 @@ def read_surveys(sources: Sequence[SurveySource], form: Form,
         norm = _normalise(raw, src, form)
         _check_is_this_form(raw, norm, form, src)
         f = norm.frame
+        outside = _consent_outside_form(raw, f, src)
         if "key" not in f.columns:
             # A survey with no submission key at all: each row is its own household.
             f["key"] = pd.Series([f"{raw.sha256[:12]}-{r}" for r in raw.rows], index=f.index,
@@ -451,7 +455,7 @@ def read_surveys(sources: Sequence[SurveySource], form: Form,
         frames.append(f)
         malformed += [(label, r, p) for r, p in raw.malformed]
         inputs.append(InputSummary(str(src.path), raw.format, raw.sha256, raw.n_read,
-                                   norm.labels, norm.used, norm.ignored))
+                                   norm.labels, norm.used, norm.ignored, outside))
         log.info("read %s: %d rows (%s, %s)", label, raw.n_read, raw.format, norm.labels)
         if progress:
             progress(label)
@@ -460,6 +464,31 @@ def read_surveys(sources: Sequence[SurveySource], form: Form,
         if c not in ("_file", "_order", "_row") and frame[c].dtype != STRING:
             frame[c] = frame[c].astype(STRING)
     return frame, inputs, malformed
+
+
+def _consent_outside_form(raw: RawExport, frame: pd.DataFrame, src: SurveySource
+                          ) -> str | None:
+    """Consent is never assumed: an export without a consent field is refused, unless its
+    configuration says how consent was obtained outside the form; its households then carry
+    that statement's ``yes``. A consent field that is present is read row by row."""
+    if "consent" in frame.columns:
+        if src.consent is not None:
+            log.warning("%s: has a consent field; it is read row by row and the configured "
+                        "statement about consent collected outside the form is not used",
+                        raw.path)
+        return None
+    if src.consent is None:
+        raise FormError(raw.path, "has no consent field, so no household in it can be kept: "
+                                  "consent is never assumed. If consent was obtained outside the "
+                                  "form, say how in this survey's configuration, e.g. consent: "
+                                  "{collected_outside_form: \"signed forms kept at the ward "
+                                  "office\"}; or map the export's consent column with "
+                                  "field_mapping")
+    statement = src.consent.collected_outside_form
+    log.warning("%s: no consent field; consent taken as obtained outside the form, as the "
+                "configuration states: %s", raw.path, statement)
+    frame["consent"] = pd.Series("yes", index=frame.index, dtype=STRING)
+    return statement
 
 
 def _check_is_this_form(raw: RawExport, norm: _Normalised, form: Form,

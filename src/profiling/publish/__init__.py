@@ -20,6 +20,12 @@ log = logging.getLogger(__name__)
 __all__ = ["publish", "start_overlays"]
 
 
+def consent_statements(cfg: Config) -> tuple[str, ...]:
+    """The configured statements of consent collected outside the form, once each."""
+    said = [s.consent.collected_outside_form for s in cfg.surveys if s.consent is not None]
+    return tuple(dict.fromkeys(said))
+
+
 def start_overlays(cfg: Config, pool: Executor) -> Future[Any] | None:
     """Start rendering the hazard overlays on ``pool`` (they read only the rasters, mostly in
     GDAL, which releases the GIL: a run renders them while it ingests)."""
@@ -42,6 +48,7 @@ def publish(out_dir: str | Path, cfg: Config, pdf: bool = False,
     from profiling.publish.maps import write_map, write_pngs
 
     tables = read_tables(out_dir)
+    tables.consent_outside_form = consent_statements(cfg)
     written: dict[str, Path] = {}
     written.update(write_atlas(tables, on_page))
     if tables.has_geometry:

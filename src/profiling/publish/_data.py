@@ -92,6 +92,9 @@ class RunTables:
     hexagons: pd.DataFrame
     dates: pd.DataFrame
     portfolio: pd.DataFrame | None
+    #: How consent was obtained outside the form, per export that had no consent field (from
+    #: the configuration; shown in the atlas).
+    consent_outside_form: tuple[str, ...] = ()
 
     @property
     def k(self) -> int:

@@ -145,6 +145,7 @@ def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
         "dates": None if drow is None else (str(drow["first_interview"]),
                                             str(drow["last_interview"])),
         "definitions": defs,
+        "consent_outside_form": list(tables.consent_outside_form),
     }
 
 
@@ -198,7 +199,8 @@ def write_atlas(tables: RunTables, on_page: Callable[[], None] | None = None
             city.append({"indicator": str(r.indicator).replace("_", " "),
                          "value": fmt(r.value, kind), "definition": str(r.definition)})
     index = env.get_template("atlas_index.html").render(
-        settlements=rows, city=city, k=tables.k, suppressed_text=suppressed_text(tables.k))
+        settlements=rows, city=city, k=tables.k, suppressed_text=suppressed_text(tables.k),
+        consent_outside_form=list(tables.consent_outside_form))
     (folder / "index.html").write_text(index, encoding="utf-8")
     written["atlas_index"] = folder / "index.html"
     return written
