@@ -66,8 +66,8 @@ MIN_VALUE_LENGTH = 4
 BATCH_CHARS = 64 * 2**20
 #: A phone number has at least this many digits (shorter runs of digits are not sought).
 MIN_PHONE_DIGITS = 7
-_TEXT = {".csv", ".json", ".geojson", ".html", ".htm", ".js", ".css", ".txt", ".svg", ".md",
-         ".xml", ".tsv"}
+_TEXT = {".csv", ".json", ".jsonl", ".geojson", ".html", ".htm", ".js", ".css", ".txt", ".svg",
+         ".md", ".xml", ".tsv"}
 _NUMBER = re.compile(r"-?\d{1,3}\.\d{4,}")
 
 #: Names: runs of letters and digits (any script); everything else separates words.
@@ -323,6 +323,9 @@ def audit(out_dir: str | Path, secrets: Secrets,
                     findings += checker.table_cells(rel, path)
                 elif suffix in (".json", ".geojson"):
                     findings += checker.json_cells(rel, text)
+                elif suffix == ".jsonl":  # one JSON document a line (the profiles' batch log)
+                    findings += checker.json_cells(rel, "[" + ",".join(
+                        line for line in text.splitlines() if line.strip()) + "]")
             elif suffix == ".gpkg":
                 findings += checker.gpkg(rel, path)
             elif suffix == ".png":
@@ -526,8 +529,10 @@ class _Checker:
     def json_cells(self, rel: str, text: str) -> list[Finding]:
         try:
             data = json.loads(text)
-        except json.JSONDecodeError:
-            return []
+        except json.JSONDecodeError as exc:
+            # its text was searched, but its figures cannot be checked: it is not cleared
+            return [Finding("unreadable", rel, f"line {exc.lineno}", "not valid JSON, so its "
+                            "figures cannot be checked for small cells")]
         rows = [r for r in _records(data)]
         return self._small(rel, pd.DataFrame(rows), "records") if rows else []
 
