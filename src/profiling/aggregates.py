@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from profiling.outputs import write_csv
+
 HEXAGON_COLUMNS = ["h3_cell", "households", "slum_household_share", "slum_household_n"]
 
 
@@ -109,6 +111,6 @@ def write_aggregates(out: Path, households: pd.DataFrame, hexagons: pd.DataFrame
                      k: int) -> dict[str, Path]:
     """Write ``hexagons.csv`` (from summed :func:`hexagon_counts`) and
     ``enumeration_dates.csv`` (from the households' interview times) to ``out``."""
-    hexagon_table(hexagons, k).to_csv(out / HEXAGONS, index=False, encoding="utf-8")
-    enumeration_dates(households, k).to_csv(out / DATES, index=False, encoding="utf-8")
+    write_csv(hexagon_table(hexagons, k), out / HEXAGONS)
+    write_csv(enumeration_dates(households, k), out / DATES)
     return {"hexagons": out / HEXAGONS, "enumeration_dates": out / DATES}

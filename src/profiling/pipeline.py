@@ -39,6 +39,7 @@ from profiling.indicators import (
 )
 from profiling.ingest import REJECT_COLUMNS, IngestResult, Placer, ingest
 from profiling.join import Settlements, prepare, read_boundaries
+from profiling.outputs import read_csv, write_csv
 from profiling.prioritise import DEFAULT_CRITERIA, Criterion, CufResult, Intervention, prioritise
 from profiling.supervision import supervision_report
 
@@ -222,14 +223,13 @@ def _run(cfg: Config, out: Path, stages: Stages, settlements: Settlements | None
         rejects = (result.rejects[REJECT_COLUMNS].rename(columns={"key": "household_id"})
                    if from_store  # the store's rejects already name households by keyed hash
                    else published_rejects(result.rejects, household_secret(cfg)))
-        rejects.to_csv(out / REJECTS, index=False, encoding="utf-8")
+        write_csv(rejects, out / REJECTS)
         outputs["rejects"] = out / REJECTS
-        supervision_report(result.submissions).to_csv(out / SUPERVISION, index=False,
-                                                      encoding="utf-8")
+        write_csv(supervision_report(result.submissions), out / SUPERVISION)
         outputs["supervision"] = out / SUPERVISION
         findings_b = settlements.frame.attrs.get("boundary_findings") if settlements else None
         if findings_b:
-            pd.DataFrame(findings_b).to_csv(out / "boundary_findings.csv", index=False)
+            write_csv(pd.DataFrame(findings_b), out / "boundary_findings.csv")
             outputs["boundary_findings"] = out / "boundary_findings.csv"
     if table is not None:
         from profiling.publish import publish
@@ -437,9 +437,9 @@ def reprioritise(cfg: Config, out_dir: str | Path | None = None, budget: float |
     path = out / SETTLEMENT_TABLE
     if not path.exists():
         raise ConfigError(f"{path} does not exist: run `profiling run` first")
-    table = pd.read_csv(path, dtype={"settlement_id": str, "name": str})
+    table = read_csv(path, dtype={"settlement_id": str, "name": str})
     cuf = run_cuf(cfg, table, budget, weights)
-    cuf.settlements.to_csv(path, index=False, encoding="utf-8")
+    write_csv(cuf.settlements, path)
     gpkg = out / SETTLEMENT_GPKG
     if gpkg.exists():
         import geopandas as gpd
@@ -456,12 +456,12 @@ def reprioritise(cfg: Config, out_dir: str | Path | None = None, budget: float |
 
 def write_cuf(out: Path, cuf: CufResult) -> dict[str, Path]:
     """``cuf_priorities.csv`` and, with a catalogue, ``cuf_portfolio.csv``."""
-    cuf.priorities.to_csv(out / PRIORITIES, index=False, encoding="utf-8")
+    write_csv(cuf.priorities, out / PRIORITIES)
     written = {"priorities": out / PRIORITIES}
     if cuf.portfolio is not None:
         t = cuf.portfolio.table.assign(method=cuf.portfolio.method,
                                        gap_to_upper_bound=cuf.portfolio.gap)
-        t.to_csv(out / PORTFOLIO, index=False, encoding="utf-8")
+        write_csv(t, out / PORTFOLIO)
         written["portfolio"] = out / PORTFOLIO
         log.info("portfolio (%s): %d projects, cost %.0f of %.0f, %.0f beneficiaries counted "
                  "once", cuf.portfolio.method, len(t), cuf.portfolio.cost, cuf.portfolio.budget,
@@ -474,7 +474,7 @@ def _write_tables(out: Path, settlements: Settlements, table: pd.DataFrame, city
     """The settlement table as CSV and GeoPackage layer, and the city summary (CSV, JSON)."""
     import geopandas as gpd
 
-    table.to_csv(out / SETTLEMENT_TABLE, index=False, encoding="utf-8")
+    write_csv(table, out / SETTLEMENT_TABLE)
     gpkg = out / SETTLEMENT_GPKG
     gpkg.unlink(missing_ok=True)
     if settlements.has_geometry:
@@ -483,9 +483,9 @@ def _write_tables(out: Path, settlements: Settlements, table: pd.DataFrame, city
                                  crs=settlements.frame.crs)
         layer.to_file(gpkg, layer="settlement_indicators", driver="GPKG")
     params = {"min_cell_size": k, **t.__dict__}
-    pd.DataFrame({"parameter": list(params), "value": list(params.values())}).to_csv(
-        out / "parameters.csv", index=False)
-    city.to_csv(out / f"{CITY_SUMMARY}.csv", index=False, encoding="utf-8")
+    write_csv(pd.DataFrame({"parameter": list(params), "value": list(params.values())}),
+              out / "parameters.csv")
+    write_csv(city, out / f"{CITY_SUMMARY}.csv")
     records = [{k2: (None if isinstance(v, float) and math.isnan(v) else v)
                 for k2, v in row.items()} for row in city.to_dict("records")]
     (out / f"{CITY_SUMMARY}.json").write_text(json.dumps(

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from profiling._errors import ConfigError
+from profiling.outputs import read_csv
 
 
 @dataclass(frozen=True)
@@ -156,11 +157,11 @@ def read_tables(out: str | Path) -> RunTables:
         table["settlement_id"] = table["settlement_id"].astype(str)
         table["name"] = table["name"].astype(str)
     else:
-        table = pd.read_csv(csv, dtype=ids)
+        table = read_csv(csv, dtype=ids)
 
     def opt(name: str) -> pd.DataFrame | None:
         p = out / name
-        return pd.read_csv(p, dtype=ids, keep_default_na=True) if p.exists() else None
+        return read_csv(p, dtype=ids, keep_default_na=True) if p.exists() else None
 
     pri = opt("cuf_priorities.csv")
     city = opt("city_summary.csv")
