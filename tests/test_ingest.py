@@ -502,3 +502,30 @@ def test_a_blank_consent_answer_rejects_its_row(tmp_path, squares):
     rows = [household("k1"), household("k2", consent=""), household("k3", consent="maybe")]
     res = ingest([SurveySource(path=write_csv(tmp_path / "c.csv", rows))], FORM, squares)
     assert (res.counts["accepted"], res.counts["rejected"]) == (1, 2)
+
+
+def test_a_stray_quote_in_an_answer_loses_no_household(tmp_path, squares):
+    """An ODK answer 5'7" in the middle of a file breaks no record: every row is accepted, the
+    last one included (the file holds an odd number of quote characters)."""
+    rows = [household(f"k{i}") for i in range(5)]
+    rows[2]["enumerator"] = "5'7\""
+    path = tmp_path / "stray.csv"
+    header = list(rows[0])
+    lines = [";".join(header)] + [";".join(r[h] for h in header) for r in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert path.read_bytes().count(b'"') % 2 == 1
+    res = ingest([SurveySource(path=path)], FORM, squares)
+    assert res.counts["accepted"] == 5 and res.counts["rejected"] == 0
+    assert "5'7\"" in res.submissions["enumerator"].tolist()
+
+
+def test_a_file_cut_inside_a_quoted_value_rejects_only_its_last_record(tmp_path, squares):
+    rows = [household(f"k{i}") for i in range(4)]
+    header = list(rows[0])
+    lines = [";".join(f'"{c}"' for c in header)] + [
+        ";".join(f'"{r[h]}"' for h in header) for r in rows]  # every cell quoted, as Kobo does
+    path = tmp_path / "cut.csv"
+    path.write_text("\n".join(lines)[:-1], encoding="utf-8")  # the last closing quote is lost
+    res = ingest([SurveySource(path=path)], FORM, squares)
+    assert (res.counts["accepted"], res.counts["rejected"]) == (3, 1)
+    assert res.rejects["reason"].str.contains("ends inside a quoted value").any()

@@ -192,29 +192,24 @@ def _read_csv(path: Path, kind: str, encoding: str, na: list[str]) -> RawExport:
     if invalid:
         # Rows were skipped: read row by row so that every record keeps its exact row number.
         return _read_csv_rows(path, kind, data, header, delim, na, digest)
+    if data.count(b'"') % 2:
+        # an odd number of quotes: a stray quote in an answer (5'7"), or a file cut off inside
+        # a quoted value; only parsing tells which, record by record
+        return _read_csv_rows(path, kind, data, header, delim, na, digest)
     frame = table.to_pandas(types_mapper={pa.string(): STRING}.get)
     frame = _strip_blank(frame)
     rows = np.arange(2, len(frame) + 2, dtype=np.int64)
-    export = RawExport(path, kind, frame, rows, digest)
-    return _drop_unterminated(export, data)
+    return RawExport(path, kind, frame, rows, digest)
 
 
-def _drop_unterminated(export: RawExport, data: bytes) -> RawExport:
-    """A file that ends inside a quoted value was cut off mid-download: its last record is
-    incomplete even when it has all its fields, and is rejected rather than read as whole.
-
-    Quotes inside quoted values are doubled, so a complete file holds an even number of them.
-    """
-    if data.count(b'"') % 2 == 0 or export.table.empty:
-        return export
-    last = int(export.rows[-1])
-    if export.malformed and max(r for r, _ in export.malformed) > last:
-        return export  # the cut record is already rejected as malformed
-    export.malformed.append((last, "the file ends inside a quoted value: the download was cut "
-                                   "off and this last record is incomplete"))
-    export.table = export.table.iloc[:-1]
-    export.rows = export.rows[:-1]
-    return export
+def _ends_inside_quotes(text: str, delim: str) -> bool:
+    """Whether ``text`` (whole records) ends inside a quoted value, by strict parsing."""
+    try:
+        for _ in csv.reader(io.StringIO(text, newline=""), delimiter=delim, strict=True):
+            pass
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
 
 
 def _read_csv_rows(path: Path, kind: str, data: bytes, header: list[str], delim: str,
@@ -226,21 +221,41 @@ def _read_csv_rows(path: Path, kind: str, data: bytes, header: list[str], delim:
     good: list[list[str]] = []
     rows: list[int] = []
     malformed: list[tuple[int, str]] = []
-    try:
-        for i, rec in enumerate(reader, start=2):
-            if not rec or all(not c.strip() for c in rec):
-                continue
-            if len(rec) != len(header):
-                malformed.append((i, f"the record has {len(rec)} fields where the header has "
-                                     f"{len(header)}"))
-                continue
-            good.append(rec)
-            rows.append(i)
-    except csv.Error as exc:
-        malformed.append((len(rows) + len(malformed) + 2,
-                          f"the record cannot be read ({exc}); is the file truncated?"))
-    if malformed and malformed[-1][0] == len(rows) + len(malformed) + 1 and not data.endswith(
-            b"\n"):
+    i = 1  # records so far, the header included: row numbers as a person counts them
+    last_start = reader.line_num  # the line where the last record begins
+    while True:
+        start = reader.line_num
+        try:
+            rec = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # this record is broken; the next ones are read as usual
+            i += 1
+            malformed.append((i, f"the record cannot be read ({exc})"))
+            last_start = start
+            continue
+        i += 1
+        last_start = start
+        if not rec or all(not c.strip() for c in rec):
+            continue
+        if len(rec) != len(header):
+            malformed.append((i, f"the record has {len(rec)} fields where the header has "
+                                 f"{len(header)}"))
+            continue
+        good.append(rec)
+        rows.append(i)
+    # the last record: does the file end inside one of its quoted values (a cut download)?
+    tail = "".join(text.splitlines(keepends=True)[last_start:])
+    if tail.strip() and _ends_inside_quotes(tail, delim):
+        cut = ("the file ends inside a quoted value: the download was cut off and this last "
+               "record is incomplete")
+        if rows and rows[-1] == i:
+            rows.pop()
+            good.pop()
+            malformed.append((i, cut))
+        elif malformed and malformed[-1][0] == i:
+            malformed[-1] = (i, f"{malformed[-1][1]}; {cut}")
+    elif malformed and malformed[-1][0] == i and not data.endswith(b"\n"):
         row, problem = malformed[-1]
         malformed[-1] = (row, problem + "; the file ends here: is the download cut off?")
     nulls = {"", *na}
@@ -248,8 +263,7 @@ def _read_csv_rows(path: Path, kind: str, data: bytes, header: list[str], delim:
         {h: pd.Series([], dtype=STRING) for h in header})
     frame = frame.mask(frame.isin(nulls))
     frame = _strip_blank(frame.astype(STRING))
-    export = RawExport(path, kind, frame, np.asarray(rows, dtype=np.int64), digest, malformed)
-    return _drop_unterminated(export, data)
+    return RawExport(path, kind, frame, np.asarray(rows, dtype=np.int64), digest, malformed)
 
 
 def _strip_blank(frame: pd.DataFrame) -> pd.DataFrame:
