@@ -23,6 +23,7 @@ import pandas as pd
 
 from profiling import __version__
 from profiling._errors import ConfigError, ProfilingError
+from profiling._publishing import disk_full, locked, os_error, swap_in
 from profiling._readers import sha256_of
 from profiling._stages import Progress, Stages
 from profiling.aggregates import hexagon_counts, write_aggregates
@@ -156,10 +157,14 @@ def validate(cfg: Config, progress: Callable[[str], None] | None = None) -> Inge
 
 def run(cfg: Config, out_dir: str | Path | None = None,
         progress: Progress | None = None) -> RunResult:
-    """Run the pipeline and write its outputs to ``out_dir`` (default: the configured one).
+    """Run the pipeline and publish its outputs to ``out_dir`` (default: the configured one).
 
     ``progress`` is told when each stage starts and how far it got (the CLI draws it); each
     stage's seconds and peak memory go into ``run_manifest.json`` under ``stages``.
+
+    The run writes into a staging folder beside ``out_dir`` and, once audited, swaps it into
+    place (:mod:`profiling._publishing`): ``out_dir`` holds the previous run's files until then,
+    and none of them after. A second run into the same folder is refused while one writes.
     """
     t0 = time.perf_counter()
     started = datetime.now(UTC)
@@ -179,9 +184,27 @@ def run(cfg: Config, out_dir: str | Path | None = None,
 
         overlays = start_overlays(cfg, background)
     try:
-        return _run(cfg, out, stages, settlements, ex, overlays, t0, started, from_store)
+        with locked(out) as staging:
+            try:
+                result = _run(cfg, staging, stages, settlements, ex, overlays, t0, started,
+                              from_store)
+            except DisclosureError as exc:
+                # published as it is, marked incomplete, so that the leak can be found
+                swap_in(staging, out)
+                raise DisclosureError(out, exc.findings) from None
+            except OSError as exc:
+                raise os_error(out, exc) from None
+            except Exception as exc:
+                # a writer that hides the system's error (GDAL: "Failed to commit transaction")
+                full = disk_full(staging)
+                if full is not None:
+                    raise full from exc
+                raise
+            swap_in(staging, out)
     finally:
         background.shutdown(wait=True, cancel_futures=True)
+    result.outputs = {k: out / p.relative_to(staging) for k, p in result.outputs.items()}
+    return result
 
 
 def _run(cfg: Config, out: Path, stages: Stages, settlements: Settlements | None,
