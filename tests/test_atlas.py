@@ -103,3 +103,23 @@ def test_ids_that_differ_only_in_punctuation_get_their_own_pages(demo: Path,
     assert "Slash" in slash.read_text(encoding="utf-8")
     assert "Colon" in colon.read_text(encoding="utf-8")
     assert len({p for p in (tmp_path / "atlas").glob("*.html")}) == 32  # 31 pages and the index
+
+
+def test_long_and_reserved_ids_become_safe_file_names(demo: Path, tmp_path: Path) -> None:
+    """A 300-character id and an id Windows reserves (CON) still get a page each."""
+    from profiling.publish._data import MAX_NAME, safe_id
+
+    long_id = "S" * 300
+    assert len(safe_id(long_id)) == MAX_NAME + 13 and safe_id(long_id).startswith("S" * 64)
+    for reserved in ("CON", "nul", "Com1", "LPT9"):
+        name = safe_id(reserved)
+        assert name != reserved and name.startswith(reserved + ".")
+    assert safe_id("CONSTANT") == "CONSTANT"
+    for name in ("settlement_indicators.csv", "cuf_priorities.csv", "parameters.csv"):
+        shutil.copy(demo / name, tmp_path / name)
+    table = pd.read_csv(tmp_path / "settlement_indicators.csv", dtype={"settlement_id": str})
+    table["settlement_id"] = table["settlement_id"].replace({"JK30": long_id, "JK31": "CON"})
+    table.to_csv(tmp_path / "settlement_indicators.csv", index=False)
+    written = write_atlas(read_tables(tmp_path))
+    assert written[f"atlas_{long_id}"].exists() and written["atlas_CON"].exists()
+    assert written["atlas_CON"].name != "CON.html"

@@ -69,8 +69,8 @@ def test_epfl_nairobi_kobo_export(tmp_path, shared_data):
                                      values={"Y": "yes", "N": "no"}),
     }
     settlements = settlement_list(tmp_path, ["Mabatini", "Vietnam"])
-    res = ingest([SurveySource(path=merged, field_mapping=mapping, consent=CONSENT)], FORM, settlements,
-                 assign_by="column")
+    res = ingest([SurveySource(path=merged, field_mapping=mapping, consent=CONSENT)], FORM,
+                 settlements, assign_by="column")
     c = res.counts
     # SOURCE.md: 1,147 households, 3,786 people; Mabatini 576, Vietnam 571
     assert c["read"] == 1147 and c["accepted"] == 1147 and c["rejected"] == 0
@@ -111,7 +111,8 @@ def test_accra_water_cost_survey(tmp_path, shared_data):
         "hh_head_sex": "gender",
     }
     settlements = settlement_list(tmp_path, ["abuja", "kg"])
-    res = ingest([SurveySource(path=path, field_mapping=mapping, na_values=["NA"], consent=CONSENT)], FORM,
+    res = ingest([SurveySource(path=path, field_mapping=mapping, na_values=["NA"],
+                               consent=CONSENT)], FORM,
                  settlements, assign_by="column")
     # SOURCE.md: 116 households, abuja 56 and kg 60
     assert res.counts["read"] == 116 and res.counts["accepted"] == 116
@@ -139,7 +140,8 @@ def test_malawi_gps_survey(tmp_path, shared_data):
         "water_minutes": "water_collection_time_minutes",
     }
     villages = sorted({r["village"] for r in raw})
-    res = ingest([SurveySource(path=path, field_mapping=mapping, na_values=["NA"], consent=CONSENT)], FORM,
+    res = ingest([SurveySource(path=path, field_mapping=mapping, na_values=["NA"],
+                               consent=CONSENT)], FORM,
                  settlement_list(tmp_path, villages), assign_by="column")
     # SOURCE.md: 423 GPS-located households; no submission key, so no row is a duplicate
     assert res.counts["read"] == 423 and res.counts["accepted"] == 423
@@ -156,7 +158,8 @@ def test_unmatched_settlement_is_rejected(tmp_path, shared_data):
     path = shared_data / "openwashdata_watercostaccra" / "households.csv"
     mapping = {"key": "id", "settlement_reported": "community",
                "hh_size": FieldSource(sum=["adult_count", "child_count"])}
-    res = ingest([SurveySource(path=path, field_mapping=mapping, na_values=["NA"], consent=CONSENT)], FORM,
+    res = ingest([SurveySource(path=path, field_mapping=mapping, na_values=["NA"],
+                               consent=CONSENT)], FORM,
                  settlement_list(tmp_path, ["abuja"]), assign_by="column")
     assert res.counts["accepted"] == 56 and res.counts["rejected"] == 60
     assert set(res.rejects["value"]) == {"kg"}
@@ -179,7 +182,8 @@ def test_malawi_indicator_shares_match_the_published_counts(tmp_path, shared_dat
     mapping = {"latitude": "latitude", "longitude": "longitude", "settlement_reported": "district",
                "hh_size": "household_size",
                "water_source": FieldSource(column="main_water_source", values=MALAWI_WATER)}
-    res = ingest([SurveySource(path=path, field_mapping=mapping, na_values=["NA"], consent=CONSENT)], FORM,
+    res = ingest([SurveySource(path=path, field_mapping=mapping, na_values=["NA"],
+                               consent=CONSENT)], FORM,
                  settlement_list(tmp_path, ["Zomba", "Mangochi"]), assign_by="column")
     hh = res.households
     table = aggregate(hh, compute_indicators(hh), groups=["Zomba", "Mangochi"])

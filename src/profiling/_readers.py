@@ -164,6 +164,15 @@ def _read_csv(path: Path, kind: str, encoding: str, na: list[str]) -> RawExport:
     body_start = newline + 1 if newline >= 0 else len(data)
     if _NON_BLANK.search(data, body_start) is None:
         raise InputFileError(path, "holds a header but no submissions")
+    try:  # Arrow's validation of UTF-8 (vectorised, no copy); the error names the first bad byte
+        offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64).tobytes())
+        pa.LargeBinaryArray.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(
+            data)]).cast(pa.large_string())
+    except pa.ArrowInvalid:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as uexc:
+            raise InputFileError(path, _bad_bytes(data, uexc, "UTF-8")) from None
     invalid: list[object] = []
 
     def on_invalid(row: object) -> str:
@@ -215,7 +224,10 @@ def _ends_inside_quotes(text: str, delim: str) -> bool:
 def _read_csv_rows(path: Path, kind: str, data: bytes, header: list[str], delim: str,
                    na: list[str], digest: str) -> RawExport:
     """The slow, exact path: Python's csv module, for files with malformed records."""
-    text = data.decode("utf-8", errors="strict")
+    try:
+        text = data.decode("utf-8", errors="strict")
+    except UnicodeDecodeError as exc:
+        raise InputFileError(path, _bad_bytes(data, exc, "UTF-8")) from None
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
     next(reader, None)
     good: list[list[str]] = []

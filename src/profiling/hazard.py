@@ -249,7 +249,12 @@ def open_hazard(source: HazardSource) -> HazardLayer:
 
         def read(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
             window = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
-            return ds.read(bands, window=window)
+            try:
+                return ds.read(bands, window=window)
+            except rasterio.errors.RasterioError as exc:  # a truncated or corrupt file
+                raise HazardError(path, f"cannot read rows {r0}-{r1 - 1}, columns {c0}-{c1 - 1} "
+                                        f"({str(exc).splitlines()[0][:160]}): is the file "
+                                        "truncated or damaged?") from None
 
         return read, ds.close
 

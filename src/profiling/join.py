@@ -104,6 +104,9 @@ def read_boundaries(path: str | Path, layer: str | None = None,
     except Exception as exc:  # pyogrio raises several kinds
         raise BoundaryError(path, f"cannot be read ({exc.__class__.__name__}: "
                                   f"{str(exc).splitlines()[0][:200]})") from None
+    if len(gdf) == 0:
+        raise BoundaryError(path, f"the layer {layer or '(the first)'} holds no settlements: "
+                                  "there is nothing to place households in")
     return check_boundaries(gdf, str(path), repair=repair)
 
 

@@ -193,6 +193,8 @@ def run(cfg: Config, out_dir: str | Path | None = None,
                 swap_in(staging, out)
                 raise DisclosureError(out, exc.findings) from None
             except OSError as exc:
+                if not _writing(exc, staging):
+                    raise
                 raise os_error(out, exc) from None
             except Exception as exc:
                 # a writer that hides the system's error (GDAL: "Failed to commit transaction")
@@ -205,6 +207,15 @@ def run(cfg: Config, out_dir: str | Path | None = None,
         background.shutdown(wait=True, cancel_futures=True)
     result.outputs = {k: out / p.relative_to(staging) for k, p in result.outputs.items()}
     return result
+
+
+def _writing(exc: OSError, staging: Path) -> bool:
+    """Whether an error of the system came from writing the outputs (not reading inputs)."""
+    import errno
+
+    name = str(exc.filename or "")
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) or name.startswith(
+        str(staging))
 
 
 def _run(cfg: Config, out: Path, stages: Stages, settlements: Settlements | None,

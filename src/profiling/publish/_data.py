@@ -176,16 +176,24 @@ def read_tables(out: str | Path) -> RunTables:
                      dates if dates is not None else pd.DataFrame(), opt("cuf_portfolio.csv"))
 
 
+#: Names Windows reserves for devices, in any case and with any extension.
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
+             *(f"lpt{i}" for i in range(1, 10))}
+#: The longest settlement id used as a file name as it is (file systems allow 255 bytes).
+MAX_NAME = 64
+
+
 def safe_id(settlement_id: str) -> str:
     """A settlement id as a file name: the id itself when it is only ASCII letters, digits,
-    ``-`` and ``_``; otherwise those characters with every other one as ``_``, then ``.`` and
-    12 hex digits of the id's SHA-256, so that ``RW 01/02`` and ``RW 01-02`` never share a
-    page (no plain id can hold the ``.``)."""
+    ``-`` and ``_``, at most :data:`MAX_NAME` characters and not a name Windows reserves
+    (``CON``, ``NUL``, ``COM1``...); otherwise those characters (every other one as ``_``, cut
+    to :data:`MAX_NAME`), then ``.`` and 12 hex digits of the id's SHA-256, so that
+    ``RW 01/02`` and ``RW 01-02`` never share a page (no plain id can hold the ``.``)."""
     sid = str(settlement_id)
     name = "".join(c if (c.isascii() and c.isalnum()) or c in "-_" else "_" for c in sid)
-    if name == sid and sid:
+    if name == sid and sid and len(sid) <= MAX_NAME and sid.casefold() not in _RESERVED:
         return sid
-    return f"{name}.{hashlib.sha256(sid.encode('utf-8')).hexdigest()[:12]}"
+    return f"{name[:MAX_NAME]}.{hashlib.sha256(sid.encode('utf-8')).hexdigest()[:12]}"
 
 
 def is_number(x: object) -> bool:

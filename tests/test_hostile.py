@@ -1,0 +1,181 @@
+"""Hostile inputs and faults: each ends in exit 2 with a message that names what is wrong, never
+a traceback or exit 3; and the readers, fuzzed with random bytes, cuts and quotes, either refuse
+a file with a clear error or account for every one of its rows.
+
+Each case below builds its input from the sample city and runs the real command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from profiling import ProfilingError
+from profiling.config import SurveySource
+from profiling.form import reference_form
+from profiling.ingest import ingest
+from profiling.join import prepare, read_boundaries
+
+REPO = Path(__file__).resolve().parents[1]
+EXE = str(Path(sys.executable).parent / "profiling")
+SAMPLE = REPO / "sample_data"
+SURVEY = SAMPLE / "exports" / "kobo_day1-4.csv"
+BOUNDARIES = SAMPLE / "settlements.gpkg"
+FLOOD = SAMPLE / "hazards" / "flood_depth.tif"
+
+
+def _empty_layer(tmp: Path) -> list[str]:
+    path = tmp / "empty.gpkg"
+    gpd.read_file(BOUNDARIES).iloc[:0].to_file(path, layer="settlements")
+    return ["--survey", str(SURVEY), "--boundaries", str(path)]
+
+
+def _truncated_raster(tmp: Path) -> list[str]:
+    data = FLOOD.read_bytes()
+    path = tmp / "flood_cut.tif"
+    path.write_bytes(data[:len(data) // 2])
+    return ["--survey", str(SURVEY), "--boundaries", str(BOUNDARIES), "--hazard",
+            f"flood={path}"]
+
+
+def _not_a_raster(tmp: Path) -> list[str]:
+    path = tmp / "flood.tif"
+    path.write_bytes(b"II*\x00" + bytes(200))
+    return ["--survey", str(SURVEY), "--boundaries", str(BOUNDARIES), "--hazard",
+            f"flood={path}"]
+
+
+def _bad_bytes_in_a_short_row(tmp: Path) -> list[str]:
+    lines = SURVEY.read_bytes().split(b"\n")
+    path = tmp / "bad_bytes.csv"
+    path.write_bytes(b"\n".join([*lines[:5], b'"x\xff\xfe";"y"', *lines[5:12]]))
+    return ["--survey", str(path), "--boundaries", str(BOUNDARIES)]
+
+
+def _no_consent_column(tmp: Path) -> list[str]:
+    import pandas as pd
+
+    frame = pd.read_csv(SURVEY, sep=";", dtype=str).drop(columns=["consent"])
+    path = tmp / "no_consent.csv"
+    frame.to_csv(path, sep=";", index=False)
+    return ["--survey", str(path), "--boundaries", str(BOUNDARIES)]
+
+
+def _out_is_a_file(tmp: Path) -> list[str]:
+    (tmp / "out").write_text("a file")
+    return ["--survey", str(SURVEY), "--boundaries", str(BOUNDARIES)]
+
+
+def _boundaries_are_a_survey(tmp: Path) -> list[str]:
+    return ["--survey", str(SURVEY), "--boundaries", str(SURVEY)]
+
+
+CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
+    "empty boundary layer": (_empty_layer, "empty.gpkg: the layer (the first) holds no "
+                                           "settlements"),
+    "truncated GeoTIFF": (_truncated_raster, "flood_cut.tif: cannot read rows"),
+    "not a raster": (_not_a_raster, "flood.tif: cannot be read as a raster"),
+    "undecodable bytes in a short row": (_bad_bytes_in_a_short_row,
+                                         "bad_bytes.csv: not UTF-8 text: byte 0xFF at line 6"),
+    "no consent column": (_no_consent_column, "no_consent.csv: has no consent field"),
+    "--out names a file": (_out_is_a_file, "the output location is a file"),
+    "boundaries that are a CSV survey": (_boundaries_are_a_survey, "kobo_day1-4.csv: lacks the "
+                                                                   "column(s)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_hostile_input_ends_with_exit_2_and_a_message(tmp_path: Path, case: str):
+    make, first_words = CASES[case]
+    args = make(tmp_path)
+    proc = subprocess.run([EXE, "run", *args, "--out", str(tmp_path / "out"), "-q"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+    assert first_words in " ".join(proc.stderr.split()), proc.stderr
+    assert not (tmp_path / "out" / "run_manifest.json").exists()  # nothing was published
+
+
+# -- fuzzing the readers ----------------------------------------------------------------------
+
+_SETTLEMENTS = None
+FIXTURE = HealthCheck.function_scoped_fixture  # tmp_path is reused: each example overwrites
+
+
+def _settlements():
+    global _SETTLEMENTS
+    if _SETTLEMENTS is None:
+        gdf = read_boundaries(BOUNDARIES)
+        _SETTLEMENTS = (prepare(gdf), reference_form(zip(gdf["settlement_id"], gdf["name"],
+                                                         strict=True)))
+    return _SETTLEMENTS
+
+
+def _valid_lines(n: int = 12) -> list[bytes]:
+    return SURVEY.read_bytes().split(b"\n")[:n]
+
+
+def _check(path: Path) -> None:
+    settlements, form = _settlements()
+    try:
+        res = ingest([SurveySource(path=path)], form, settlements)
+    except ProfilingError as exc:
+        assert str(exc).startswith(str(path))  # the message names the file
+        return
+    c = res.counts
+    assert c["read"] == c["accepted"] + c["rejected"] + c["duplicates"] + c["no_consent"]
+    rows = set(res.rejects["row"].dropna().astype(int)) | set(res.households.get(
+        "source_row", []))
+    assert all(r >= 2 for r in rows)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[FIXTURE])
+@given(st.data())
+def test_fuzzed_csv_is_refused_clearly_or_fully_accounted_for(tmp_path: Path, data):
+    lines = _valid_lines()
+    body = b"\n".join(lines)
+    kind = data.draw(st.sampled_from(["cut", "quote", "bytes", "splice"]))
+    if kind == "cut":
+        body = body[:data.draw(st.integers(len(lines[0]) + 1, len(body)))]
+    elif kind == "quote":
+        for _ in range(data.draw(st.integers(1, 4))):
+            at = data.draw(st.integers(len(lines[0]) + 1, len(body) - 1))
+            body = body[:at] + b'"' + body[at:]
+    elif kind == "bytes":
+        at = data.draw(st.integers(len(lines[0]) + 1, len(body) - 1))
+        body = body[:at] + data.draw(st.binary(min_size=1, max_size=20)) + body[at:]
+    else:
+        a = data.draw(st.integers(len(lines[0]) + 1, len(body) - 1))
+        b = data.draw(st.integers(a, len(body)))
+        body = body[:a] + body[b:]
+    path = tmp_path / f"fuzz_{kind}.csv"
+    path.write_bytes(body)
+    _check(path)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[FIXTURE])
+@given(st.integers(0, 10_000), st.binary(min_size=0, max_size=64))
+def test_fuzzed_xlsx_is_refused_clearly_or_fully_accounted_for(tmp_path: Path, cut: int,
+                                                                 junk: bytes):
+    source = SAMPLE / "exports" / "kobo_day3-7.xlsx"
+    data = source.read_bytes()
+    at = min(cut, len(data) - 1)
+    path = tmp_path / "fuzz.xlsx"
+    path.write_bytes(data[:at] + junk + data[at + len(junk):])
+    _check(path)
+
+
+def test_the_manifest_of_a_clean_run_accounts_for_every_row(tmp_path: Path):
+    proc = subprocess.run([EXE, "run", "--survey", str(SURVEY), "--boundaries", str(BOUNDARIES),
+                           "--out", str(tmp_path / "out"), "-q"], capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    c = json.loads((tmp_path / "out" / "run_manifest.json").read_text())["counts"]
+    assert c["read"] == c["accepted"] + c["rejected"] + c["duplicates"] + c["no_consent"]
