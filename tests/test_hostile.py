@@ -7,6 +7,7 @@ Each case below builds its input from the sample city and runs the real command.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -179,3 +180,87 @@ def test_the_manifest_of_a_clean_run_accounts_for_every_row(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr
     c = json.loads((tmp_path / "out" / "run_manifest.json").read_text())["counts"]
     assert c["read"] == c["accepted"] + c["rejected"] + c["duplicates"] + c["no_consent"]
+
+
+# -- decompression bombs and XML entities -----------------------------------------------------
+
+SHEET = "xl/worksheets/sheet1.xml"
+
+
+def _rezip(source: Path, target: Path, replace: dict[str, bytes]) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w",
+                                                         zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            data = replace.get(item.filename, src.read(item.filename))
+            dst.writestr(item.filename, data)
+    return target
+
+
+def _small_workbook(tmp: Path) -> Path:
+    """The sample XLSX export cut to its header and three households."""
+    from openpyxl import Workbook, load_workbook
+
+    book = load_workbook(SAMPLE / "exports" / "kobo_day3-7.xlsx", read_only=True)
+    rows = list(book.worksheets[0].iter_rows(values_only=True, max_row=4))
+    book.close()
+    wb = Workbook()
+    for r in rows:
+        wb.active.append(list(r))
+    path = tmp / "small.xlsx"
+    wb.save(path)
+    return path
+
+
+def test_an_xlsx_bomb_is_refused_before_it_is_unpacked(tmp_path: Path):
+    import zipfile
+
+    source = _small_workbook(tmp_path)
+    with zipfile.ZipFile(source) as z:
+        original = z.read(SHEET)
+    # 256 MiB of padding inside the worksheet: it compresses about a thousand times
+    bomb = original.replace(b"</worksheet>", b"<!--" + b"A" * (256 << 20) + b"--></worksheet>")
+    path = _rezip(source, tmp_path / "bomb.xlsx", {SHEET: bomb})
+    del bomb
+    assert path.stat().st_size < 1 << 20
+    proc = subprocess.run([EXE, "run", "--survey", str(path), "--boundaries", str(BOUNDARIES),
+                           "--out", str(tmp_path / "out"), "-q"], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert re.search(r"bomb\.xlsx: its member .*sheet1\.xml.* unpacks [\d,]+ times.*"
+                     r"decompression bomb", " ".join(proc.stderr.split())), proc.stderr
+
+
+def test_an_xlsx_bomb_within_configured_limits_is_read(tmp_path: Path):
+    """The limits are the configuration's: raised, the same padded workbook is read whole."""
+    import zipfile
+
+    from profiling.config import ReadLimits
+
+    source = SAMPLE / "exports" / "kobo_day3-7.xlsx"
+    with zipfile.ZipFile(source) as z:
+        original = z.read(SHEET)
+    padded = original.replace(b"</worksheet>", b"<!--" + b"A" * (2 << 20) + b"--></worksheet>")
+    path = _rezip(source, tmp_path / "padded.xlsx", {SHEET: padded})
+    settlements, form = _settlements()
+    limits = ReadLimits(max_compression_ratio=100_000)
+    res = ingest([SurveySource(path=path, limits=limits)], form, settlements)
+    plain = ingest([SurveySource(path=source)], form, settlements)
+    assert res.counts == plain.counts
+
+
+def test_xml_entities_in_a_workbook_are_refused(tmp_path: Path):
+    import zipfile
+
+    source = SAMPLE / "exports" / "kobo_day3-7.xlsx"
+    with zipfile.ZipFile(source) as z:
+        original = z.read(SHEET)
+    laughs = (b'<?xml version="1.0"?><!DOCTYPE worksheet [<!ENTITY a "lol">'
+              b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
+              b'<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>')
+    body = original.split(b"?>", 1)[1] if original.startswith(b"<?xml") else original
+    path = _rezip(source, tmp_path / "laughs.xlsx", {SHEET: laughs + body})
+    settlements, form = _settlements()
+    with pytest.raises(ProfilingError, match=r"laughs\.xlsx: not a readable \.xlsx workbook"):
+        ingest([SurveySource(path=path)], form, settlements)

@@ -14,6 +14,7 @@ import hashlib
 import io
 import logging
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from profiling._errors import InputFileError
+from profiling.config import ReadLimits
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +80,10 @@ def detect_format(path: Path) -> str:
 
 
 def read_export(path: Path, fmt: str = "auto", encoding: str = "utf-8",
-                na_values: list[str] | None = None, layer: str | None = None) -> RawExport:
-    """Read one export file into a :class:`RawExport`."""
+                na_values: list[str] | None = None, layer: str | None = None,
+                limits: ReadLimits | None = None) -> RawExport:
+    """Read one export file into a :class:`RawExport` (``limits``: how far a compressed one
+    may unpack)."""
     path = Path(path)
     if not path.exists():
         raise InputFileError(path, "the export does not exist")
@@ -92,7 +96,7 @@ def read_export(path: Path, fmt: str = "auto", encoding: str = "utf-8",
     if kind in ("csv", "kobo_csv", "odk_csv"):
         return _read_csv(path, kind, encoding, na)
     if kind in ("xlsx", "kobo_xlsx"):
-        return _read_xlsx(path, kind, na, layer)
+        return _read_xlsx(path, kind, na, layer, limits)
     if kind in ("geojson", "gpkg"):
         return _read_geo(path, kind, na, layer)
     raise InputFileError(path, f"unknown format {fmt!r}")  # pragma: no cover - config validates
@@ -304,9 +308,42 @@ def _cell(v: object) -> str | None:
     return str(v)
 
 
-def _read_xlsx(path: Path, kind: str, na: list[str], sheet: str | None) -> RawExport:
+def check_zip(path: Path, limits: ReadLimits | None = None) -> None:
+    """Refuse a zip container (an XLSX workbook) whose members would unpack past ``limits``:
+    read from its directory, before anything is unpacked."""
+    limits = limits or ReadLimits()
+    mib = 1 << 20
+    try:
+        with zipfile.ZipFile(path) as z:
+            members = z.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise InputFileError(path, f"not a readable zip container ({exc.__class__.__name__}); "
+                                   "is the download truncated?") from None
+    total = sum(m.file_size for m in members)
+    if total > limits.max_unpacked_mib * mib:
+        raise InputFileError(path, f"would unpack to {total / mib:,.0f} MiB, more than the "
+                                   f"limit of {limits.max_unpacked_mib:,.0f} MiB "
+                                   "(limits.max_unpacked_mib): refused as a decompression bomb")
+    for m in members:
+        ratio = m.file_size / max(m.compress_size, 1)
+        if m.file_size > mib and ratio > limits.max_compression_ratio:
+            raise InputFileError(path, f"its member {m.filename!r} unpacks {ratio:,.0f} times "
+                                       f"({m.compress_size:,} to {m.file_size:,} bytes), more than "
+                                       f"{limits.max_compression_ratio:g} times "
+                                       "(limits.max_compression_ratio): refused as a "
+                                       "decompression bomb")
+        if (m.filename.lower().endswith("sharedstrings.xml")
+                and m.file_size > limits.max_shared_strings_mib * mib):
+            raise InputFileError(path, f"its shared strings unpack to {m.file_size / mib:,.0f} "
+                                       f"MiB, more than {limits.max_shared_strings_mib:,.0f} MiB "
+                                       "(limits.max_shared_strings_mib)")
+
+
+def _read_xlsx(path: Path, kind: str, na: list[str], sheet: str | None,
+               limits: ReadLimits | None = None) -> RawExport:
     from openpyxl import load_workbook
 
+    check_zip(path, limits)
     digest = sha256_of(path)
     try:
         wb = load_workbook(path, read_only=True, data_only=True)

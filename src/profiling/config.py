@@ -64,6 +64,18 @@ class FieldSource(_Strict):
         return list(self.sum or self.coalesce or [])
 
 
+class ReadLimits(_Strict):
+    """How far a reader may unpack a compressed input (an XLSX workbook or a zip) before it
+    refuses it as a decompression bomb. A real export stays far below these."""
+
+    #: Unpacked bytes of all its members together (MiB).
+    max_unpacked_mib: float = Field(default=4096, gt=0)
+    #: Unpacked over packed size of one member above 1 MiB (text compresses 5-30 times).
+    max_compression_ratio: float = Field(default=200, gt=1)
+    #: An XLSX's shared-strings table, which the reader holds in memory whole (MiB).
+    max_shared_strings_mib: float = Field(default=512, gt=0)
+
+
 class ConsentStatement(_Strict):
     """How consent was obtained for a survey whose export has no consent field: recorded in the
     manifest and shown in the atlas. Nothing is assumed without it (CONTRACT.md §1)."""
@@ -97,6 +109,8 @@ class SurveySource(_Strict):
     field_mapping: dict[str, str | FieldSource] | None = None
     #: For an export without a consent field: how consent was obtained outside the form.
     consent: ConsentStatement | None = None
+    #: How far its reader may unpack it (default: the configuration's ``limits``).
+    limits: ReadLimits | None = None
 
 
 class HazardSource(_Strict):
@@ -308,6 +322,8 @@ class Config(_Strict):
     map: MapSettings = Field(default_factory=MapSettings)
     #: Where the heavy stages run: in this process, a local Dask cluster or a Dask scheduler.
     execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
+    #: How far compressed inputs may unpack before they are refused (decompression bombs).
+    limits: ReadLimits = Field(default_factory=ReadLimits)
 
     @field_validator("surveys", mode="before")
     @classmethod
@@ -324,6 +340,9 @@ class Config(_Strict):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"hazard names must be unique; repeated: {', '.join(sorted(dup))}")
+        for s in self.surveys:
+            if s.limits is None:
+                s.limits = self.limits
         if self.field_mapping:
             for s in self.surveys:
                 if s.field_mapping is None:

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from profiling._errors import FormError
+from profiling._errors import FormError, InputFileError
 
 PRIVACY_CLASSES = ("direct", "location", "sensitive", "analysis")
 #: XLSForm types that carry no answer in an export.
@@ -371,6 +371,12 @@ def read_xlsform(path: str | Path) -> Form:
     if path.suffix.lower() != ".xlsx":
         raise FormError(path, f"an XLSForm must be an .xlsx workbook, not {path.suffix!r}; "
                               "open it in a spreadsheet and save it as .xlsx")
+    from profiling._readers import check_zip
+
+    try:
+        check_zip(path)
+    except InputFileError as exc:
+        raise FormError(path, exc.problem) from None
     try:
         wb = load_workbook(path, read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:

@@ -440,7 +440,7 @@ def read_surveys(sources: Sequence[SurveySource], form: Form,
     for i, src in enumerate(sources):
         label = names[i] if names.count(names[i]) == 1 else str(src.path)
         raw = _readers.read_export(Path(src.path), src.format, src.encoding, src.na_values,
-                                   src.layer)
+                                   src.layer, src.limits)
         norm = _normalise(raw, src, form)
         _check_is_this_form(raw, norm, form, src)
         f = norm.frame
