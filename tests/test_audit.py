@@ -323,3 +323,17 @@ def test_a_file_the_audit_cannot_read_is_a_finding(demo, tmp_path, name):
     (pub / name).write_bytes(b"PK\x03\x04 whatever it holds")
     found = audit(pub, secrets)
     assert [(f.kind, f.file) for f in found] == [("unreadable", name)]
+
+
+def test_a_phone_kept_in_national_form_is_found_in_international_form(demo, tmp_path):
+    """With the configured country code, 0811-0000-0002 in the store is found written as
+    +62 811 0000 0002 (and without it, a national number cannot be told from another)."""
+    result, out, secrets = demo
+    pub = _copy(out, tmp_path)
+    (pub / "note.txt").write_text("call +62 811 0000 0002")
+    frame = pd.DataFrame({"phone": ["0811-0000-0002"]})
+    with_code = Secrets.from_frames(frame, result.ingest.households, 5, secrets.boundaries,
+                                    country_code="62")
+    assert [f.file for f in audit(pub, with_code)] == ["note.txt"]
+    without = Secrets.from_frames(frame, result.ingest.households, 5, secrets.boundaries)
+    assert audit(pub, without) == []

@@ -637,3 +637,13 @@ def test_points_projected_by_the_join_are_reused(small_raster: Path):
     assert reused["flood"].tolist() == [1.0, 2.0]
     with pytest.raises(ValueError, match="same points"):
         exposure(None, lon, lat, [src], points_xy=(placed.x[:1], placed.y[:1], placed.crs))
+
+
+def test_an_all_nodata_raster_is_warned_about(tmp_path: Path, caplog):
+    data = np.full((60, 80), -9999, np.float32)
+    path = write_raster(tmp_path / "empty.tif", data, tiled=True, blockxsize=16, blockysize=16)
+    rng = np.random.default_rng(2)
+    gdf = zones(*random_polygons(rng, 5, 900.0, X0 - 50, Y0 + 50, r_range=(20.0, 60.0)))
+    got = settlement_exposure(gdf, [HazardSource(name="flood", path=path)])
+    assert got["flood_coverage"].isna().all()
+    assert "every cell under the settlements and households is nodata" in caplog.text

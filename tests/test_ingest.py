@@ -529,3 +529,29 @@ def test_a_file_cut_inside_a_quoted_value_rejects_only_its_last_record(tmp_path,
     res = ingest([SurveySource(path=path)], FORM, squares)
     assert (res.counts["accepted"], res.counts["rejected"]) == (3, 1)
     assert res.rejects["reason"].str.contains("ends inside a quoted value").any()
+
+
+def test_an_unparsable_submission_time_is_dropped_and_decides_nothing(tmp_path, squares, caplog):
+    """Two versions of one household: the one whose time does not parse loses to the one with
+    a time, whatever the order, and its time is listed as a dropped value."""
+    early = household("k1", **{"_submission_time": "2026-03-02T12:00:00",
+                                "household/hh_size": "3"})
+    garbage = household("k1", **{"_submission_time": "yesterday-ish", "household/hh_size": "7"})
+    for rows in ([early, garbage], [garbage, early]):
+        res = ingest([SurveySource(path=write_csv(tmp_path / "t.csv", rows))], FORM, squares)
+        assert res.counts["duplicates"] == 1
+        assert res.households["hh_size"].tolist() == [3]
+    alone = ingest([SurveySource(path=write_csv(tmp_path / "g.csv", [garbage]))], FORM, squares)
+    dropped = alone.rejects[alone.rejects["field"] == "_submission_time"]
+    assert dropped["value"].tolist() == ["yesterday-ish"]
+    assert dropped["action"].tolist() == ["value_dropped"]
+    assert "not ISO 8601" in caplog.text
+
+
+def test_a_survey_without_gps_columns_is_warned_about(tmp_path, squares, caplog):
+    rows = [household("k1")]
+    for c in ("gps", "_gps_latitude", "_gps_longitude", "_gps_altitude", "_gps_precision"):
+        del rows[0][c]
+    res = ingest([SurveySource(path=write_csv(tmp_path / "n.csv", rows))], FORM, squares)
+    assert res.counts["rejected"] == 1
+    assert "no export has GPS columns" in caplog.text

@@ -324,6 +324,10 @@ class Config(_Strict):
     execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
     #: How far compressed inputs may unpack before they are refused (decompression bombs).
     limits: ReadLimits = Field(default_factory=ReadLimits)
+    #: The country calling code of the enumeration's phone numbers (``62`` for Indonesia), so
+    #: that the audit finds a number written in national form (``0811...``) in international
+    #: form too, and the reverse.
+    phone_country_code: str | None = Field(default=None, pattern=r"^\+?\d{1,3}$")
 
     @field_validator("surveys", mode="before")
     @classmethod

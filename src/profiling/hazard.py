@@ -895,7 +895,14 @@ def exposure(settlements: gpd.GeoDataFrame | None, lon: np.ndarray | None,
                         "settlements are in %s): every value is unknown; check both CRSs",
                         layer.source, crs_name(layer.crs), crs_name(zone_crs))
         area = pix.area if pix is not None else np.zeros(0)
-        zone_frames.append(_zone_frame(layer, res, area, zone_index))
+        zone_frame = _zone_frame(layer, res, area, zone_index)
+        coverage = zone_frame.filter(like="_coverage").to_numpy(dtype=float)
+        if res.tiles_read and not np.isfinite(res.values).any() and not (
+                np.isfinite(coverage) & (coverage > 0)).any():
+            log.warning("%s: every cell under the settlements and households is nodata (is "
+                        "the raster empty, or its nodata value wrong?): every value is unknown",
+                        layer.source)
+        zone_frames.append(zone_frame)
         n_pts = 0 if lon is None else len(lon)
         point_frames.append(_point_frame(layer, res.values, pd.RangeIndex(n_pts)))
     zones = (pd.concat(zone_frames, axis=1) if zone_frames

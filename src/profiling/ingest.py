@@ -529,6 +529,11 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
         this process).
     """
     frame, inputs, malformed = read_surveys(sources, form, progress)
+    if assign_by == "location" and len(frame) and not (
+            {"gps_lat", "gps_lon", "gps_raw"} & set(frame.columns)):
+        log.warning("no export has GPS columns: every household is rejected for want of a "
+                    "location; a survey collected without GPS is placed by a column "
+                    "(settlement_assignment: {by: column, column: settlement_reported})")
     rejects = _Rejects()
     n_read = int(sum(i.rows for i in inputs))
     if malformed:
@@ -560,6 +565,17 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
     n_dup = int(dup.sum())
     if no_key.any() or n_dup:
         frame = frame.loc[~no_key & ~dup]  # one take of every column, not two
+    if "submission_time" in frame.columns:
+        # a time that does not parse is unknown: it never decides between duplicates (it sorts
+        # before every known time) and is listed as a dropped value
+        bad_time = (frame["submission_time"].notna() & frame["_when"].isna()).to_numpy()
+        if bad_time.any():
+            rejects.add(frame, bad_time, "_submission_time", frame["submission_time"],
+                        VALUE_DROPPED, "not an ISO 8601 date-time: the submission time is "
+                        "unknown and does not decide between versions of a household")
+            log.warning("%d submission time(s) are not ISO 8601 date-times: they are unknown "
+                        "and do not decide between duplicates (listed in rejects.csv)",
+                        int(bad_time.sum()))
 
     # 2. consent ---------------------------------------------------------------------------
     status = pd.Series("accepted", index=frame.index, dtype=object)

@@ -296,7 +296,7 @@ def _run(cfg: Config, out: Path, stages: Stages, settlements: Settlements | None
         findings = audit(out, Secrets.from_frames(
             result.personal, result.households, cfg.min_cell_size,
             settlements.frame.geometry if settlements is not None and settlements.has_geometry
-            else None), on_file=st.advance)
+            else None, country_code=cfg.phone_country_code), on_file=st.advance)
     manifest["stages"] = stages.as_manifest()
     manifest["audit"] = {"findings": len(findings), "checked": [
         "personal values", f"coordinates within {NEAR_M:g} m of a household",
@@ -342,7 +342,8 @@ def audit_outputs(cfg: Config, out_dir: str | Path) -> list[Finding]:
         personal, households = result.personal, result.households
     geometry = (settlements.frame.geometry if settlements is not None
                 and settlements.has_geometry else None)
-    return audit(out_dir, Secrets.from_frames(personal, households, cfg.min_cell_size, geometry))
+    return audit(out_dir, Secrets.from_frames(personal, households, cfg.min_cell_size, geometry,
+                                              country_code=cfg.phone_country_code))
 
 
 def reaudit(cfg: Config, out_dir: str | Path, by: str,
