@@ -647,3 +647,20 @@ def test_an_all_nodata_raster_is_warned_about(tmp_path: Path, caplog):
     got = settlement_exposure(gdf, [HazardSource(name="flood", path=path)])
     assert got["flood_coverage"].isna().all()
     assert "every cell under the settlements and households is nodata" in caplog.text
+
+
+def test_preview_within_bounds_reads_only_that_part(depth_raster: Path):
+    """A national raster is shown where the city is: only the window around the bounds."""
+    with rasterio.open(depth_raster) as src:
+        full = src.read(1).astype(np.float64)
+        t = src.transform
+    full[full == -9999] = np.nan
+    layer = open_hazard(HazardSource(name="flood", path=depth_raster))
+    # rows 20-39 and columns 30-69 of the raster
+    bounds = (t.c + 30 * t.a, t.f + 40 * t.e, t.c + 70 * t.a, t.f + 20 * t.e)
+    p = preview(layer, 20, bounds=bounds)
+    assert p.step == 2
+    np.testing.assert_array_equal(p.values, full[21:40:2, 31:70:2].astype(np.float32))
+    assert (p.transform.c, p.transform.f) == (t.c + 30 * t.a, t.f + 20 * t.e)
+    outside = preview(layer, 20, bounds=(0.0, 0.0, 1.0, 1.0))
+    assert outside.values.size == 0

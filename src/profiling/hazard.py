@@ -628,8 +628,10 @@ class Preview:
     step: int
 
 
-def preview(layer: HazardLayer, max_side: int = 2048, threads: int | None = None) -> Preview:
-    """``layer`` decimated to at most ``max_side`` pixels on its long side, for a map.
+def preview(layer: HazardLayer, max_side: int = 2048, threads: int | None = None,
+            bounds: tuple[float, float, float, float] | None = None) -> Preview:
+    """``layer`` decimated to at most ``max_side`` pixels on its long side, for a map; only
+    the part within ``bounds`` (x0, y0, x1, y1 in the raster's CRS) when given.
 
     Tiles are read one per thread, each reduced to its sampled cells as soon as it is read, so
     memory is the output plus one tile per thread whatever the raster's size (a raster of
@@ -637,9 +639,19 @@ def preview(layer: HazardLayer, max_side: int = 2048, threads: int | None = None
     import rasterio
 
     nrows, ncols = layer.shape
-    step = max(1, -(-max(nrows, ncols) // max_side))
-    rows = np.arange(step // 2, nrows, step)
-    cols = np.arange(step // 2, ncols, step)
+    r0, r1, c0, c1 = 0, nrows, 0, ncols
+    if bounds is not None:
+        inv = ~layer.transform
+        xs = [bounds[0], bounds[2], bounds[0], bounds[2]]
+        ys = [bounds[1], bounds[1], bounds[3], bounds[3]]
+        cc, rr = zip(*(inv @ (x, y) for x, y in zip(xs, ys, strict=True)), strict=True)
+        r0, r1 = max(0, int(np.floor(min(rr)))), min(nrows, int(np.ceil(max(rr))))
+        c0, c1 = max(0, int(np.floor(min(cc)))), min(ncols, int(np.ceil(max(cc))))
+        if r1 <= r0 or c1 <= c0:  # the raster lies outside the bounds: nothing to show
+            return Preview(np.full((0, 0), np.nan, np.float32), layer.transform, layer.crs, 1)
+    step = max(1, -(-max(r1 - r0, c1 - c0) // max_side))
+    rows = np.arange(r0 + step // 2, r1, step)
+    cols = np.arange(c0 + step // 2, c1, step)
     th, tw, ntx, nty = _tile_grid(layer)
     nodata, has_nodata = _nodata(layer.nodata, layer.dtype)
     out = np.full((len(rows), len(cols)), np.nan, np.float32)
@@ -664,7 +676,7 @@ def preview(layer: HazardLayer, max_side: int = 2048, threads: int | None = None
                 v = data.astype(np.float32)
                 if has_nodata:
                     v[data == nodata] = np.nan
-                out[np.ix_((rs - step // 2) // step, (cs - step // 2) // step)] = v
+                out[np.ix_((rs - r0 - step // 2) // step, (cs - c0 - step // 2) // step)] = v
         finally:
             close()
 
@@ -676,7 +688,8 @@ def preview(layer: HazardLayer, max_side: int = 2048, threads: int | None = None
             with ThreadPoolExecutor(n_threads) as pool:
                 for f in [pool.submit(work) for _ in range(n_threads)]:
                     f.result()
-    return Preview(out, layer.transform @ Affine.scale(step), layer.crs, step)
+    return Preview(out, layer.transform @ Affine.translation(c0, r0) @ Affine.scale(step),
+                   layer.crs, step)
 
 
 def _nodata(nodata: float | None, dtype: np.dtype) -> tuple[float, bool]:

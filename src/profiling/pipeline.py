@@ -182,7 +182,8 @@ def run(cfg: Config, out_dir: str | Path | None = None,
     if settlements is not None and settlements.has_geometry:
         from profiling.publish import start_overlays
 
-        overlays = start_overlays(cfg, background)
+        frame = settlements.frame
+        overlays = start_overlays(cfg, background, (tuple(frame.total_bounds), frame.crs))
     try:
         with locked(out) as staging:
             try:

@@ -26,14 +26,16 @@ def consent_statements(cfg: Config) -> tuple[str, ...]:
     return tuple(dict.fromkeys(said))
 
 
-def start_overlays(cfg: Config, pool: Executor) -> Future[Any] | None:
+def start_overlays(cfg: Config, pool: Executor, around: tuple[Any, Any] | None = None
+                   ) -> Future[Any] | None:
     """Start rendering the hazard overlays on ``pool`` (they read only the rasters, mostly in
-    GDAL, which releases the GIL: a run renders them while it ingests)."""
+    GDAL, which releases the GIL: a run renders them while it ingests); ``around``: the
+    settlements' bounds and CRS."""
     if not cfg.hazards:
         return None
     from profiling.publish.maps import render_overlays
 
-    return pool.submit(render_overlays, list(cfg.hazards))
+    return pool.submit(render_overlays, list(cfg.hazards), around)
 
 
 def publish(out_dir: str | Path, cfg: Config, pdf: bool = False,

@@ -215,8 +215,15 @@ def save_overlays(overlays: list[tuple[dict[str, Any], np.ndarray]], folder: Pat
     return out
 
 
-def render_overlays(hazards: list[Any]) -> list[tuple[dict[str, Any], np.ndarray]]:
-    """Each configured hazard raster coloured in EPSG:4326 (an RGBA array), with its legend.
+#: Around the settlements, the overlay shows this share of their extent on each side.
+OVERLAY_MARGIN = 0.25
+
+
+def render_overlays(hazards: list[Any], around: tuple[Any, Any] | None = None
+                    ) -> list[tuple[dict[str, Any], np.ndarray]]:
+    """Each configured hazard raster coloured in EPSG:4326 (an RGBA array), with its legend;
+    with ``around`` (bounds and CRS of the settlements), only the part of the raster around
+    them (a national model is shown where the city is, at the city's resolution).
 
     The raster is read decimated to display resolution (:func:`profiling.hazard.preview`: at
     most :data:`OVERLAY_MAX_SIDE` pixels on the long side, one tile at a time), then warped,
@@ -237,8 +244,11 @@ def render_overlays(hazards: list[Any]) -> list[tuple[dict[str, Any], np.ndarray
         if not path.exists():
             continue
         layer = open_hazard(h)
-        p = preview(layer, OVERLAY_MAX_SIDE)
+        p = preview(layer, OVERLAY_MAX_SIDE, bounds=_around(around, layer.crs))
         src_h, src_w = p.values.shape
+        if not src_h or not src_w:
+            log.warning("%s: the raster does not reach the settlements; no overlay", path)
+            continue
         west, north = p.transform.c, p.transform.f
         east, south = west + p.transform.a * src_w, north + p.transform.e * src_h
         with warnings.catch_warnings():
@@ -284,6 +294,21 @@ def render_overlays(hazards: list[Any]) -> list[tuple[dict[str, Any], np.ndarray
     return out
 
 
+def _around(around: tuple[Any, Any] | None, crs: Any
+            ) -> tuple[float, float, float, float] | None:
+    """The settlements' bounds with a margin, in a raster's CRS."""
+    if around is None:
+        return None
+    from pyproj import CRS
+    from pyproj.transformer import Transformer
+
+    (x0, y0, x1, y1), src_crs = around
+    dx, dy = (x1 - x0) * OVERLAY_MARGIN, (y1 - y0) * OVERLAY_MARGIN
+    t = Transformer.from_crs(CRS.from_user_input(src_crs), CRS.from_user_input(crs),
+                             always_xy=True)
+    return t.transform_bounds(x0 - dx, y0 - dy, x1 + dx, y1 + dy, densify_pts=21)
+
+
 def _rgba(rgb: tuple[float, float, float], alpha: float) -> tuple[int, int, int, int]:
     r, g, b = (round(c * 255) for c in rgb)
     return r, g, b, round(alpha * 255)
@@ -321,7 +346,10 @@ def write_map(tables: RunTables, settings: MapSettings, hazards: list[Any] | Non
         (folder / name).write_bytes((templates / name).read_bytes())
 
     if overlays is None:
-        overlays = render_overlays(list(hazards or []))
+        t = tables.settlements
+        around = ((tuple(t.total_bounds), "EPSG:4326") if tables.has_geometry and len(t)
+                  else None)
+        overlays = render_overlays(list(hazards or []), around)
     data = map_data(tables, settings, save_overlays(overlays, folder))
     (folder / "data.js").write_text("window.PROFILING_MAP = " + _script_json(data) + ";\n",
                                     encoding="utf-8")
