@@ -264,3 +264,36 @@ def test_xml_entities_in_a_workbook_are_refused(tmp_path: Path):
     settlements, form = _settlements()
     with pytest.raises(ProfilingError, match=r"laughs\.xlsx: not a readable \.xlsx workbook"):
         ingest([SurveySource(path=path)], form, settlements)
+
+
+def test_a_raster_large_on_paper_is_read_by_window(tmp_path: Path):
+    """A sparse 40,000 x 40,000 float32 GeoTIFF (6 GB if it were held) under two small
+    settlements: every stage stays far below its nominal size."""
+    import numpy as np
+    import rasterio
+    from affine import Affine
+    from rasterio.windows import Window
+
+    from conftest import UTM, household, two_squares
+    from conftest import write_csv as write_export
+
+    squares = tmp_path / "squares.gpkg"
+    two_squares().to_file(squares, layer="settlements")
+    n = 40_000
+    profile = {"driver": "GTiff", "width": n, "height": n, "count": 1, "dtype": "float32",
+               "crs": UTM, "transform": Affine(0.01, 0, 699_900.0, 0, -0.01, 9_300_200.0),
+               "nodata": -9999, "tiled": True, "blockxsize": 512, "blockysize": 512,
+               "compress": "deflate", "SPARSE_OK": True, "BIGTIFF": "YES"}
+    raster = tmp_path / "huge.tif"
+    with rasterio.open(raster, "w", **profile) as dst:
+        dst.write(np.full((1, 512, 512), 0.4, np.float32), window=Window(15_000, 15_000, 512,
+                                                                         512))
+    assert raster.stat().st_size < 5 << 20
+    survey = write_export(tmp_path / "k.csv", [household(f"k{i}") for i in range(6)])
+    out = tmp_path / "out"
+    proc = subprocess.run([EXE, "run", "--survey", str(survey), "--boundaries", str(squares),
+                           "--hazard", f"flood={raster}", "--out", str(out), "-q"],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr
+    stages = json.loads((out / "run_manifest.json").read_text())["stages"]
+    assert max(s["peak_rss_mib"] for s in stages) < 1024, stages

@@ -67,7 +67,7 @@ function profilingMap(map, D) {
   });
 
   if (D.basemap) {
-    L.tileLayer(D.basemap, {attribution: D.attribution, maxZoom: 19}).addTo(map);
+    L.tileLayer(D.basemap, {attribution: esc(D.attribution || ""), maxZoom: 19}).addTo(map);
   }
   // Leaflet's layer control writes its labels as HTML: every label goes through esc().
   function esc(text) {
