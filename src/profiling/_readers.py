@@ -15,8 +15,10 @@ import io
 import logging
 import re
 import zipfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -158,7 +160,15 @@ def _name_blank(header: list[str]) -> list[str]:
 
 def _read_csv(path: Path, kind: str, encoding: str, na: list[str]) -> RawExport:
     raw = path.read_bytes()
-    digest = hashlib.sha256(raw).hexdigest()
+    # the file's hash on another core while the file is parsed (hashlib releases the GIL)
+    with ThreadPoolExecutor(1, thread_name_prefix="sha256") as pool:
+        hashing = pool.submit(hashlib.sha256, raw)
+        export = _parse_csv(path, kind, encoding, na, raw, hashing)
+    return export
+
+
+def _parse_csv(path: Path, kind: str, encoding: str, na: list[str], raw: bytes,
+               hashing: Future[Any]) -> RawExport:
     data = _to_utf8(path, raw, encoding)
     del raw
     if _NON_BLANK.search(data) is None:
@@ -201,18 +211,20 @@ def _read_csv(path: Path, kind: str, encoding: str, na: list[str]) -> RawExport:
             except UnicodeDecodeError as uexc:
                 raise InputFileError(path, _bad_bytes(data, uexc, "UTF-8")) from None
         log.debug("%s: pyarrow could not parse (%s); reading row by row", path, exc)
-        return _read_csv_rows(path, kind, data, header, delim, na, digest)
+        return _read_csv_rows(path, kind, data, header, delim, na,
+                              hashing.result().hexdigest())
     if invalid:
         # Rows were skipped: read row by row so that every record keeps its exact row number.
-        return _read_csv_rows(path, kind, data, header, delim, na, digest)
+        return _read_csv_rows(path, kind, data, header, delim, na,
+                              hashing.result().hexdigest())
     if data.count(b'"') % 2:
         # an odd number of quotes: a stray quote in an answer (5'7"), or a file cut off inside
         # a quoted value; only parsing tells which, record by record
-        return _read_csv_rows(path, kind, data, header, delim, na, digest)
-    frame = table.to_pandas(types_mapper={pa.string(): STRING}.get)
-    frame = _strip_blank(frame)
+        return _read_csv_rows(path, kind, data, header, delim, na,
+                              hashing.result().hexdigest())
+    frame = _strip_blank_arrow(table).to_pandas(types_mapper={pa.string(): STRING}.get)
     rows = np.arange(2, len(frame) + 2, dtype=np.int64)
-    return RawExport(path, kind, frame, rows, digest)
+    return RawExport(path, kind, frame, rows, hashing.result().hexdigest())
 
 
 def _ends_inside_quotes(text: str, delim: str) -> bool:
@@ -280,6 +292,19 @@ def _read_csv_rows(path: Path, kind: str, data: bytes, header: list[str], delim:
     frame = frame.mask(frame.isin(nulls))
     frame = _strip_blank(frame.astype(STRING))
     return RawExport(path, kind, frame, np.asarray(rows, dtype=np.int64), digest, malformed)
+
+
+def _strip_blank_arrow(table: pa.Table) -> pa.Table:
+    """Cells holding only white space are no answer (columnar: one kernel per column)."""
+    import pyarrow.compute as pc
+
+    for i, name in enumerate(table.column_names):
+        col = table.column(i)
+        blank = pc.utf8_is_space(col)
+        if pc.any(blank).as_py():
+            table = table.set_column(i, name, pc.if_else(blank, pa.scalar(None, pa.string()),
+                                                         col))
+    return table
 
 
 def _strip_blank(frame: pd.DataFrame) -> pd.DataFrame:

@@ -122,21 +122,15 @@ class _Values:
 
     @classmethod
     def build(cls, values: pa.Array, fields: pa.Array, split: str) -> _Values:
-        tokens = pc.split_pattern_regex(values, split)
-        # drop the empty tokens a leading or trailing separator leaves
-        flat = pc.list_flatten(tokens)
-        parents = pc.list_parent_indices(tokens)
-        keep = pc.not_equal(flat, "")
-        flat, parents = pc.filter(flat, keep), pc.filter(parents, keep)
-        counts = np.bincount(parents.to_numpy(), minlength=len(values))
-        joined = _join_runs(flat, counts)
-        one = counts == 1
+        # every run of separators as one space, none at either end: the tokens joined
+        joined = pc.utf8_trim(pc.replace_substring_regex(values, split, " "), " ")
+        counts = np.asarray(pc.count_substring(joined, " ")) + 1
+        counts[np.asarray(pc.equal(joined, ""))] = 0
+        one = pa.array(counts == 1)
         many = counts > 1
         multi = pc.filter(joined, pa.array(many))
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])[many]
-        firsts = pc.unique(pc.take(flat, pa.array(starts))) if len(starts) else pa.array(
-            [], pa.string())
-        return cls(pc.filter(joined, pa.array(one)), pc.filter(fields, pa.array(one)), multi,
+        firsts = pc.unique(pc.replace_substring_regex(multi, " .*$", ""))
+        return cls(pc.filter(joined, one), pc.filter(fields, one), multi,
                    pc.filter(fields, pa.array(many)), firsts,
                    tuple(sorted({int(c) for c in np.unique(counts[many])})))
 
@@ -231,13 +225,6 @@ def _phone_forms(values: pa.Array, fields: pa.Array, country_code: str | None
     f, o = pa.concat_arrays(forms), pa.concat_arrays(owners)
     keep = pc.greater_equal(pc.utf8_length(f), MIN_PHONE_DIGITS)
     return pc.filter(f, keep), pc.filter(o, keep)
-
-
-def _join_runs(flat: pa.Array, counts: np.ndarray) -> pa.Array:
-    """The tokens of each value joined by one space (``counts`` tokens per value)."""
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-    lists = pa.ListArray.from_arrays(pa.array(offsets), flat)
-    return pc.binary_join(lists, " ")
 
 
 @dataclass

@@ -49,6 +49,7 @@ functions on partitions of settlements or households, whose results concatenate.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import warnings
@@ -80,6 +81,10 @@ WGS84 = CRS.from_epsg(4326)
 TILE = 512
 #: GDAL block cache while scanning (MiB): every block is read once, so caching buys nothing.
 GDAL_CACHE_MIB = 64
+# GDAL sizes its block cache once, when it first reads a raster block, from this variable (its
+# default, 5 % of the machine's memory, would hold 1.2 GiB of tiles here): tiles are read once
+# each, so a small cache loses nothing. A value set by the user stands.
+os.environ.setdefault("GDAL_CACHEMAX", str(GDAL_CACHE_MIB))
 #: Integer values taken as classes of a ``class`` raster whose classes are not configured.
 DEFAULT_CLASSES = np.arange(256, dtype=np.float64)
 
