@@ -123,3 +123,21 @@ def test_long_and_reserved_ids_become_safe_file_names(demo: Path, tmp_path: Path
     written = write_atlas(read_tables(tmp_path))
     assert written[f"atlas_{long_id}"].exists() and written["atlas_CON"].exists()
     assert written["atlas_CON"].name != "CON.html"
+
+
+def test_an_atlas_rendered_in_processes_equals_one_rendered_here(demo: Path, tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    from profiling.publish import atlas
+
+    for name in ("settlement_indicators.csv", "cuf_priorities.csv", "parameters.csv",
+                 "enumeration_dates.csv", "city_summary.csv"):
+        shutil.copy(demo / name, tmp_path / name)
+    here = atlas.write_atlas(read_tables(tmp_path), workers=1)
+    pages = {k: p.read_text(encoding="utf-8") for k, p in here.items()}
+    monkeypatch.setattr(atlas, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(atlas, "CHUNK", 4)
+    ticks = []
+    forked = atlas.write_atlas(read_tables(tmp_path), on_page=lambda: ticks.append(1),
+                               workers=2)
+    assert {k: p.read_text(encoding="utf-8") for k, p in forked.items()} == pages
+    assert len(ticks) == len(pages) - 1  # one per settlement page, not the index

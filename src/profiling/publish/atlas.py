@@ -156,10 +156,51 @@ def render_page(tables: RunTables, row: Any, env: Any = None) -> tuple[str, str]
     return f"{safe_id(ctx['id'])}.html", env.get_template("atlas_page.html").render(s=ctx)
 
 
-def write_atlas(tables: RunTables, on_page: Callable[[], None] | None = None
-                ) -> dict[str, Path]:
+#: Pages rendered per task, and the smallest atlas worth rendering in several processes.
+CHUNK = 100
+PARALLEL_FROM = 400
+_SHARED: RunTables | None = None  # the tables a forked renderer reads (set before the fork)
+
+
+def _render_pages(records: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, Any]]]:
+    """Render and write the pages of ``records``: (settlement id, file, index row) each."""
+    tables = _SHARED
+    assert tables is not None
+    page = _environment().get_template("atlas_page.html")
+    folder = tables.out / "atlas"
+    done = []
+    for row in records:
+        ctx = settlement_context(tables, row)
+        path = folder / f"{safe_id(ctx['id'])}.html"
+        path.write_text(page.render(s=ctx), encoding="utf-8")
+        sup = ctx["suppressed"]
+        done.append((ctx["id"], path.name, {
+            "id": ctx["id"], "name": ctx["name"], "href": path.name,
+            "households": "" if sup else fmt(row["households"], "number"),
+            "households_value": "" if sup else float(row["households"]),
+            "slum": "" if sup else fmt(row.get("slum_household_share"), "share"),
+            "slum_value": "" if sup or missing(row.get("slum_household_share"))
+            else float(row["slum_household_share"]),
+            "flood": fmt(row.get("flood_area_share"), "share"),
+            "flood_value": "" if missing(row.get("flood_area_share"))
+            else float(row["flood_area_share"]),
+            "rank": ctx["rank"] or "", "rank_value": ctx["rank"] or "",
+            "suppressed": sup}))
+    return done
+
+
+def write_atlas(tables: RunTables, on_page: Callable[[], None] | None = None,
+                workers: int | None = None) -> dict[str, Path]:
     """``atlas/index.html`` and ``atlas/<settlement_id>.html``; returns what was written.
-    ``on_page`` is called after each settlement's page (progress)."""
+    ``on_page`` is called after each settlement's page (progress). A large atlas is rendered
+    in ``workers`` forked processes (default: the usable cores), in chunks of pages."""
+    global _SHARED
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from profiling.join import usable_cores
+
     env = _environment()
     folder = tables.out / "atlas"
     folder.mkdir(exist_ok=True)
@@ -167,29 +208,35 @@ def write_atlas(tables: RunTables, on_page: Callable[[], None] | None = None
 
     css = (resources.files("profiling") / "templates" / "atlas.css").read_bytes()
     (folder / "atlas.css").write_bytes(css)
-    page = env.get_template("atlas_page.html")
     written: dict[str, Path] = {}
-    t = tables.settlements
+    records = tables.settlements.drop(columns="geometry", errors="ignore").to_dict("records")
+    chunks = [records[i:i + CHUNK] for i in range(0, len(records), CHUNK)]
+    n = workers if workers is not None else usable_cores()
+    tables.priority_row(""), tables.date_row(""), tables.n_ranked  # built once, then forked
+    _SHARED = tables
+    results: list[list[tuple[str, str, dict[str, Any]]]] = []
+    try:
+        if n > 1 and len(records) >= PARALLEL_FROM and os.name == "posix":
+            with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
+                for done in pool.map(_render_pages, chunks):
+                    results.append(done)
+                    for _ in done:
+                        if on_page is not None:
+                            on_page()
+        else:
+            for chunk in chunks:
+                done = _render_pages(chunk)
+                results.append(done)
+                for _ in done:
+                    if on_page is not None:
+                        on_page()
+    finally:
+        _SHARED = None
     rows = []
-    for row in t.drop(columns="geometry", errors="ignore").to_dict("records"):
-        ctx = settlement_context(tables, row)
-        path = folder / f"{safe_id(ctx['id'])}.html"
-        path.write_text(page.render(s=ctx), encoding="utf-8")
-        written[f"atlas_{ctx['id']}"] = path
-        if on_page is not None:
-            on_page()
-        sup = ctx["suppressed"]
-        rows.append({"id": ctx["id"], "name": ctx["name"], "href": path.name,
-                     "households": "" if sup else fmt(row["households"], "number"),
-                     "households_value": "" if sup else float(row["households"]),
-                     "slum": "" if sup else fmt(row.get("slum_household_share"), "share"),
-                     "slum_value": "" if sup or missing(row.get("slum_household_share"))
-                     else float(row["slum_household_share"]),
-                     "flood": fmt(row.get("flood_area_share"), "share"),
-                     "flood_value": "" if missing(row.get("flood_area_share"))
-                     else float(row["flood_area_share"]),
-                     "rank": ctx["rank"] or "", "rank_value": ctx["rank"] or "",
-                     "suppressed": sup})
+    for done in results:
+        for sid, name, index_row in done:
+            written[f"atlas_{sid}"] = folder / name
+            rows.append(index_row)
     city = []
     c = tables.city
     if len(c):
