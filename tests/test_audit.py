@@ -337,3 +337,23 @@ def test_a_phone_kept_in_national_form_is_found_in_international_form(demo, tmp_
     assert [f.file for f in audit(pub, with_code)] == ["note.txt"]
     without = Secrets.from_frames(frame, result.ingest.households, 5, secrets.boundaries)
     assert audit(pub, without) == []
+
+
+def test_an_audit_in_processes_finds_what_one_here_finds(demo, tmp_path, monkeypatch):
+    from profiling import audit as audit_module
+
+    result, out, secrets = demo
+    pub = _copy(out, tmp_path)
+    person = result.ingest.personal.iloc[0]
+    (pub / "atlas" / "leak.html").write_text(f"<p>{person['respondent_name']}</p>")
+    (pub / "zz.txt").write_text(f"call {person['phone']}")
+    (pub / "blob.bin").write_bytes(b"\x00")
+    here = audit(pub, secrets, workers=1)
+    monkeypatch.setattr(audit_module, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(audit_module, "FILES_PER_TASK", 7)
+    ticks = []
+    forked = audit(pub, secrets, on_file=lambda: ticks.append(1), workers=2)
+    assert sorted(map(str, forked)) == sorted(map(str, here))
+    assert {(f.kind, f.file) for f in here} == {("personal", "atlas/leak.html"),
+                                              ("personal", "zz.txt"), ("unreadable", "blob.bin")}
+    assert len(ticks) == sum(1 for p in pub.rglob("*") if p.is_file())

@@ -286,50 +286,100 @@ def vendored_assets() -> dict[str, str]:
     return {k: hashlib.sha256(v.read_bytes()).hexdigest() for k, v in assets.items()}
 
 
+#: Files per task, and the fewest files worth auditing in several processes.
+FILES_PER_TASK = 200
+PARALLEL_FROM = 400
+_SHARED: tuple[_Checker, Path] | None = None  # what a forked auditor reads (set before the fork)
+
+
 def audit(out_dir: str | Path, secrets: Secrets,
-          on_file: Callable[[], None] | None = None) -> list[Finding]:
+          on_file: Callable[[], None] | None = None, workers: int | None = None
+          ) -> list[Finding]:
     """Every finding in every file below ``out_dir`` (``on_file`` is called after each file:
-    progress)."""
+    progress). Many files are read in ``workers`` forked processes (default: the usable
+    cores), each with the same checker; the findings are the same, in file order."""
+    global _SHARED
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from profiling.join import usable_cores
+
     out = Path(out_dir)
+    files = sorted(p for p in out.rglob("*") if p.is_file())
     checker = _Checker(secrets)
-    vendored = vendored_assets()
+    vendored_assets()  # hashed once, before any fork
+    n = workers if workers is not None else usable_cores()
+    if n < 2 or len(files) < PARALLEL_FROM or os.name != "posix":
+        findings: list[Finding] = []
+        for path in files:
+            findings += _audit_file(checker, out, path)
+            if checker.due():
+                findings += checker.flush()
+            if on_file is not None:
+                on_file()
+        return findings + checker.flush()
+    tasks = [files[i:i + FILES_PER_TASK] for i in range(0, len(files), FILES_PER_TASK)]
+    _SHARED = (checker, out)
+    findings = []
+    try:
+        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
+            for task, found in zip(tasks, pool.map(_audit_files, tasks), strict=True):
+                findings += found
+                for _ in task:
+                    if on_file is not None:
+                        on_file()
+    finally:
+        _SHARED = None
+    return findings
+
+
+def _audit_files(files: list[Path]) -> list[Finding]:
+    """A forked process's share of the audit: these files, with the shared checker."""
+    assert _SHARED is not None
+    checker, out = _SHARED
     findings: list[Finding] = []
-    for path in sorted(p for p in out.rglob("*") if p.is_file()):
-        rel = path.relative_to(out).as_posix()
-        suffix = path.suffix.lower()
-        try:
-            if rel in vendored:
-                if hashlib.sha256(path.read_bytes()).hexdigest() != vendored[rel]:
-                    findings.append(Finding("vendored", rel, "file", "differs from the copy "
-                                            "the package ships, so it is not the vendored "
-                                            "asset"))
-            elif suffix in _TEXT:
-                text = path.read_text(encoding="utf-8", errors="replace")
-                findings += checker.text(rel, text)
-                if suffix == ".csv":
-                    findings += checker.table_cells(rel, path)
-                elif suffix in (".json", ".geojson"):
-                    findings += checker.json_cells(rel, text)
-                elif suffix == ".jsonl":  # one JSON document a line (the profiles' batch log)
-                    findings += checker.json_cells(rel, "[" + ",".join(
-                        line for line in text.splitlines() if line.strip()) + "]")
-            elif suffix == ".gpkg":
-                findings += checker.gpkg(rel, path)
-            elif suffix == ".png":
-                findings += checker.text(rel, _png_text(path.read_bytes()))
-            elif suffix == ".pdf":
-                findings += checker.text(rel, _pdf_text(path))
-            else:
-                findings.append(Finding("unreadable", rel, "file", f"a format the audit cannot "
-                                        f"read ({suffix or 'no extension'}): it cannot be "
-                                        f"cleared for publication"))
-        except Exception as exc:  # an unreadable file is itself a finding, not a crash
-            findings.append(Finding("unreadable", rel, "file", f"{exc.__class__.__name__}"))
+    for path in files:
+        findings += _audit_file(checker, out, path)
         if checker.due():
             findings += checker.flush()
-        if on_file is not None:
-            on_file()
-    findings += checker.flush()
+    return findings + checker.flush()
+
+
+def _audit_file(checker: _Checker, out: Path, path: Path) -> list[Finding]:
+    """The findings of one file that do not wait for a batch (its text is queued for the
+    personal values)."""
+    vendored = vendored_assets()
+    rel = path.relative_to(out).as_posix()
+    suffix = path.suffix.lower()
+    findings: list[Finding] = []
+    try:
+        if rel in vendored:
+            if hashlib.sha256(path.read_bytes()).hexdigest() != vendored[rel]:
+                findings.append(Finding("vendored", rel, "file", "differs from the copy the "
+                                        "package ships, so it is not the vendored asset"))
+        elif suffix in _TEXT:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            findings += checker.text(rel, text)
+            if suffix == ".csv":
+                findings += checker.table_cells(rel, path)
+            elif suffix in (".json", ".geojson"):
+                findings += checker.json_cells(rel, text)
+            elif suffix == ".jsonl":  # one JSON document a line (the profiles' batch log)
+                findings += checker.json_cells(rel, "[" + ",".join(
+                    line for line in text.splitlines() if line.strip()) + "]")
+        elif suffix == ".gpkg":
+            findings += checker.gpkg(rel, path)
+        elif suffix == ".png":
+            findings += checker.text(rel, _png_text(path.read_bytes()))
+        elif suffix == ".pdf":
+            findings += checker.text(rel, _pdf_text(path))
+        else:
+            findings.append(Finding("unreadable", rel, "file", f"a format the audit cannot "
+                                    f"read ({suffix or 'no extension'}): it cannot be cleared "
+                                    "for publication"))
+    except Exception as exc:  # an unreadable file is itself a finding, not a crash
+        findings.append(Finding("unreadable", rel, "file", f"{exc.__class__.__name__}"))
     return findings
 
 
