@@ -336,14 +336,17 @@ def _cell(v: object) -> str | None:
 def check_zip(path: Path, limits: ReadLimits | None = None) -> None:
     """Refuse a zip container (an XLSX workbook) whose members would unpack past ``limits``:
     read from its directory, before anything is unpacked."""
+    path = Path(path)
     limits = limits or ReadLimits()
     mib = 1 << 20
     try:
         with zipfile.ZipFile(path) as z:
             members = z.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise InputFileError(path, f"not a readable zip container ({exc.__class__.__name__}); "
-                                   "is the download truncated?") from None
+        what = (".xlsx workbook" if path.suffix.lower() in (".xlsx", ".xlsm")
+                else "zip container")
+        raise InputFileError(path, f"not a readable {what} ({exc.__class__.__name__}); is the "
+                                   "download truncated? Download it again") from None
     total = sum(m.file_size for m in members)
     if total > limits.max_unpacked_mib * mib:
         raise InputFileError(path, f"would unpack to {total / mib:,.0f} MiB, more than the "
