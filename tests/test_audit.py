@@ -350,7 +350,6 @@ def test_an_audit_in_processes_finds_what_one_here_finds(demo, tmp_path, monkeyp
     (pub / "blob.bin").write_bytes(b"\x00")
     here = audit(pub, secrets, workers=1)
     monkeypatch.setattr(audit_module, "PARALLEL_FROM", 1)
-    monkeypatch.setattr(audit_module, "FILES_PER_TASK", 7)
     ticks = []
     forked = audit(pub, secrets, on_file=lambda: ticks.append(1), workers=2)
     assert sorted(map(str, forked)) == sorted(map(str, here))

@@ -122,8 +122,16 @@ class _Values:
 
     @classmethod
     def build(cls, values: pa.Array, fields: pa.Array, split: str) -> _Values:
-        # every run of separators as one space, none at either end: the tokens joined
-        joined = pc.utf8_trim(pc.replace_substring_regex(values, split, " "), " ")
+        # every run of separators as one space, none at either end: the tokens joined (only
+        # the values that hold a separator need the rewriting; most IDs hold none)
+        has_sep = pc.fill_null(pc.match_substring_regex(values, split), False)
+        if pc.any(has_sep).as_py():
+            rewritten = pc.utf8_trim(pc.replace_substring_regex(
+                pc.filter(values, has_sep), split, " "), " ")
+            plain = pc.invert(has_sep)
+            values = pa.concat_arrays([pc.filter(values, plain), rewritten])
+            fields = pa.concat_arrays([pc.filter(fields, plain), pc.filter(fields, has_sep)])
+        joined = values
         counts = np.asarray(pc.count_substring(joined, " ")) + 1
         counts[np.asarray(pc.equal(joined, ""))] = 0
         one = pa.array(counts == 1)
@@ -286,8 +294,9 @@ def vendored_assets() -> dict[str, str]:
     return {k: hashlib.sha256(v.read_bytes()).hexdigest() for k, v in assets.items()}
 
 
-#: Files per task, and the fewest files worth auditing in several processes.
-FILES_PER_TASK = 200
+#: The fewest files worth auditing in several processes. Each process takes one contiguous
+#: share of the files: a batch's look-up streams every personal value once, so fewer, larger
+#: batches are cheaper.
 PARALLEL_FROM = 400
 _SHARED: tuple[_Checker, Path] | None = None  # what a forked auditor reads (set before the fork)
 
@@ -319,7 +328,8 @@ def audit(out_dir: str | Path, secrets: Secrets,
             if on_file is not None:
                 on_file()
         return findings + checker.flush()
-    tasks = [files[i:i + FILES_PER_TASK] for i in range(0, len(files), FILES_PER_TASK)]
+    size = -(-len(files) // n)
+    tasks = [files[i:i + size] for i in range(0, len(files), size)]
     _SHARED = (checker, out)
     findings = []
     try:
@@ -391,7 +401,7 @@ class _Checker:
         for name, arr in s.by_field().items():
             vals, fields = kinds[value_kind(name)]
             vals.append(arr)
-            fields.append(pa.array(np.full(len(arr), name, dtype=object), pa.string()))
+            fields.append(pa.repeat(pa.scalar(name, pa.string()), len(arr)))
 
         def joined(kind: str) -> tuple[pa.Array, pa.Array]:
             vals, fields = kinds[kind]
