@@ -498,7 +498,6 @@ def scan(layer: HazardLayer, polygons: PixelPolygons | None, points: PixelPoints
     """Read the tiles that the polygons' bounding boxes and the points' cells touch, once each
     (only the part of each tile they use), and accumulate the zonal statistics and the point
     values, on ``threads`` threads (each with its own file handle and accumulators)."""
-    import rasterio
 
     nl = layer.n_layers
     th, tw, ntx, _ = _tile_grid(layer)
@@ -606,13 +605,7 @@ def scan(layer: HazardLayer, polygons: PixelPolygons | None, points: PixelPoints
             close()
         accs.append(acc)
 
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MIB):
-        if n_threads == 1:
-            work()
-        else:
-            with ThreadPoolExecutor(n_threads) as pool:
-                for f in [pool.submit(work) for _ in range(n_threads)]:
-                    f.result()
+    _on_threads(work, n_threads)
     acc = accs[0]
     for other in accs[1:]:
         mx = np.fmax(acc[:, :, K.ACC_MAX], other[:, :, K.ACC_MAX])
@@ -641,7 +634,6 @@ def preview(layer: HazardLayer, max_side: int = 2048, threads: int | None = None
     Tiles are read one per thread, each reduced to its sampled cells as soon as it is read, so
     memory is the output plus one tile per thread whatever the raster's size (a raster of
     20,000² cells is read in 512² tiles into a 2,000² preview)."""
-    import rasterio
 
     nrows, ncols = layer.shape
     r0, r1, c0, c1 = 0, nrows, 0, ncols
@@ -685,7 +677,16 @@ def preview(layer: HazardLayer, max_side: int = 2048, threads: int | None = None
         finally:
             close()
 
-    n_threads = min(_threads(threads), max(1, len(jobs))) if layer.parallel else 1
+    _on_threads(work, min(_threads(threads), max(1, len(jobs))) if layer.parallel else 1)
+    return Preview(out, layer.transform @ Affine.translation(c0, r0) @ Affine.scale(step),
+                   layer.crs, step)
+
+
+def _on_threads(work: Callable[[], None], n_threads: int) -> None:
+    """Run ``work`` (a loop that takes tiles from a shared cursor) on ``n_threads`` threads,
+    each with its own file handle, GDAL's block cache capped; errors reach the caller."""
+    import rasterio
+
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MIB):
         if n_threads == 1:
             work()
@@ -693,8 +694,6 @@ def preview(layer: HazardLayer, max_side: int = 2048, threads: int | None = None
             with ThreadPoolExecutor(n_threads) as pool:
                 for f in [pool.submit(work) for _ in range(n_threads)]:
                     f.result()
-    return Preview(out, layer.transform @ Affine.translation(c0, r0) @ Affine.scale(step),
-                   layer.crs, step)
 
 
 def _nodata(nodata: float | None, dtype: np.dtype) -> tuple[float, bool]:

@@ -13,6 +13,7 @@ added.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,40 +33,39 @@ def _escaped(values: pd.Series) -> np.ndarray:
     return (first.isin(TRIGGERS) | ((first == QUOTE) & second.isin(TRIGGERS))).to_numpy()
 
 
-def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with every text cell that a spreadsheet would run as a formula quoted."""
+def _text_columns(frame: pd.DataFrame, which: Callable[[pd.Series], np.ndarray],
+                  change: Callable[[pd.Series], pd.Series]) -> pd.DataFrame:
+    """``frame`` with ``change`` applied to the cells ``which`` picks in its text columns
+    (copied only when a cell changes)."""
     out = frame
     for col in frame.columns:
         s = frame[col]
         if s.dtype != object and not isinstance(s.dtype, pd.StringDtype):
             continue
-        bad = _escaped(s)
-        if bad.any():
+        pick = which(s)
+        if pick.any():
             if out is frame:
                 out = frame.copy()
             fixed = s.astype(object).copy()
-            fixed[bad] = QUOTE + s[bad].astype(str)
+            fixed[pick] = change(s[pick].astype(str))
             out[col] = fixed
     return out
+
+
+def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell that a spreadsheet would run as a formula quoted."""
+    return _text_columns(frame, _escaped, lambda s: QUOTE + s)
 
 
 def restore(frame: pd.DataFrame) -> pd.DataFrame:
     """Undo :func:`neutralise` on a table read back (one leading quote where one was added)."""
-    out = frame
-    for col in frame.columns:
-        s = frame[col]
-        if s.dtype != object and not isinstance(s.dtype, pd.StringDtype):
-            continue
+
+    def quoted(s: pd.Series) -> np.ndarray:
         text = s.map(lambda v: v if isinstance(v, str) else "")
-        quoted = ((text.str[:1] == QUOTE) & pd.Series(_escaped(text.str[1:]),
-                                                      index=s.index)).to_numpy()
-        if quoted.any():
-            if out is frame:
-                out = frame.copy()
-            fixed = s.astype(object).copy()
-            fixed[quoted] = s[quoted].astype(str).str[1:]
-            out[col] = fixed
-    return out
+        return ((text.str[:1] == QUOTE) & pd.Series(_escaped(text.str[1:]),
+                                                    index=s.index)).to_numpy()
+
+    return _text_columns(frame, quoted, lambda s: s.str[1:])
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
