@@ -31,6 +31,8 @@ class Progress(Protocol):
 
     def advance(self, amount: float) -> None: ...
 
+    def grow(self, amount: float) -> None: ...
+
     def end(self) -> None: ...
 
 
@@ -41,6 +43,9 @@ class NoProgress:
         pass
 
     def advance(self, amount: float) -> None:
+        pass
+
+    def grow(self, amount: float) -> None:
         pass
 
     def end(self) -> None:
@@ -80,6 +85,11 @@ class Stage:
     def advance(self, amount: float = 1) -> None:
         """Report ``amount`` more of the stage's work done."""
         self._progress.advance(amount)
+
+    def grow(self, amount: float) -> None:
+        """Report ``amount`` more work found (a stage that learns its size as it goes)."""
+        self.work = (self.work or 0) + amount
+        self._progress.grow(amount)
 
     def as_dict(self) -> dict[str, object]:
         d: dict[str, object] = {"name": self.name, "seconds": round(self.seconds, 3),

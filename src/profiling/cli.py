@@ -138,6 +138,11 @@ class _StageBar:
         if self.task is not None:
             self.bar.advance(self.task, amount)
 
+    def grow(self, amount: float) -> None:
+        if self.task is not None:
+            total = self.bar.tasks[self.task].total or 0
+            self.bar.update(self.task, total=total + amount)
+
     def end(self) -> None:
         if self.task is not None:
             t = self.bar.tasks[self.task]

@@ -494,7 +494,8 @@ def cell_points(rows: np.ndarray, cols: np.ndarray, layer: HazardLayer) -> Pixel
 
 
 def scan(layer: HazardLayer, polygons: PixelPolygons | None, points: PixelPoints | None,
-         threads: int | None = None) -> ScanResult:
+         threads: int | None = None, on_tiles: Callable[[int], None] | None = None,
+         on_tile: Callable[[int], None] | None = None) -> ScanResult:
     """Read the tiles that the polygons' bounding boxes and the points' cells touch, once each
     (only the part of each tile they use), and accumulate the zonal statistics and the point
     values, on ``threads`` threads (each with its own file handle and accumulators)."""
@@ -570,6 +571,8 @@ def scan(layer: HazardLayer, polygons: PixelPolygons | None, points: PixelPoints
     p_start = points.start if points is not None else np.zeros(1, np.int64)
     n_threads = min(_threads(threads), max(1, len(tiles))) if layer.parallel else 1
     cursor = iter(range(len(tiles)))
+    if on_tiles is not None:
+        on_tiles(len(tiles))
     cursor_lock = threading.Lock()
     accs: list[np.ndarray] = []
     poly_args: tuple[np.ndarray, ...] = ()
@@ -601,6 +604,8 @@ def scan(layer: HazardLayer, polygons: PixelPolygons | None, points: PixelPoints
                 if points is not None and p_start[t + 1] > p_start[t]:
                     K.sample_tile(data, r0, c0, nodata, has_nodata, p_rows, p_cols,
                                   p_order[p_start[t]:p_start[t + 1]], values)
+                if on_tile is not None:
+                    on_tile(1)
         finally:
             close()
         accs.append(acc)
@@ -847,8 +852,11 @@ def exposure(settlements: gpd.GeoDataFrame | None, lon: np.ndarray | None,
              lat: np.ndarray | None, hazards: Sequence[HazardSource | HazardLayer], *,
              threads: int | None = None,
              points_xy: tuple[np.ndarray, np.ndarray, CRS] | None = None,
+             on_tiles: Callable[[int], None] | None = None,
+             on_tile: Callable[[int], None] | None = None,
              ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Settlement and household exposure to every hazard in one pass over the touched tiles.
+    """Settlement and household exposure to every hazard in one pass over the touched tiles
+    (``on_tiles`` learns how many tiles a raster will read, ``on_tile`` each one read).
 
     Parameters
     ----------
@@ -905,7 +913,7 @@ def exposure(settlements: gpd.GeoDataFrame | None, lon: np.ndarray | None,
                 else:
                     projected[key] = project_points(lon, lat, layer.crs, n_threads)
             pts = pixel_points(*projected[key], layer)
-        res = scan(layer, pix, pts, n_threads)
+        res = scan(layer, pix, pts, n_threads, on_tiles=on_tiles, on_tile=on_tile)
         log.info("%s: %d tiles read", layer.source, res.tiles_read)
         if res.tiles_read == 0 and (len(geoms) or (lon is not None and len(lon))):
             log.warning("%s: no settlement or household falls on this raster (in %s; the "

@@ -429,7 +429,8 @@ class _Rejects:
 
 
 def read_surveys(sources: Sequence[SurveySource], form: Form,
-                 progress: Callable[[str], None] | None = None
+                 progress: Callable[[str], None] | None = None,
+                 on_rows: Callable[[int], None] | None = None
                  ) -> tuple[pd.DataFrame, list[InputSummary], list[tuple[str, int, str]]]:
     """Read and normalise every export; returns the stacked frame, the input summaries and the
     malformed records ``(file, row, problem)``."""
@@ -459,6 +460,8 @@ def read_surveys(sources: Sequence[SurveySource], form: Form,
         log.info("read %s: %d rows (%s, %s)", label, raw.n_read, raw.format, norm.labels)
         if progress:
             progress(label)
+        if on_rows:
+            on_rows(raw.n_read)
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     for c in frame.columns:
         if c not in ("_file", "_order", "_row") and frame[c].dtype != STRING:
@@ -507,7 +510,8 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
            *, assign_by: str = "location", assign_column: str = "settlement_reported",
            max_distance_m: float = 1000.0,
            progress: Callable[[str], None] | None = None,
-           placer: Placer | None = None) -> IngestResult:
+           placer: Placer | None = None,
+           on_rows: Callable[[int], None] | None = None) -> IngestResult:
     """Read, de-duplicate, check consent and validate every export.
 
     Parameters
@@ -528,7 +532,7 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
         What places the points in ``settlements`` (default: :func:`profiling.join.place` in
         this process).
     """
-    frame, inputs, malformed = read_surveys(sources, form, progress)
+    frame, inputs, malformed = read_surveys(sources, form, progress, on_rows)
     if assign_by == "location" and len(frame) and not (
             {"gps_lat", "gps_lon", "gps_raw"} & set(frame.columns)):
         log.warning("no export has GPS columns: every household is rejected for want of a "

@@ -138,7 +138,8 @@ def thresholds(cfg: Config) -> Thresholds:
 
 def ingest_config(cfg: Config, progress: Callable[[str], None] | None = None,
                   settlements: Settlements | None = None,
-                  placer: Placer | None = None) -> IngestResult:
+                  placer: Placer | None = None,
+                  on_rows: Callable[[int], None] | None = None) -> IngestResult:
     """Run the ingest stage as configured (``placer``: where points are placed in the
     settlements, by default in this process)."""
     _check_inputs(cfg)
@@ -147,7 +148,8 @@ def ingest_config(cfg: Config, progress: Callable[[str], None] | None = None,
         settlements = load_settlements(cfg)
     return ingest(cfg.surveys, form, settlements, assign_by=cfg.settlement_assignment.by,
                   assign_column=cfg.settlement_assignment.column,
-                  max_distance_m=cfg.max_distance_m, progress=progress, placer=placer)
+                  max_distance_m=cfg.max_distance_m, progress=progress, placer=placer,
+                  on_rows=on_rows)
 
 
 def validate(cfg: Config, progress: Callable[[str], None] | None = None) -> IngestResult:
@@ -227,16 +229,20 @@ def _run(cfg: Config, out: Path, stages: Stages, settlements: Settlements | None
     table = city = None
     with cluster(ex) as client:
         # with a store, the run analyses what `profiling load` has put in it
-        with stages.stage("ingest", len(cfg.surveys) or None, "files") as st:
+        with stages.stage("ingest", 0, "rows") as st:
             if from_store:
                 result = store_result(cfg)
             else:
                 place_on = (placer(client, settlements, cfg.execution.partition_size)
                             if client is not None and settlements is not None
                             and settlements.has_geometry else None)
-                result = ingest_config(cfg, lambda _: st.advance(), settlements,
-                                       placer=place_on)
-            st.work, st.unit = result.counts["read"], "rows"
+
+                def read(rows: int) -> None:  # rows read, then checked and placed
+                    st.grow(rows)
+
+                result = ingest_config(cfg, None, settlements, placer=place_on, on_rows=read)
+            st.work = result.counts["read"]
+            st.advance(result.counts["read"])
         out.mkdir(parents=True, exist_ok=True)
         if settlements is not None:
             heavy = (household_stages(cfg, settlements, result.households, t, stages)
@@ -395,17 +401,21 @@ def published_rejects(rejects: pd.DataFrame, secret: bytes) -> pd.DataFrame:
     return out.drop(columns=["key"])
 
 
-def hazard_exposure(cfg: Config, settlements: Settlements, households: pd.DataFrame
+def hazard_exposure(cfg: Config, settlements: Settlements, households: pd.DataFrame,
+                    on_tiles: Callable[[int], None] | None = None,
+                    on_tile: Callable[[int], None] | None = None
                     ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Households with each hazard's value at their point (a column named after the hazard),
-    and the settlements' area-based exposure (None without hazards)."""
+    and the settlements' area-based exposure (None without hazards). ``on_tiles`` learns how
+    many tiles each raster will read, ``on_tile`` each one read (progress)."""
     if not cfg.hazards:
         return households, None
     from profiling import hazard
 
     polygons = settlements.frame if settlements.has_geometry else None
     zones, points = hazard.exposure(polygons, households["longitude"].to_numpy(dtype=float),
-                                    households["latitude"].to_numpy(dtype=float), cfg.hazards)
+                                    households["latitude"].to_numpy(dtype=float), cfg.hazards,
+                                    on_tiles=on_tiles, on_tile=on_tile)
     values = hazard.value_columns(points, cfg.hazards)
     values.index = households.index
     return pd.concat([households, values], axis=1), zones
@@ -418,8 +428,8 @@ def household_stages(cfg: Config, settlements: Settlements, households: pd.DataF
     Dask partitions)."""
     stages = stages or Stages()
     n = len(households)
-    with stages.stage("hazard exposure", len(cfg.hazards) or None, "rasters"):
-        households, zones = hazard_exposure(cfg, settlements, households)
+    with stages.stage("hazard exposure", 0, "tiles") as st:
+        households, zones = hazard_exposure(cfg, settlements, households, st.grow, st.advance)
     with stages.stage("indicators", n, "households"):
         ind = compute_indicators(households, t)
     with stages.stage("counts", n, "households"):
