@@ -59,7 +59,7 @@ def locked(out: Path) -> Iterator[Path]:
         out.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(_sidecar(out, "lock"), os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise _os_error(out, exc) from None
+        raise os_error(out, exc) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -73,7 +73,7 @@ def locked(out: Path) -> Iterator[Path]:
         try:
             staging.mkdir()
         except OSError as exc:
-            raise _os_error(out, exc) from None
+            raise os_error(out, exc) from None
         try:
             yield staging
         finally:
@@ -96,7 +96,7 @@ def swap_in(staging: Path, out: Path) -> None:
         else:
             os.replace(staging, out)
     except OSError as exc:
-        raise _os_error(out, exc) from None
+        raise os_error(out, exc) from None
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -116,7 +116,8 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
-def _os_error(out: Path, exc: OSError) -> OutputError:
+def os_error(out: Path, exc: OSError) -> OutputError:
+    """An error of the operating system while writing ``out``, as a message for a person."""
     reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
               errno.EACCES: "permission denied", errno.EPERM: "permission denied",
               errno.EROFS: "the file system is read-only",
@@ -135,10 +136,5 @@ def disk_full(folder: Path) -> OutputError | None:
         return None
     if free >= 1 << 20:
         return None
-    return _os_error(folder.parent / folder.name.removeprefix(".").removesuffix(".staging"),
+    return os_error(folder.parent / folder.name.removeprefix(".").removesuffix(".staging"),
                      OSError(errno.ENOSPC, "No space left on device", str(folder)))
-
-
-def os_error(out: Path, exc: OSError) -> OutputError:
-    """An error of the operating system while writing ``out``, as a message for a person."""
-    return _os_error(out, exc)

@@ -194,12 +194,6 @@ def hexagon_features(hexes: pd.DataFrame) -> list[dict[str, Any]]:
 OVERLAY_MAX_SIDE = 2048
 
 
-def hazard_overlays(hazards: list[Any], folder: Path) -> list[dict[str, Any]]:
-    """Each configured hazard raster as a coloured PNG in EPSG:4326 (written to ``folder``)
-    with its legend: :func:`render_overlays`, then :func:`save_overlays`."""
-    return save_overlays(render_overlays(hazards), folder)
-
-
 def save_overlays(overlays: list[tuple[dict[str, Any], np.ndarray]], folder: Path
                   ) -> list[dict[str, Any]]:
     """Write each rendered overlay's image to ``folder``; returns what the page reads."""
