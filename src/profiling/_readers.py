@@ -187,6 +187,11 @@ def _parse_csv(path: Path, kind: str, encoding: str, na: list[str], raw: bytes,
             data.decode("utf-8")
         except UnicodeDecodeError as uexc:
             raise InputFileError(path, _bad_bytes(data, uexc, "UTF-8")) from None
+    if data.count(b'"') % 2:
+        # an odd number of quotes: a stray quote in an answer (5'7"), or a file cut off inside
+        # a quoted value; only parsing tells which, record by record
+        return _read_csv_rows(path, kind, data, header, delim, na,
+                              hashing.result().hexdigest())
     # No handler of invalid rows: with one, Arrow parses far slower. A record with the wrong
     # number of fields stops it instead, and the file is then read record by record (below),
     # where each such record is rejected with its row number.
@@ -200,18 +205,8 @@ def _parse_csv(path: Path, kind: str, encoding: str, na: list[str], raw: bytes,
                 column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=True,
                 quoted_strings_can_be_null=True, null_values=["", *na]),
         )
-    except pa.ArrowInvalid as exc:
-        if "UTF8" in str(exc) or "utf8" in str(exc).lower():
-            try:
-                data.decode("utf-8")
-            except UnicodeDecodeError as uexc:
-                raise InputFileError(path, _bad_bytes(data, uexc, "UTF-8")) from None
+    except pa.ArrowInvalid as exc:  # UTF-8 was validated above: a malformed record
         log.debug("%s: pyarrow could not parse (%s); reading row by row", path, exc)
-        return _read_csv_rows(path, kind, data, header, delim, na,
-                              hashing.result().hexdigest())
-    if data.count(b'"') % 2:
-        # an odd number of quotes: a stray quote in an answer (5'7"), or a file cut off inside
-        # a quoted value; only parsing tells which, record by record
         return _read_csv_rows(path, kind, data, header, delim, na,
                               hashing.result().hexdigest())
     frame = _strip_blank_arrow(table).to_pandas(types_mapper={pa.string(): STRING}.get)
