@@ -45,6 +45,7 @@ import re
 import struct
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -319,22 +320,16 @@ def audit(out_dir: str | Path, secrets: Secrets,
     checker = _Checker(secrets)
     vendored_assets()  # hashed once, before any fork
     n = workers if workers is not None else usable_cores()
-    if n < 2 or len(files) < PARALLEL_FROM or os.name != "posix":
-        findings: list[Finding] = []
-        for path in files:
-            findings += _audit_file(checker, out, path)
-            if checker.due():
-                findings += checker.flush()
-            if on_file is not None:
-                on_file()
-        return findings + checker.flush()
-    size = -(-len(files) // n)
+    parallel = n > 1 and len(files) >= PARALLEL_FROM and os.name == "posix"
+    size = -(-len(files) // n) if parallel else max(len(files), 1)
     tasks = [files[i:i + size] for i in range(0, len(files), size)]
     _SHARED = (checker, out)
-    findings = []
+    findings: list[Finding] = []
     try:
-        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
-            for task, found in zip(tasks, pool.map(_audit_files, tasks), strict=True):
+        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) if (
+                parallel) else nullcontext() as pool:
+            mapper = pool.map if pool is not None else map
+            for task, found in zip(tasks, mapper(_audit_files, tasks), strict=True):
                 findings += found
                 for _ in task:
                     if on_file is not None:
@@ -345,7 +340,8 @@ def audit(out_dir: str | Path, secrets: Secrets,
 
 
 def _audit_files(files: list[Path]) -> list[Finding]:
-    """A forked process's share of the audit: these files, with the shared checker."""
+    """A share of the audit (here or in a forked process): these files, with the shared
+    checker, their texts looked up in batches."""
     assert _SHARED is not None
     checker, out = _SHARED
     findings: list[Finding] = []

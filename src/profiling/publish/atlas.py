@@ -198,6 +198,7 @@ def write_atlas(tables: RunTables, on_page: Callable[[], None] | None = None,
     import multiprocessing
     import os
     from concurrent.futures import ProcessPoolExecutor
+    from contextlib import nullcontext
 
     from profiling.join import usable_cores
 
@@ -215,17 +216,12 @@ def write_atlas(tables: RunTables, on_page: Callable[[], None] | None = None,
     tables.priority_row(""), tables.date_row(""), tables.n_ranked  # built once, then forked
     _SHARED = tables
     results: list[list[tuple[str, str, dict[str, Any]]]] = []
+    parallel = n > 1 and len(records) >= PARALLEL_FROM and os.name == "posix"
     try:
-        if n > 1 and len(records) >= PARALLEL_FROM and os.name == "posix":
-            with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
-                for done in pool.map(_render_pages, chunks):
-                    results.append(done)
-                    for _ in done:
-                        if on_page is not None:
-                            on_page()
-        else:
-            for chunk in chunks:
-                done = _render_pages(chunk)
+        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) if (
+                parallel) else nullcontext() as pool:
+            mapper = pool.map if pool is not None else map
+            for done in mapper(_render_pages, chunks):
                 results.append(done)
                 for _ in done:
                     if on_page is not None:
