@@ -16,6 +16,7 @@ from profiling.indicators import (
     INDICATOR_NAMES,
     Thresholds,
     aggregate,
+    city_summary,
     compute_indicators,
     contract_columns,
     partial_counts,
@@ -102,8 +103,16 @@ CASES = [
     ({"tenure_documents": None}, "tenure_documented", U),
     ({"eviction_fear": "dont_know"}, "tenure_perceived_secure", F),
     ({"eviction_fear": None}, "tenure_perceived_secure", U),
-    ({"eviction_fear": None, "tenure_documents": "none"}, "tenure_secure", F),  # U and F
-    ({"eviction_fear": None}, "tenure_secure", U),  # U and T
+    # tenure_secure = documented OR perceived secure (SDG 11.1.1's tenure component)
+    ({}, "tenure_secure", T),  # documented, not fearing eviction
+    ({"eviction_fear": "yes"}, "tenure_secure", T),  # documented but fearing eviction
+    ({"tenure_documents": "none"}, "tenure_secure", T),  # undocumented, not fearing it
+    ({"tenure_documents": "rent_receipt", "eviction_fear": "yes"}, "tenure_secure", F),
+    ({"tenure_documents": "none", "eviction_fear": "dont_know"}, "tenure_secure", F),
+    ({"eviction_fear": "dont_know"}, "tenure_secure", T),  # documented, dont_know
+    ({"eviction_fear": None, "tenure_documents": "none"}, "tenure_secure", U),  # F or U
+    ({"eviction_fear": None}, "tenure_secure", T),  # T or U
+    ({"eviction_fear": None, "tenure_documents": None}, "tenure_secure", U),
     # housing
     ({"wall_material": "mud_wattle"}, "durable_housing", F),
     ({"roof_material": "thatch"}, "durable_housing", F),
@@ -124,7 +133,9 @@ CASES = [
     ({"wall_material": "iron_sheet"}, "slum_household", T),
     ({"hh_size": 9, "rooms_sleeping": 2}, "slum_household", T),
     ({"rooms_sleeping": None}, "slum_household", U),
-    ({"rooms_sleeping": None, "eviction_fear": "yes"}, "slum_household", T),
+    ({"rooms_sleeping": None, "eviction_fear": "yes"}, "slum_household", U),  # documented
+    ({"rooms_sleeping": None, "eviction_fear": "yes", "tenure_documents": "none"},
+     "slum_household", T),
     ({"water_source": None, "toilet_type": None}, "slum_household", U),
 ]
 
@@ -150,7 +161,7 @@ def test_thresholds_come_from_the_configuration():
 
 
 @pytest.mark.parametrize("overrides,ladder,level", [
-    ({}, "water_ladder", "safely_managed"),
+    ({}, "water_ladder", "safely_managed_upper_bound"),
     ({"water_sufficient": "no"}, "water_ladder", "basic"),
     ({"water_source": "public_tap", "water_minutes": 45}, "water_ladder", "limited"),
     ({"water_source": "unprotected_well"}, "water_ladder", "unimproved"),
@@ -173,8 +184,9 @@ def test_ladders(overrides, ladder, level):
 
 
 def test_deprivation_count():
+    # deprived of tenure: no document and fearing eviction (either alone is secure tenure)
     bad = {"water_source": "surface_water", "wall_material": "mud_brick",
-           "eviction_fear": "yes"}
+           "eviction_fear": "yes", "tenure_documents": "none"}
     ind = compute_indicators(frame({}, bad, {**bad, "rooms_sleeping": None},
                                    {"water_source": "surface_water", "rooms_sleeping": None,
                                     "toilet_type": None}))
@@ -196,19 +208,46 @@ def test_wilson_interval_by_hand():
 def test_aggregation_and_suppression_by_hand():
     rows = ([{"settlement_id": "A", "hh_size": 2}] * 3
             + [{"settlement_id": "A", "hh_size": 6, "wall_material": "mud_brick"}] * 2
-            + [{"settlement_id": "A", "hh_size": 3, "eviction_fear": None}]
+            + [{"settlement_id": "A", "hh_size": 3, "eviction_fear": None,
+                "tenure_documents": "none"}]
             + [{"settlement_id": "B", "hh_size": 5}] * 2)
     hh = frame(*rows)
     out = aggregate(hh, compute_indicators(hh), groups=["A", "B", "C"], min_cell_size=3)
     a = out.loc["A"]
     assert (a["households"], a["population"]) == (6, 21)
-    # slum: 2 true (mud walls), 3 false, 1 unknown (eviction fear unknown, nothing lacking)
+    # slum: 2 true (mud walls), 3 false, 1 unknown (no document and eviction fear unknown:
+    # tenure unknown, nothing else lacking)
     assert (a["slum_household_share"], a["slum_household_n"]) == (pytest.approx(2 / 5), 5)
     assert a["slum_population_share"] == pytest.approx(12 / 18)
     assert a["durable_housing_share"] == pytest.approx(4 / 6)
     # B has 2 < 3 households: everything household-based is empty; C has none at all
     assert out.loc[["B", "C"]].isna().all().all()
-    assert a["water_ladder_safely_managed_share"] == 1.0 and a["water_ladder_n"] == 6
+    assert a["water_ladder_safely_managed_upper_bound_share"] == 1.0
+    assert a["water_ladder_n"] == 6
+
+
+def test_city_summary_names_its_denominators():
+    rows = ([{"settlement_id": "A", "hh_size": 2}] * 3
+            + [{"settlement_id": "A", "hh_size": 6, "wall_material": "mud_brick"}] * 2
+            + [{"settlement_id": "A", "hh_size": 3, "eviction_fear": None,
+                "tenure_documents": "none"}])
+    hh = frame(*rows)
+    city = city_summary(partial_counts(hh, compute_indicators(hh)), min_cell_size=3
+                        ).set_index("indicator")
+    # 12 persons in slum households; 21 enumerated; 18 in households of known status
+    sdg = city.loc["sdg_11_1_1_slum_population"]
+    assert (sdg["numerator"], sdg["denominator"]) == (12, 21)
+    assert "over all persons enumerated" in sdg["definition"]
+    other = city.loc["slum_population_over_known_status"]
+    assert (other["numerator"], other["denominator"]) == (12, 18)
+    assert other["definition"].startswith("the SDG 11.1.1 figure above with another "
+                                          "denominator")
+    assert "upper bound: quality not tested" in city.loc[
+        "water_ladder_safely_managed_upper_bound", "definition"]
+    assert city.loc["slum_components", "definition"].startswith(
+        "Slum status is decided on all five components")
+    assert "a tenure document or not fearing eviction" in city.loc[
+        "sdg_1_4_2_tenure_secure", "definition"]
 
 
 def test_share_below_k_is_empty_with_its_n():
@@ -310,7 +349,7 @@ def contract_rules(r: dict) -> dict:
     o["tenure_documented"] = None if docs is None else bool(set(docs.split()) & {
         "title_deed", "lease", "allotment_letter", "sale_agreement", "customary_certificate"})
     o["tenure_perceived_secure"] = _in(r["eviction_fear"], ("no",))
-    o["tenure_secure"] = _kleene_and(o["tenure_documented"], o["tenure_perceived_secure"])
+    o["tenure_secure"] = _kleene_or(o["tenure_documented"], o["tenure_perceived_secure"])
     o["durable_housing"] = _kleene_and(
         _in(r["wall_material"], ("concrete_block", "brick_fired", "stone", "cement_plastered")),
         _in(r["roof_material"], ("concrete", "tiles", "iron_sheet", "asbestos")),

@@ -63,6 +63,32 @@ def test_weights_are_validated():
         rank(t, [Criterion("x", "nope", 1.0)])
 
 
+def test_explanations_write_shares_as_percentages():
+    # A: every household a slum household (1.0 is "100%", never "1"); B: none ("0%")
+    t = table(slum_household_share=[1.0, 0.0, 0.5], water_basic_share=[0.25, 1.0, 0.5],
+              population=[1, 40, 40])
+    crit = (*CRITERIA, Criterion("people", "population", 1.0, True, "persons"))
+    pri = prioritise(t, crit, perturbations=0).priorities.set_index("settlement_id")
+    a, b = pri.loc["A", "explanation"], pri.loc["B", "explanation"]
+    assert "slum households 100% (" in a and "basic water 25% (" in a and "persons 1 (" in a
+    assert "slum households 0% (" in b and "basic water 100% (" in b
+    assert (pri["criteria_left_out"] == "").all()
+
+
+def test_a_criterion_whose_indicator_was_not_collected_is_left_out():
+    # no tenure column: its fields were not collected (CONTRACT.md §4)
+    t = table(slum_household_share=[0.8, 0.4, 0.6])
+    crit = (CRITERIA[0], Criterion("tenure", "tenure_secure_share", 1.0, False))
+    pri = prioritise(t, crit, perturbations=0).priorities.set_index("settlement_id")
+    assert pri["cuf_rank"].to_dict() == {"A": 1, "C": 2, "B": 3}
+    assert pri.loc["A", "criteria_left_out"].startswith(
+        "tenure (tenure_secure_share was not computed")
+    assert "tenure_secure_share" not in pri.loc["A", "explanation"]
+    # a column that is no indicator's is still a configuration error
+    with pytest.raises(ValueError, match="no column"):
+        rank(t, [CRITERIA[0], Criterion("x", "tenure_secure_sharez", 1.0)])
+
+
 def test_robustness_without_perturbation_is_certain():
     t = table(slum_household_share=[0.8, 0.4, 0.6], water_basic_share=[0.2, 0.6, 0.2])
     rb = robustness(rank(t, CRITERIA), perturbations=50, spread=0.0, top_n=2)

@@ -197,6 +197,20 @@ class IndicatorSettings(_Strict):
     water_minutes: float = Field(default=30.0, ge=0)
     #: a shared toilet still counts as adequate for at most this many households (2).
     toilet_households: float = Field(default=2.0, ge=1)
+    #: the ``tenure_documents`` choices that make a household's tenure documented (SDG 1.4.2
+    #: leaves the list to each country; default: CONTRACT.md §4's).
+    tenure_documents: list[str] = Field(
+        default_factory=lambda: ["title_deed", "lease", "allotment_letter", "sale_agreement",
+                                 "customary_certificate"], min_length=1, max_length=100)
+
+    @field_validator("tenure_documents")
+    @classmethod
+    def _choice_names(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", name):
+                raise ValueError(f"{name[:80]!r} is not a choice name (letters, digits, _ . -; "
+                                 "at most 64 characters)")
+        return v
 
 
 class CriterionConfig(_Strict):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
@@ -22,12 +22,11 @@ import pandas as pd
 BOOL = "boolean"
 
 #: Sources cited by the definitions.
-UN_HABITAT = ("UN-Habitat, SDG indicator 11.1.1 metadata (proportion of urban population living "
-              "in slums, informal settlements or inadequate housing)")
-JMP_WATER = "WHO/UNICEF Joint Monitoring Programme (JMP), drinking-water service ladder (SDG 6.1.1)"
-JMP_SAN = "WHO/UNICEF Joint Monitoring Programme (JMP), sanitation service ladder (SDG 6.2.1)"
-JMP_HYG = "WHO/UNICEF Joint Monitoring Programme (JMP), hygiene service ladder (SDG 6.2.1)"
-SDG_142 = "SDG indicator 1.4.2 metadata (secure tenure rights: documentation and perception)"
+UN_HABITAT = "UN-Habitat, SDG 11.1.1 metadata (2021) and the 2002 expert group"
+JMP_WATER = "WHO/UNICEF JMP drinking-water ladder (2017; SDG 6.1.1)"
+JMP_SAN = "WHO/UNICEF JMP sanitation ladder (2017; SDG 6.2.1)"
+JMP_HYG = "WHO/UNICEF JMP hygiene ladder (2017; SDG 6.2.1)"
+SDG_142 = "UN-Habitat and World Bank, SDG 1.4.2 metadata"
 CONTRACT = "CONTRACT.md §4 (this project's enumeration contract)"
 
 
@@ -45,6 +44,25 @@ class Thresholds:
     flood_exposed: float = 0.15
     #: flood depth (m) at or above which a household is in a ``hazardous_location``.
     flood_high: float = 0.5
+    #: the documents that make a household ``tenure_documented`` (SDG 1.4.2 leaves the list
+    #: to each country; the default is CONTRACT.md §4's).
+    tenure_documents: tuple[str, ...] = (
+        "title_deed", "lease", "allotment_letter", "sale_agreement", "customary_certificate")
+    #: indicators whose fields the run's surveys never collected (:func:`not_collected`):
+    #: left out of every table, and the slum status is decided without their components.
+    not_collected: frozenset[str] = frozenset()
+
+    def parameters(self) -> dict[str, float | str]:
+        """The settings as a run states them (``parameters.csv``): numbers, and the document
+        list in words."""
+        out: dict[str, float | str] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "tenure_documents":
+                out[f.name] = ", ".join(f"`{x}`" for x in v)
+            elif isinstance(v, (int, float)):
+                out[f.name] = v
+        return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -97,8 +115,7 @@ IMPROVED_SANITATION = ("flush_sewer", "flush_septic", "flush_pit", "flush_unknow
 DURABLE_WALLS = ("concrete_block", "brick_fired", "stone", "cement_plastered")
 DURABLE_ROOFS = ("concrete", "tiles", "iron_sheet", "asbestos")
 DURABLE_FLOORS = ("cement", "tiles", "wood")
-TENURE_DOCUMENTS = ("title_deed", "lease", "allotment_letter", "sale_agreement",
-                    "customary_certificate")
+TENURE_DOCUMENTS = Thresholds.tenure_documents
 
 
 @dataclass(frozen=True)
@@ -161,7 +178,7 @@ def _electricity_access(hh: pd.DataFrame, t: Thresholds, d: dict[str, pd.Series]
 
 
 def _tenure_documented(hh: pd.DataFrame, t: Thresholds, d: dict[str, pd.Series]) -> pd.Series:
-    return holds_any(_col(hh, "tenure_documents"), TENURE_DOCUMENTS)
+    return holds_any(_col(hh, "tenure_documents"), t.tenure_documents)
 
 
 def _tenure_perceived_secure(hh: pd.DataFrame, t: Thresholds,
@@ -170,7 +187,7 @@ def _tenure_perceived_secure(hh: pd.DataFrame, t: Thresholds,
 
 
 def _tenure_secure(hh: pd.DataFrame, t: Thresholds, d: dict[str, pd.Series]) -> pd.Series:
-    return d["tenure_documented"] & d["tenure_perceived_secure"]
+    return d["tenure_documented"] | d["tenure_perceived_secure"]
 
 
 def _durable_housing(hh: pd.DataFrame, t: Thresholds, d: dict[str, pd.Series]) -> pd.Series:
@@ -194,8 +211,16 @@ def _hazardous_location(hh: pd.DataFrame, t: Thresholds, d: dict[str, pd.Series]
 
 
 def _slum_household(hh: pd.DataFrame, t: Thresholds, d: dict[str, pd.Series]) -> pd.Series:
-    return (~d["water_improved"] | ~d["sanitation_adequate"] | d["overcrowded"]
-            | ~d["durable_housing"] | ~d["tenure_secure"])
+    """Deprived on any collected component (Kleene "or" of the deprivations); unknown for
+    every household when no component was collected."""
+    parts = [d[col] if bad_when else ~d[col] for comp, (col, bad_when) in DEPRIVATIONS.items()
+             if comp in slum_components(t.not_collected)]
+    out = pd.Series(pd.array([pd.NA] * len(hh), dtype=BOOL), index=hh.index)
+    if parts:
+        out = parts[0]
+        for p in parts[1:]:
+            out = out | p
+    return out
 
 
 INDICATORS: list[Indicator] = [
@@ -215,7 +240,7 @@ INDICATORS: list[Indicator] = [
               ("toilet_type", "toilet_shared")),
     Indicator("sanitation_adequate", "`sanitation_improved` and (`toilet_shared` = `no` or "
               "`toilet_households` ≤ {toilet_households:g})", UN_HABITAT, _sanitation_adequate,
-              ("toilet_type", "toilet_shared", "toilet_households")),
+              ("toilet_type", "toilet_shared")),  # a shared toilet's users may be unknown
     Indicator("open_defecation", "`toilet_type` = `no_facility`", JMP_SAN, _open_defecation,
               ("toilet_type",)),
     Indicator("handwashing_basic", "`handwashing` = `water_and_soap` (observed)", JMP_HYG,
@@ -224,13 +249,14 @@ INDICATORS: list[Indicator] = [
               CONTRACT, _waste_collected, ("waste_disposal",)),
     Indicator("electricity_access", "`electricity` is not `none`", CONTRACT,
               _electricity_access, ("electricity",)),
-    Indicator("tenure_documented", "`tenure_documents` holds any of " + ", ".join(
-        f"`{x}`" for x in TENURE_DOCUMENTS), SDG_142, _tenure_documented, ("tenure_documents",)),
+    Indicator("tenure_documented", "`tenure_documents` holds any of {tenure_documents} (the "
+              "configuration's `indicators: tenure_documents`)", SDG_142, _tenure_documented,
+              ("tenure_documents",)),
     Indicator("tenure_perceived_secure", "`eviction_fear` = `no` (`dont_know` counts as false)",
               SDG_142, _tenure_perceived_secure, ("eviction_fear",)),
-    Indicator("tenure_secure", "`tenure_documented` and `tenure_perceived_secure` "
-              "(documentation and protection from eviction)", UN_HABITAT, _tenure_secure,
-              ("tenure_documents", "eviction_fear")),
+    Indicator("tenure_secure", "`tenure_documented` or `tenure_perceived_secure`: evidence of "
+              "documentation, or de facto or perceived protection against forced eviction",
+              UN_HABITAT, _tenure_secure, ("tenure_documents", "eviction_fear")),
     Indicator("durable_housing", "wall in " + ", ".join(f"`{x}`" for x in DURABLE_WALLS)
               + "; roof in " + ", ".join(f"`{x}`" for x in DURABLE_ROOFS) + "; and floor in "
               + ", ".join(f"`{x}`" for x in DURABLE_FLOORS), UN_HABITAT, _durable_housing,
@@ -246,7 +272,8 @@ INDICATORS: list[Indicator] = [
               "adequate sanitation (`sanitation_adequate`), sufficient living area (not "
               "`overcrowded`), durable housing (`durable_housing`), secure tenure "
               "(`tenure_secure`): true as soon as one is lacking, unknown only when none is "
-              "lacking and one is unknown", UN_HABITAT, _slum_household),
+              "lacking and one is unknown; a component the surveys never collected is left "
+              "out (the run names the components it used)", UN_HABITAT, _slum_household),
 ]
 INDICATOR_NAMES = [i.name for i in INDICATORS]
 #: The needs a household may name in ``priority_needs`` (up to three).
@@ -259,11 +286,54 @@ DEPRIVATIONS = {
     "tenure": ("tenure_secure", False),
 }
 
+#: Fields of the hazard rasters, not of the surveys: never "not collected".
+HAZARD_FIELDS = ("flood",)
+
+
+def not_collected(columns: Iterable[str]) -> frozenset[str]:
+    """The indicators whose fields no survey of the run collected: any of the survey fields an
+    indicator needs is missing from ``columns`` (the households' columns: a field that is
+    present but blank was collected, and its answers are unknown)."""
+    have = set(columns)
+    return frozenset(i.name for i in INDICATORS if i.needs and not any(
+        f in HAZARD_FIELDS for f in i.needs) and not set(i.needs) <= have)
+
+
+def slum_components(missing: Iterable[str] = ()) -> list[str]:
+    """The slum components (:data:`DEPRIVATIONS`) whose indicator was collected."""
+    gone = set(missing)
+    return [comp for comp, (col, _) in DEPRIVATIONS.items() if col not in gone]
+
+
+def component_words(missing: Iterable[str] = ()) -> str:
+    """Which components decide the slum status, in a sentence (the city summary's note and
+    the atlas say it)."""
+    used = slum_components(missing)
+    left = [c for c in DEPRIVATIONS if c not in used]
+    words = ", ".join(c.replace("_", " ") for c in used) or "none"
+    if not left:
+        return f"Slum status is decided on all five components: {words}."
+    return (f"Slum status is decided on the components the surveys collected: {words}; not "
+            f"collected: {', '.join(c.replace('_', ' ') for c in left)}. A household is counted "
+            "as a slum household when it lacks one of those collected, so the share is a "
+            "lower bound of UN-Habitat's five-component figure.")
+
+
+#: How a ladder level is named where its key is not plain enough.
+LEVEL_LABELS = {"safely_managed_upper_bound": "safely managed (upper bound: quality not tested)"}
+
+
+def level_label(level: str) -> str:
+    """A ladder level in words (``safely_managed_upper_bound``: says it is an upper bound)."""
+    return LEVEL_LABELS.get(level, level.replace("_", " "))
+
+
 # Ladders: (level, rule) from the top of the ladder down
 LADDERS: dict[str, list[tuple[str, str]]] = {
     "water": [
-        ("safely_managed", "improved, on premises and available when needed (`water_sufficient` "
-                           "= `yes`); water quality is not surveyed, so this is an upper bound"),
+        ("safely_managed_upper_bound", "improved, on premises and available when needed "
+                                       "(`water_sufficient` = `yes`); water quality is not "
+                                       "tested, so an upper bound of JMP's safely managed"),
         ("basic", "improved, collection within {water_minutes:g} minutes round trip"),
         ("limited", "improved, collection over {water_minutes:g} minutes"),
         ("unimproved", "unprotected well or spring"),
@@ -278,7 +348,8 @@ LADDERS: dict[str, list[tuple[str, str]]] = {
     ],
     "hygiene": [
         ("basic", "handwashing facility with water and soap"),
-        ("limited", "facility lacking soap"),
+        ("limited", "water but no soap (JMP: lacking soap or water; the form cannot record "
+                    "soap without water)"),
         ("none", "no facility"),
     ],
 }
@@ -294,14 +365,15 @@ def compute_indicators(hh: pd.DataFrame, thresholds: Thresholds | None = None) -
         ``hh_size``...) and, for the flood indicators, ``flood``: the depth (m) of the raster
         cell holding the household's point (NaN where unknown).
     thresholds
-        The values the rules compare with.
+        The values the rules compare with, and the indicators the surveys never collected
+        (``not_collected``: all unknown here, and left out of the slum status).
 
     Returns
     -------
     DataFrame
         One nullable-boolean column per indicator of :data:`INDICATORS`; ``water_ladder``,
         ``sanitation_ladder``, ``hygiene_ladder`` (categoricals, top level first);
-        ``deprivations`` (0–5, counted over the known components) with
+        ``deprivations`` (0–5, counted over the known components that were collected) with
         ``deprivations_unknown``; ``deprived_3plus`` (three or more deprivations, Kleene);
         ``priority_<need>`` for each need of :data:`PRIORITY_NEEDS`: the household named it
         among its priorities (unknown when it named none).
@@ -309,13 +381,17 @@ def compute_indicators(hh: pd.DataFrame, thresholds: Thresholds | None = None) -
     t = thresholds or Thresholds()
     done: dict[str, pd.Series] = {}
     for ind in INDICATORS:
-        done[ind.name] = ind.compute(hh, t, done).astype(BOOL)
+        done[ind.name] = (pd.Series(pd.array([pd.NA] * len(hh), dtype=BOOL), index=hh.index)
+                          if ind.name in t.not_collected else ind.compute(hh, t, done)
+                          .astype(BOOL))
     out = pd.DataFrame(done, index=hh.index)
     out["water_ladder"] = _water_ladder(hh, out)
     out["sanitation_ladder"] = _sanitation_ladder(hh, out)
     out["hygiene_ladder"] = _hygiene_ladder(hh)
+    used = slum_components(t.not_collected)
     deprived = pd.DataFrame({k: (out[col] if bad_when else ~out[col])
-                             for k, (col, bad_when) in DEPRIVATIONS.items()})
+                             for k, (col, bad_when) in DEPRIVATIONS.items() if k in used},
+                            index=hh.index)
     count = deprived.fillna(False).astype(int).sum(axis=1)
     unknown = deprived.isna().sum(axis=1)
     out["deprivations"] = count.astype("Int64")
@@ -350,7 +426,7 @@ def _water_ladder(hh: pd.DataFrame, ind: pd.DataFrame) -> pd.Series:
     return _ladder(levels, [
         (is_in(src, ("surface_water",)), "surface_water"),
         (is_in(src, ("unprotected_well", "unprotected_spring")), "unimproved"),
-        (ind["water_on_premises"] & sufficient, "safely_managed"),
+        (ind["water_on_premises"] & sufficient, "safely_managed_upper_bound"),
         (ind["water_basic"], "basic"),
         (ind["water_improved"], "limited"),
     ], hh.index)
@@ -567,7 +643,7 @@ def suppress(table: pd.DataFrame, k: int) -> pd.DataFrame:
 def render_docs(thresholds: Thresholds | None = None) -> str:
     """``docs/indicators.md``, generated from the definitions above."""
     t = thresholds or Thresholds()
-    values = {k: getattr(t, k) for k in t.__dataclass_fields__}
+    values = t.parameters()
     lines = [
         "# Indicators",
         "",
@@ -581,8 +657,10 @@ def render_docs(thresholds: Thresholds | None = None) -> str:
         "`_lo` and `_hi` are the 95% Wilson interval. Figures from fewer households than the "
         "minimum cell size are left empty.",
         "",
-        "Default thresholds (set in the configuration's `indicators` section): "
-        + ", ".join(f"`{k}` = {v:g}" for k, v in values.items()) + ".",
+        "Default settings (the configuration's `indicators` section; the flood depths come from "
+        "the flood hazard's `thresholds`): " + ", ".join(
+            f"`{k}` = {v:g}" if isinstance(v, float | int) else f"`{k}` = {v}"
+            for k, v in values.items()) + ".",
         "",
         "| indicator | true when | source |",
         "|---|---|---|",
@@ -594,11 +672,79 @@ def render_docs(thresholds: Thresholds | None = None) -> str:
               "`deprivations`: how many of the five slum components (improved water, adequate "
               "sanitation, sufficient living area, durable housing, secure tenure) a household "
               "lacks, counted over the known ones; `deprived_3plus`: three or more.", ""]
+    lines += ["## Components not collected", "",
+              "A component whose fields no survey of the run has (a WASH survey without tenure "
+              "questions, say) is *not collected*, which is not the same as unknown: the "
+              "indicators that need those fields are left out of the settlement table, the city "
+              "summary and the map, with one warning each, and `slum_household` is decided on "
+              "the collected components only, as UN-Habitat does for household surveys without "
+              "a tenure module. `run_manifest.json` lists them (`slum_components`, "
+              "`not_collected`), the city summary has a `slum_components` note and the atlas "
+              "says it in a sentence. A field that is collected but left blank stays unknown. "
+              "The CUF ranking drops a criterion read from an indicator that was not "
+              "collected, and `cuf_priorities.csv` says so (`criteria_left_out`).", ""]
     for ladder, levels in LADDERS.items():
         lines += [f"## The {ladder} ladder", "", "| level | rule |", "|---|---|"]
-        lines += [f"| `{lvl}` | {rule.format(**values)} |" for lvl, rule in levels]
+        lines += [f"| `{lvl}`{f' ({LEVEL_LABELS[lvl]})' if lvl in LEVEL_LABELS else ''} | "
+                  f"{rule.format(**values)} |" for lvl, rule in levels]
         lines.append("")
+    lines += ["## Sources, versions and where this tool departs from them", ""]
+    lines += [f"- **{name}**: {text}" for name, text in SOURCES]
+    lines += ["", "Departures, and why:", ""]
+    lines += [f"- {text}" for text in DEPARTURES]
+    lines.append("")
     return "\n".join(lines)
+
+
+#: The texts the definitions follow, with the version each rule was checked against.
+SOURCES = [
+    ("SDG 11.1.1", "UN-Habitat, SDG indicator 11.1.1 metadata, 2021 revision (proportion of "
+     "urban population living in slums, informal settlements or inadequate housing), whose "
+     "slum-household components come from the UN-Habitat, Cities Alliance and UNSD expert "
+     "group meeting on slum indicators (Nairobi, 2002): improved water, improved sanitation, "
+     "sufficient living area, durable housing and secure tenure. Secure tenure there is "
+     "\"evidence of documentation that can prove secure tenure status, or de facto or perceived "
+     "protection against forced evictions\": hence `tenure_secure` = documented **or** "
+     "perceived secure."),
+    ("JMP ladders", "WHO/UNICEF Joint Monitoring Programme, *Progress on drinking water, "
+     "sanitation and hygiene: 2017 update and SDG baselines*: the service ladders for "
+     "drinking water (safely managed, basic, limited, unimproved, surface water), sanitation "
+     "(safely managed, basic, limited, unimproved, open defecation) and hygiene (basic, "
+     "limited, no facility)."),
+    ("SDG 1.4.2", "UN-Habitat and World Bank, SDG indicator 1.4.2 metadata: (a) the share of "
+     "adults with legally recognised documentation of their tenure rights and (b) the share "
+     "who perceive their rights to land as secure, reported separately (by sex). The list of "
+     "documents that count is each country's: here `indicators: tenure_documents` in the "
+     "configuration, the contract's list by default. The household-level `tenure_documented` "
+     "and `tenure_perceived_secure` follow the two parts; the person-level figures need a "
+     "roster."),
+]
+
+#: Where the tool departs from those texts, and why.
+DEPARTURES = [
+    "Sufficient living area counts **sleeping** rooms (`rooms_sleeping`): SDG 11.1.1 counts "
+    "habitable rooms, which the reference form does not ask for. Sleeping rooms are fewer, so "
+    "`overcrowded` can be true where the habitable-room rule would not be.",
+    "`sanitation_adequate` accepts a toilet shared by at most `toilet_households` (2) "
+    "households: the two-household rule of the 2018 wording of the 11.1.1 metadata. JMP's "
+    "`sanitation_basic` accepts no sharing at all.",
+    "Packaged (bottled, sachet) and delivered water count as **improved**, as the JMP counts "
+    "them.",
+    "The water ladder's top rung is an **upper bound** of JMP's *safely managed*: that rung "
+    "needs water free from faecal and priority chemical contamination, which the enumeration "
+    "does not test. It is named `safely_managed_upper_bound` in every table and \"safely "
+    "managed (upper bound: quality not tested)\" in the map and the atlas.",
+    "The sanitation ladder stops at *basic*: *safely managed* needs data on the emptying and "
+    "treatment of excreta that the enumeration does not collect.",
+    "JMP's *limited* hygiene rung is a facility lacking soap **or** water. The reference "
+    "form's choices (`water_and_soap`, `water_only`, `none`) cannot record soap without "
+    "water, so `limited` here is water without soap. A survey that does record soap without "
+    "water can map that answer to `water_only` with a field mapping's `values`: it is then "
+    "counted as limited, as the JMP counts it.",
+    "An answer of `dont_know` to `eviction_fear` counts as not perceiving tenure as secure "
+    "(false), not as unknown (CONTRACT.md §4): a household that cannot say it is protected "
+    "from eviction is not counted as protected.",
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -615,7 +761,8 @@ def contract_columns() -> list[str]:
 
 def settlement_indicators(settlements: pd.DataFrame, counts: pd.DataFrame,
                           min_cell_size: int = 5,
-                          exposure: pd.DataFrame | None = None) -> pd.DataFrame:
+                          exposure: pd.DataFrame | None = None,
+                          omit: Iterable[str] = ()) -> pd.DataFrame:
     """The settlement table: one row per settlement (every one, with households or not).
 
     ``counts`` are the :func:`partial_counts` of the households inside the settlements (made in
@@ -624,9 +771,13 @@ def settlement_indicators(settlements: pd.DataFrame, counts: pd.DataFrame,
     ``flood_area_share_exposed`` and ``flood_mean`` give the contract's ``flood_area_share`` and
     ``flood_depth_mean``. Area-based figures describe land, not households, and are never
     suppressed. ``cuf_score``/``cuf_rank`` are left empty for the prioritisation stage.
+    The indicators of ``omit`` (not collected: :func:`not_collected`) have no columns.
     """
     ids = settlements["settlement_id"].tolist()
     agg = finish(counts, ids, min_cell_size)
+    gone = [f"{i}_{s}" for i in omit for s in ("share", "n", "lo", "hi")]
+    if gone:
+        agg = agg.drop(columns=gone, errors="ignore").copy()  # one block again
     extra: dict[str, object] = {
         "name": settlements.set_index("settlement_id").loc[ids, "name"].to_numpy(),
         "flood_area_share": np.nan, "flood_depth_mean": np.nan,
@@ -643,7 +794,7 @@ def settlement_indicators(settlements: pd.DataFrame, counts: pd.DataFrame,
     extra["cuf_score"] = np.nan
     extra["cuf_rank"] = pd.array([pd.NA] * len(ids), dtype="Int64")
     table = pd.concat([agg.reset_index(), pd.DataFrame(extra, index=range(len(ids)))], axis=1)
-    lead = contract_columns()
+    lead = [c for c in contract_columns() if c in table.columns]
     rest = [c for c in table.columns if c not in lead]
     return table[lead + rest]
 
@@ -692,25 +843,35 @@ def city_summary(counts: pd.DataFrame, thresholds: Thresholds | None = None,
                      "households": k if k >= min_cell_size else np.nan,
                      "definition": definition + note, "excluded_settlements": excluded})
 
+    gone = t.not_collected
     restrict("slum_household_n")
     add("sdg_11_1_1_slum_population", "slum_persons", "population", "households",
         "share of persons",
-        "SDG 11.1.1: persons in slum households (UN-Habitat's five deprivations) over persons "
-        "enumerated; households whose status is unknown count in the denominator only")
-    add("slum_population_known_status", "slum_persons", "slum_known_persons", "slum_known_n",
-        "share of persons",
-        "persons in slum households over persons in households whose slum status is known")
+        "SDG 11.1.1: persons in slum households (UN-Habitat's deprivations) over all persons "
+        "enumerated in the settlements, households whose slum status is unknown included in "
+        "the denominator")
+    add("slum_population_over_known_status", "slum_persons", "slum_known_persons",
+        "slum_known_n", "share of persons",
+        "the SDG 11.1.1 figure above with another denominator: persons in slum households over "
+        "persons in households whose slum status is known (households whose status is "
+        "unknown left out of both)")
+    rows.append({"indicator": "slum_components", "numerator": np.nan, "denominator": np.nan,
+                 "value": np.nan, "unit": "note", "households": np.nan,
+                 "definition": component_words(gone), "excluded_settlements": ""})
     for ladder, levels in LADDERS.items():
         restrict(f"{ladder}_ladder_n")
         sdg = "SDG 6.1.1" if ladder == "water" else "SDG 6.2.1"
         for level, rule in levels:
             add(f"{ladder}_ladder_{level}", f"{ladder}_ladder_{level}_persons",
                 f"{ladder}_ladder_known_persons", f"{ladder}_ladder_known", "share of persons",
-                f"{sdg} ({ladder} ladder): persons in households at level '{level}' "
-                f"({rule.format(**t.__dict__)}) over persons whose level is known")
+                f"{sdg} ({ladder} ladder): persons in households at level "
+                f"'{level_label(level)}' ({rule.format(**t.parameters())}) over persons whose "
+                "level is known")
     for name, label in (("tenure_documented", "with a tenure document"),
                         ("tenure_perceived_secure", "not fearing eviction"),
-                        ("tenure_secure", "with documented and perceived secure tenure")):
+                        ("tenure_secure", "with a tenure document or not fearing eviction")):
+        if name in gone:
+            continue
         restrict(f"{name}_n")
         add(f"sdg_1_4_2_{name}", f"{name}_true", f"{name}_known", f"{name}_known",
             "share of households", f"SDG 1.4.2 style: households {label} over households whose "

@@ -32,11 +32,15 @@ from profiling.config import Config, load_interventions
 from profiling.distributed import Execution, HeavyResult, cluster, heavy_stages, placer
 from profiling.form import Form, read_xlsform, reference_form
 from profiling.indicators import (
+    DEPRIVATIONS,
+    INDICATORS,
     Thresholds,
     city_summary,
     compute_indicators,
+    not_collected,
     partial_counts,
     settlement_indicators,
+    slum_components,
 )
 from profiling.ingest import REJECT_COLUMNS, IngestResult, Placer, ingest
 from profiling.join import Settlements, prepare, read_boundaries
@@ -133,7 +137,22 @@ def thresholds(cfg: Config) -> Thresholds:
                       water_minutes=cfg.indicators.water_minutes,
                       toilet_households=cfg.indicators.toilet_households,
                       flood_exposed=t.get("exposed", Thresholds.flood_exposed),
-                      flood_high=t.get("high", Thresholds.flood_high))
+                      flood_high=t.get("high", Thresholds.flood_high),
+                      tenure_documents=tuple(cfg.indicators.tenure_documents))
+
+
+def with_collected(t: Thresholds, households: pd.DataFrame) -> Thresholds:
+    """``t`` with the indicators whose fields no survey collected (CONTRACT.md §4), each
+    warned about once: they are left out of the tables, and of the slum status."""
+    gone = not_collected(households.columns)
+    for name in sorted(gone):
+        needs = next(i.needs for i in INDICATORS if i.name == name)
+        absent = [f for f in needs if f not in households.columns]
+        log.warning("%s is not computed: no survey of the run collected %s; it is left out of "
+                    "the tables and the map%s", name, ", ".join(absent),
+                    "" if name not in {c for c, _ in DEPRIVATIONS.values()}
+                    else ", and the slum status is decided without it")
+    return replace(t, not_collected=gone)
 
 
 def ingest_config(cfg: Config, progress: Callable[[str], None] | None = None,
@@ -224,7 +243,6 @@ def _writing(exc: OSError, staging: Path) -> bool:
 def _run(cfg: Config, out: Path, stages: Stages, settlements: Settlements | None,
          ex: Execution, overlays: Future[Any] | None, t0: float, started: datetime,
          from_store: bool) -> RunResult:
-    t = thresholds(cfg)
     outputs: dict[str, Path] = {}
     table = city = None
     with cluster(ex) as client:
@@ -243,6 +261,7 @@ def _run(cfg: Config, out: Path, stages: Stages, settlements: Settlements | None
                 result = ingest_config(cfg, None, settlements, placer=place_on, on_rows=read)
             st.work = result.counts["read"]
             st.advance(result.counts["read"])
+        t = with_collected(thresholds(cfg), result.households)
         out.mkdir(parents=True, exist_ok=True)
         if settlements is not None:
             heavy = (household_stages(cfg, settlements, result.households, t, stages)
@@ -252,7 +271,7 @@ def _run(cfg: Config, out: Path, stages: Stages, settlements: Settlements | None
     with stages.stage("tables"):
         if settlements is not None:
             table = settlement_indicators(settlements.frame, heavy.counts, cfg.min_cell_size,
-                                          heavy.zones)
+                                          heavy.zones, omit=t.not_collected)
             city = city_summary(heavy.counts, t, cfg.min_cell_size, published=table)
             cuf = run_cuf(cfg, table)
             table = cuf.settlements
@@ -291,7 +310,9 @@ def _run(cfg: Config, out: Path, stages: Stages, settlements: Settlements | None
         "counts": result.counts,
         "stages": stages.as_manifest(),
         "min_cell_size": cfg.min_cell_size,
-        "thresholds": t.__dict__,
+        "thresholds": t.parameters(),
+        "slum_components": slum_components(t.not_collected),
+        "not_collected": sorted(t.not_collected),
         "configuration": json.loads(cfg.model_dump_json()),
         "outputs": sorted(str(p.relative_to(out)) for p in outputs.values()),
         "status": "auditing",
@@ -528,7 +549,7 @@ def _write_tables(out: Path, settlements: Settlements, table: pd.DataFrame, city
         layer = gpd.GeoDataFrame(table, geometry=geo.reindex(table["settlement_id"]).to_numpy(),
                                  crs=settlements.frame.crs)
         layer.to_file(gpkg, layer="settlement_indicators", driver="GPKG")
-    params = {"min_cell_size": k, **t.__dict__}
+    params = {"min_cell_size": k, **t.parameters()}
     write_csv(pd.DataFrame({"parameter": list(params), "value": list(params.values())}),
               out / "parameters.csv")
     write_csv(city, out / f"{CITY_SUMMARY}.csv")

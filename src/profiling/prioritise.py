@@ -24,7 +24,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from profiling.indicators import INDICATOR_NAMES
+from profiling.publish._data import fmt
+
 log = logging.getLogger(__name__)
+
+
+#: The settlement table's columns of the household indicators (absent when not collected).
+_INDICATOR_COLUMNS = frozenset(f"{i}_{s}" for i in INDICATOR_NAMES for s in ("share", "n"))
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,8 @@ class Ranking:
 
     table: pd.DataFrame
     criteria: tuple[Criterion, ...]
+    #: the criteria the ranking did without, each with the reason
+    left_out: tuple[tuple[Criterion, str], ...] = ()
 
 
 def derive_columns(settlements: pd.DataFrame, interventions: Sequence[Intervention]
@@ -113,16 +122,29 @@ def rank(settlements: pd.DataFrame, criteria: Sequence[Criterion] = DEFAULT_CRIT
     criteria = tuple(criteria)
     if not criteria:
         raise ValueError("the ranking needs at least one criterion")
-    missing = [c.column for c in criteria if c.column not in settlements]
+    left_out: list[tuple[Criterion, str]] = []
+    absent = [c for c in criteria if c.column not in settlements]
+    # an indicator's column is absent when its fields were not collected (CONTRACT.md §4)
+    uncollected = [c for c in absent if c.column in _INDICATOR_COLUMNS]
+    missing = [c.column for c in absent if c not in uncollected]
     if missing:
         raise ValueError(f"the settlement table has no column(s) {', '.join(missing)} for the "
                          "ranking criteria")
+    for c in uncollected:
+        log.warning("ranking without criterion %s: %s was not collected", c.name, c.column)
+        left_out.append((c, f"{c.column} was not computed: the surveys did not collect its "
+                            "fields"))
+    criteria = tuple(c for c in criteria if c not in uncollected)
     empty = [c for c in criteria if settlements[c.column].isna().all()]
     if empty and len(empty) < len(criteria):
         # e.g. no flood raster configured: rank on what is known, and say so
         log.warning("ranking without criteria %s: no settlement has a value for them",
                     ", ".join(c.name for c in empty))
+        left_out += [(c, f"no settlement has a value of {c.column}") for c in empty]
         criteria = tuple(c for c in criteria if c not in empty)
+    if not criteria:
+        raise ValueError("none of the ranking criteria can be read: "
+                         + "; ".join(why for _, why in left_out))
     weights = np.array([c.weight for c in criteria], dtype=float)
     if (weights < 0).any() or weights.sum() <= 0:
         raise ValueError("criterion weights must be non-negative and not all zero")
@@ -151,7 +173,7 @@ def rank(settlements: pd.DataFrame, criteria: Sequence[Criterion] = DEFAULT_CRIT
     out["ranked"] = ranked
     out["not_ranked_reason"] = reason
     out["cuf_rank"] = pd.array(ranks(score, out["settlement_id"].to_numpy()), dtype="Int64")
-    return Ranking(out, criteria)
+    return Ranking(out, criteria, tuple(left_out))
 
 
 def normalise(values: np.ndarray, rows: np.ndarray, higher_is_worse: np.ndarray) -> np.ndarray:
@@ -186,7 +208,7 @@ def explain(row: pd.Series, criteria: Sequence[Criterion], n_ranked: int) -> str
     if not row["ranked"]:
         return f"Not ranked: {row['not_ranked_reason']}."
     parts = sorted(criteria, key=lambda c: -row[f"{c.name}_contribution"])
-    words = [f"{c.label or c.column} {_fmt(row[f'{c.name}_value'])} (normalised "
+    words = [f"{c.label or c.column} {_fmt(row[f'{c.name}_value'], c.column)} (normalised "
              f"{row[f'{c.name}_normalised']:.2f} × weight {row[f'{c.name}_weight']:.2f} = "
              f"{row[f'{c.name}_contribution']:.3f})" for c in parts]
     largest = parts[0].label or parts[0].column
@@ -194,10 +216,12 @@ def explain(row: pd.Series, criteria: Sequence[Criterion], n_ranked: int) -> str
             "of: " + "; ".join(words) + f". Its largest part is {largest}.")
 
 
-def _fmt(x: float) -> str:
+def _fmt(x: float, column: str) -> str:
+    """A criterion's value in words, as the map and atlas write it (a share as a percentage,
+    1.0 as 100 %)."""
     if math.isnan(x):
         return "unknown"
-    return f"{x:.0%}" if 0 <= x <= 1 and not float(x).is_integer() else f"{x:,.0f}"
+    return fmt(x, "share" if column.endswith("_share") else "number")
 
 
 # --------------------------------------------------------------------------------------------
@@ -558,6 +582,7 @@ def prioritise(settlements: pd.DataFrame, criteria: Sequence[Criterion] = DEFAUL
     else:
         pri["recommended_interventions"] = ""
     pri["explanation"] = [explain(row, ranking.criteria, n_ranked) for _, row in r.iterrows()]
+    pri["criteria_left_out"] = "; ".join(f"{c.name} ({why})" for c, why in ranking.left_out)
     pri["not_ranked_reason"] = r["not_ranked_reason"]
     pri = pri.sort_values(["cuf_rank", "settlement_id"], na_position="last",
                           kind="stable").reset_index(drop=True)

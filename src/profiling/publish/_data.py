@@ -89,7 +89,7 @@ class RunTables:
     settlements: pd.DataFrame  # with a geometry column (EPSG:4326) when the run had polygons
     priorities: pd.DataFrame
     city: pd.DataFrame
-    parameters: dict[str, float]
+    parameters: dict[str, float | str]
     hexagons: pd.DataFrame
     dates: pd.DataFrame
     portfolio: pd.DataFrame | None
@@ -100,6 +100,16 @@ class RunTables:
     @property
     def k(self) -> int:
         return int(self.parameters.get("min_cell_size", 5))
+
+    @cached_property
+    def slum_components(self) -> str:
+        """The city summary's sentence on the components that decide the slum status (empty
+        when the summary has none)."""
+        c = self.city
+        if not len(c) or "indicator" not in c.columns:
+            return ""
+        hit = c.loc[c["indicator"].astype(str) == "slum_components", "definition"]
+        return str(hit.iloc[0]) if len(hit) and not missing(hit.iloc[0]) else ""
 
     @property
     def has_geometry(self) -> bool:
@@ -168,12 +178,21 @@ def read_tables(out: str | Path) -> RunTables:
     par = opt("parameters.csv")
     hexes = opt("hexagons.csv")
     dates = opt("enumeration_dates.csv")
-    params = ({str(r.parameter): float(r.value) for r in par.itertuples()}
-              if par is not None else {"min_cell_size": 5.0})
+    params: dict[str, float | str] = ({str(r.parameter): _number_or_text(r.value)
+                                       for r in par.itertuples()}
+                                      if par is not None else {"min_cell_size": 5.0})
     return RunTables(out, table, pri if pri is not None else pd.DataFrame(),
                      city if city is not None else pd.DataFrame(), params,
                      hexes if hexes is not None else pd.DataFrame(),
                      dates if dates is not None else pd.DataFrame(), opt("cuf_portfolio.csv"))
+
+
+def _number_or_text(v: object) -> float | str:
+    """A parameter's value: a number, or words (the list of tenure documents)."""
+    try:
+        return float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return str(v)
 
 
 #: Names Windows reserves for devices, in any case and with any extension.

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from profiling.indicators import INDICATORS, LADDERS, PRIORITY_NEEDS
+from profiling.indicators import INDICATORS, LADDERS, PRIORITY_NEEDS, level_label
 from profiling.publish._data import RunTables, fmt, missing, safe_id, suppressed_text
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ SECTIONS = {
 }
 LABELS = {
     "tenure_documented": "Tenure documented", "tenure_perceived_secure": "No fear of eviction",
-    "tenure_secure": "Secure tenure (documented and no fear of eviction)",
+    "tenure_secure": "Secure tenure (documented or no fear of eviction)",
     "durable_housing": "Durable housing", "overcrowded": "Overcrowded",
     "slum_household": "Slum households (UN-Habitat)", "water_improved": "Improved water source",
     "water_basic": "Basic drinking water", "water_on_premises": "Water on premises",
@@ -68,7 +68,7 @@ def _share_rows(row: Any, names: list[str], k: int) -> list[dict[str, str]]:
     return rows
 
 
-def _words(rule: str, params: dict[str, float]) -> str:
+def _words(rule: str, params: dict[str, float | str]) -> str:
     """A rule with its thresholds filled in (``{water_minutes:g}`` -> ``30``)."""
     try:
         return rule.format(**params)
@@ -76,14 +76,14 @@ def _words(rule: str, params: dict[str, float]) -> str:
         return rule
 
 
-def _ladder(row: Any, name: str, params: dict[str, float]) -> dict[str, Any]:
+def _ladder(row: Any, name: str, params: dict[str, float | str]) -> dict[str, Any]:
     levels = LADDERS[name]
     parts = []
     widths: list[float] = []
     for (level, rule), colour in zip(levels, LADDER_COLOURS[name], strict=False):
         v = row.get(f"{name}_ladder_{level}_share")
         widths.append(0.0 if missing(v) else float(v))
-        parts.append({"level": level.replace("_", " "), "rule": _words(rule, params),
+        parts.append({"level": level_label(level), "rule": _words(rule, params),
                       "colour": colour,
                       "width": 0.0 if missing(v) else round(float(v) * 100, 2),
                       "text": fmt(v, "share")})
@@ -146,6 +146,7 @@ def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
                                             str(drow["last_interview"])),
         "definitions": defs,
         "consent_outside_form": list(tables.consent_outside_form),
+        "slum_components": tables.slum_components,
     }
 
 
@@ -243,7 +244,8 @@ def write_atlas(tables: RunTables, on_page: Callable[[], None] | None = None,
                          "value": fmt(r.value, kind), "definition": str(r.definition)})
     index = env.get_template("atlas_index.html").render(
         settlements=rows, city=city, k=tables.k, suppressed_text=suppressed_text(tables.k),
-        consent_outside_form=list(tables.consent_outside_form))
+        consent_outside_form=list(tables.consent_outside_form),
+        slum_components=tables.slum_components)
     (folder / "index.html").write_text(index, encoding="utf-8")
     written["atlas_index"] = folder / "index.html"
     return written
