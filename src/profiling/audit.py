@@ -45,11 +45,13 @@ import re
 import struct
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -258,12 +260,15 @@ class Secrets:
                     boundaries: object | None = None, country_code: str | None = None
                     ) -> Secrets:
         """From ingest's personal frame (key + direct fields) and household frame."""
-        fields: dict[str, pa.Array] = {}
-        for col in personal.columns:
+        def values(col: object) -> pa.Array:
             a = pa.array(personal[col].astype("string"), type=pa.string(), from_pandas=True)
             a = pc.utf8_lower(pc.utf8_trim_whitespace(pc.drop_null(a)))
-            fields[str(col)] = pc.unique(pc.filter(
-                a, pc.greater_equal(pc.utf8_length(a), MIN_VALUE_LENGTH)))
+            return pc.unique(pc.filter(a, pc.greater_equal(pc.utf8_length(a),
+                                                           MIN_VALUE_LENGTH)))
+
+        with ThreadPoolExecutor(2, thread_name_prefix="audit-secrets") as pool:
+            fields = dict(zip(map(str, personal.columns), pool.map(values, personal.columns),
+                              strict=True))
         pts = households[["longitude", "latitude"]].to_numpy(dtype=float) if len(
             households) else np.zeros((0, 2))
         ok = np.isfinite(pts).all(axis=1)
@@ -321,8 +326,7 @@ def audit(out_dir: str | Path, secrets: Secrets,
     vendored_assets()  # hashed once, before any fork
     n = workers if workers is not None else usable_cores()
     parallel = n > 1 and len(files) >= PARALLEL_FROM and os.name == "posix"
-    size = -(-len(files) // n) if parallel else max(len(files), 1)
-    tasks = [files[i:i + size] for i in range(0, len(files), size)]
+    tasks = _shares(files, n) if parallel else [files]
     _SHARED = (checker, out)
     findings: list[Finding] = []
     try:
@@ -336,7 +340,31 @@ def audit(out_dir: str | Path, secrets: Secrets,
                         on_file()
     finally:
         _SHARED = None
-    return findings
+    order = {p.relative_to(out).as_posix(): i for i, p in enumerate(files)}
+    # in file order (a GeoPackage layer's findings name the file and the layer)
+    return sorted(findings, key=lambda f: order.get(f.file, order.get(
+        f.file.rsplit(":", 1)[0], len(order))))
+
+
+#: Bytes of a GeoPackage weigh this many bytes of text when the files are shared out: its
+#: layers are read, written out as text and their geometry checked.
+GPKG_WEIGHT = 3
+
+
+def _shares(files: list[Path], n: int) -> list[list[Path]]:
+    """``files`` in ``n`` shares of about equal work (bytes to read, the largest first to the
+    least loaded share), each in file order."""
+    def weight(p: Path) -> int:
+        size = p.stat().st_size
+        return size * GPKG_WEIGHT if p.suffix.lower() == ".gpkg" else size
+
+    load = [0] * n
+    shares: list[list[int]] = [[] for _ in range(n)]
+    for i in sorted(range(len(files)), key=lambda i: -weight(files[i])):
+        j = load.index(min(load))
+        shares[j].append(i)
+        load[j] += weight(files[i])
+    return [[files[i] for i in sorted(share)] for share in shares if share]
 
 
 def _audit_files(files: list[Path]) -> list[Finding]:
@@ -405,29 +433,41 @@ class _Checker:
                 return pa.array([], pa.string()), pa.array([], pa.string())
             return pa.concat_arrays(vals), pa.concat_arrays(fields)
 
-        self._names = _Values.build(*joined("name"), _WORD_SPLIT)
-        ids, id_fields = joined("id")
-        # an ID's own leading and trailing full stops or colons are not part of it
-        self._ids = _Values.build(pc.utf8_trim(ids, _ID_TRIM), id_fields, _ID_SPLIT)
-        self._phones, self._phone_fields = _phone_forms(*joined("phone"), s.country_code)
+        def id_values() -> _Values:
+            ids, id_fields = joined("id")
+            # an ID's own leading and trailing full stops or colons are not part of it
+            return _Values.build(pc.utf8_trim(ids, _ID_TRIM), id_fields, _ID_SPLIT)
+
         self._pending: list[tuple[str, str]] = []
         self._pending_chars = 0
-        self._tree = None
-        self._transform = None
-        self._boundary = None
+        self._tree: Any = None
+        self._transform: _Local | None = None
+        self._boundary: Any = None
         self._vertex_numbers = np.zeros(0)
+        # the value sets (Arrow kernels, which release the GIL) on a second core while the
+        # points and boundaries are indexed here; the threads end before any fork
+        with ThreadPoolExecutor(2, thread_name_prefix="audit-values") as pool:
+            names = pool.submit(_Values.build, *joined("name"), _WORD_SPLIT)
+            ids = pool.submit(id_values)
+            phones = pool.submit(_phone_forms, *joined("phone"), s.country_code)
+            self._index_locations(s)
+            self._names, self._ids = names.result(), ids.result()
+            self._phones, self._phone_fields = phones.result()
+
+    def _index_locations(self, s: Secrets) -> None:
+        """The households' points (a k-d tree in local metres) and the published boundaries."""
         if len(s.lon):
             from scipy.spatial import cKDTree
 
-            self._transform = _Local(float(np.median(s.lon)), float(np.median(s.lat)))
-            x, y = self._transform.transform(s.lon, s.lat)
+            tr = self._transform = _Local(float(np.median(s.lon)), float(np.median(s.lat)))
+            x, y = tr.transform(s.lon, s.lat)
             self._tree = cKDTree(np.column_stack([x, y]))
             if s.boundaries is not None:
                 import shapely
 
                 wgs = s.boundaries.to_crs("EPSG:4326")  # type: ignore[attr-defined]
                 local = shapely.transform(wgs.values, lambda xy: np.column_stack(
-                    self._transform.transform(xy[:, 0], xy[:, 1])))
+                    tr.transform(xy[:, 0], xy[:, 1])))
                 self._boundary = shapely.STRtree(shapely.boundary(local))
                 # every boundary vertex's longitude and latitude, sorted: a pair of two numbers
                 # that are such a number, as printed, is boundary geometry
