@@ -431,3 +431,19 @@ def test_docs_are_generated_from_the_definitions():
     docs = REPO / "docs" / "indicators.md"
     assert docs.read_text(encoding="utf-8") == render_docs(), (
         "docs/indicators.md is stale: run `python -m profiling.indicators > docs/indicators.md`")
+
+
+def test_priority_needs_by_hand():
+    # a need counts only as a whole word of the answer, in any order and spacing
+    hh = frame({"priority_needs": "drainage toilets"}, {"priority_needs": "water"},
+               {"priority_needs": None}, {"priority_needs": "  toilets   drainage "},
+               {"priority_needs": "waste_extra"})
+    ind = compute_indicators(hh)
+
+    def flags(need: str) -> list[bool | None]:
+        return [None if pd.isna(x) else bool(x) for x in ind[f"priority_{need}"]]
+
+    assert flags("drainage") == [True, False, None, True, False]
+    assert flags("toilets") == [True, False, None, True, False]
+    assert flags("water") == [False, True, None, False, False]
+    assert flags("waste") == [False, False, None, False, False]

@@ -105,6 +105,29 @@ def holds_any(values: pd.Series, tokens: Iterable[str]) -> pd.Series:
     return pd.Series(pd.array(out, dtype=BOOL), index=values.index).mask(~known)
 
 
+def holds_each(values: pd.Series, tokens: Iterable[str]) -> dict[str, pd.Series]:
+    """:func:`holds_any` for each token alone, from one split of the answers (a need named
+    among a household's priorities, for every need, in one pass instead of one per need)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(values.astype("string"), from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    lists = pc.split_pattern(pc.utf8_trim_whitespace(arr), " ")
+    parent = np.asarray(pc.list_parent_indices(lists))
+    words = pc.dictionary_encode(pc.list_flatten(lists))  # the few distinct words, once
+    codes = np.asarray(words.indices.fill_null(-1))
+    vocabulary = {w: i for i, w in enumerate(words.dictionary.to_pylist())}
+    known = np.asarray(pc.is_valid(arr))
+    out = {}
+    for token in tokens:
+        hit = codes == vocabulary.get(token, -2)
+        has = np.bincount(parent[hit], minlength=len(arr)) > 0
+        out[token] = pd.Series(pd.array(has, dtype=BOOL), index=values.index).mask(~known)
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # The definitions
 # --------------------------------------------------------------------------------------------
@@ -399,24 +422,24 @@ def compute_indicators(hh: pd.DataFrame, thresholds: Thresholds | None = None) -
     three = pd.array(np.where(count >= 3, True, False), dtype=BOOL)
     out["deprived_3plus"] = pd.Series(three, index=hh.index).mask(
         (count < 3) & (count + unknown >= 3))
-    needs = _col(hh, "priority_needs")
-    for need in PRIORITY_NEEDS:
-        out[f"priority_{need}"] = holds_any(needs, (need,))
+    for need, named in holds_each(_col(hh, "priority_needs"), PRIORITY_NEEDS).items():
+        out[f"priority_{need}"] = named
     return out
 
 
 def _ladder(levels: list[str], choices: list[tuple[pd.Series, str]],
             index: pd.Index) -> pd.Series:
     """The first level whose condition is true; NA when a higher one is unknown."""
-    result = pd.Series(pd.NA, index=index, dtype="object")
+    codes = np.full(len(index), -1, dtype=np.int8)
     undecided = np.ones(len(index), dtype=bool)
     for cond, level in choices:
         c = cond.astype(BOOL)
         true = c.fillna(False).to_numpy(dtype=bool) & undecided
-        result[true] = level
+        codes[true] = levels.index(level)
         # an unknown condition blocks every lower level: the household's level is unknown
         undecided &= ~true & c.notna().to_numpy()
-    return pd.Series(pd.Categorical(result, categories=levels, ordered=True), index=index)
+    return pd.Series(pd.Categorical.from_codes(codes, categories=levels, ordered=True),
+                     index=index)
 
 
 def _water_ladder(hh: pd.DataFrame, ind: pd.DataFrame) -> pd.Series:
@@ -570,8 +593,10 @@ def partial_counts(households: pd.DataFrame, indicators: pd.DataFrame,
         cols[f"{name}_persons_known"] = total(np.where(known, size, 0.0))
     for ladder, levels in LADDERS.items():
         names = [lv for lv, _ in levels]
-        level = pd.Categorical(indicators[f"{ladder}_ladder"].to_numpy(dtype=object)[ok],
-                               categories=names).codes
+        col = indicators[f"{ladder}_ladder"]
+        level = (col.cat.codes.to_numpy()[ok] if isinstance(col.dtype, pd.CategoricalDtype)
+                 and list(col.cat.categories) == names else pd.Categorical(
+                     col.to_numpy(dtype=object)[ok], categories=names).codes)
         on = level >= 0
         cell = codes[on] * len(names) + level[on]
         n = np.bincount(cell, minlength=g * len(names)).astype(float).reshape(g, len(names))
