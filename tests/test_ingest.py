@@ -555,3 +555,23 @@ def test_a_survey_without_gps_columns_is_warned_about(tmp_path, squares, caplog)
     res = ingest([SurveySource(path=write_csv(tmp_path / "n.csv", rows))], FORM, squares)
     assert res.counts["rejected"] == 1
     assert "no export has GPS columns" in caplog.text
+
+
+def test_iso_datetimes_read_what_pandas_reads():
+    from profiling.ingest import iso_datetimes
+
+    text = ["2026-03-02T07:18:27.470+07:00", "2026-03-02T00:40:34", "2026-03-02",
+            "2026-03-02 07:18:27Z", "2026-03-02T07:18:27+0700", "2026-03-02T07:18",
+            "2026-03-02T07:18:27.470123456-05:30", " 2026-03-02T09:00:00+07:00 ",
+            "2026-02-30T00:00:00", "2026-13-01", "junk", "", None, "2026-03-02T07:18:27+07",
+            "20260302T071827Z"]
+    s = pd.Series(text, dtype="string")
+    got = iso_datetimes(s)
+    want = pd.to_datetime(s.str.strip(), utc=True, format="ISO8601", errors="coerce")
+    for t, g, w in zip(text, got, want, strict=True):
+        assert (pd.isna(g) and pd.isna(w)) or g == w, (t, g, w)
+    # by hand: the same instant in three zones; a naive time is UTC; 30 February is no date
+    assert got[0] == pd.Timestamp("2026-03-02T00:18:27.470Z")
+    assert got[1] == pd.Timestamp("2026-03-02T00:40:34Z")
+    assert got[6] == pd.Timestamp("2026-03-02T12:48:27.470123456Z")
+    assert pd.isna(got[8]) and pd.isna(got[10]) and pd.isna(got[12])

@@ -40,19 +40,24 @@ def hexagon_counts(latitude: pd.Series, longitude: pd.Series, slum: pd.Series,
         known) and ``slum`` (slum households).
     """
     import h3
+    from h3.api import basic_int
 
     lat = pd.to_numeric(latitude, errors="coerce").to_numpy(dtype=float)
     lon = pd.to_numeric(longitude, errors="coerce").to_numpy(dtype=float)
     ok = ~(np.isnan(lat) | np.isnan(lon))
-    cells = [h3.latlng_to_cell(a, b, resolution) for a, b in zip(lat[ok], lon[ok], strict=True)]
+    # cells as 64-bit integers, counted with numpy; only the distinct cells become text
+    cells = np.fromiter((basic_int.latlng_to_cell(a, b, resolution) for a, b in zip(
+        lat[ok].tolist(), lon[ok].tolist(), strict=True)), dtype=np.uint64, count=int(ok.sum()))
     s = pd.array(slum, dtype="boolean")[ok]
-    frame = pd.DataFrame({"h3_cell": cells, "known": (~pd.isna(s)).astype(np.int64),
-                          "slum": pd.Series(s).fillna(False).to_numpy(dtype=np.int64)})
-    g = frame.groupby("h3_cell", sort=True)
-    out = pd.DataFrame({"households": g.size().astype(np.int64), "known": g["known"].sum(),
-                        "slum": g["slum"].sum()})
-    out.index.name = "h3_cell"
-    return out
+    known = (~pd.isna(s)).astype(np.int64)
+    true = pd.Series(s).fillna(False).to_numpy(dtype=np.int64)
+    distinct, code = np.unique(cells, return_inverse=True)
+    names = [h3.int_to_str(int(c)) for c in distinct]
+    out = pd.DataFrame({"households": np.bincount(code, minlength=len(distinct)),
+                        "known": np.bincount(code, weights=known, minlength=len(distinct)),
+                        "slum": np.bincount(code, weights=true, minlength=len(distinct))},
+                       index=pd.Index(names, name="h3_cell")).astype(np.int64)
+    return out.sort_index()
 
 
 def hexagon_table(counts: pd.DataFrame, k: int = 5) -> pd.DataFrame:

@@ -84,6 +84,39 @@ def _numbers(s: pd.Series, pattern: str = _DEC_RE) -> np.ndarray:
     return np.asarray(pc.cast(clean, pa.float64()).to_numpy(zero_copy_only=False), dtype=float)
 
 
+_ISO_ZONED = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$"
+_ISO_NAIVE = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?$"
+
+
+def iso_datetimes(s: pd.Series) -> pd.Series:
+    """ISO 8601 date-times as UTC timestamps (a time without a zone is taken as UTC), NaT
+    where a value is not one: what ``pd.to_datetime(s, utc=True, format="ISO8601",
+    errors="coerce")`` gives. The common forms are parsed by Arrow, column-wise; whatever they
+    leave (other forms, impossible dates such as 30 February) goes through pandas."""
+    arr = pc.utf8_trim_whitespace(_arrow(s))
+    out = np.full(len(arr), np.datetime64("NaT"), dtype="datetime64[ns]")
+    todo = np.asarray(pc.is_valid(arr))
+    for pattern, typ in ((_ISO_ZONED, pa.timestamp("ns", "UTC")),
+                         (_ISO_NAIVE, pa.timestamp("ns"))):
+        hit = todo & np.asarray(pc.fill_null(pc.match_substring_regex(arr, pattern), False))
+        if not hit.any():
+            continue
+        try:
+            parsed = pc.filter(arr, pa.array(hit)).cast(typ)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue  # an impossible date among them: pandas decides, value by value
+        out[hit] = np.asarray(parsed.cast(pa.timestamp("ns")).to_numpy(zero_copy_only=False))
+        todo &= ~hit
+    if todo.any():
+        rest = pd.Series(pc.filter(arr, pa.array(todo)).to_pylist(), dtype=object)
+        out[todo] = pd.to_datetime(rest, utc=True, format="ISO8601", errors="coerce"
+                                   ).dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    valid = ~np.isnat(out)
+    if not (out[valid].astype(np.int64) % 1000).any():
+        out = out.astype("datetime64[us]")  # the resolution pandas gives such text
+    return pd.Series(pd.DatetimeIndex(out).tz_localize("UTC"), index=s.index)
+
+
 def _map_values(s: pd.Series, func: Callable[[str], str | None]) -> pd.Series:
     """Apply ``func`` to each distinct value (not each row); missing stays missing."""
     codes, uniques = pd.factorize(s, use_na_sentinel=True)
@@ -557,8 +590,8 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
                 "no submission key (_uuid or meta-instanceID): the row cannot be told apart "
                 "from others")
     n_rejected = int(no_key.sum()) + len(malformed)
-    when = (pd.to_datetime(frame["submission_time"], utc=True, format="ISO8601", errors="coerce")
-            if "submission_time" in frame else pd.Series(pd.NaT, index=frame.index))
+    when = (iso_datetimes(frame["submission_time"]) if "submission_time" in frame
+            else pd.Series(pd.NaT, index=frame.index))
     frame = frame.assign(_when=when)
     # only keys seen more than once need ordering: sort those few rows, keep the file order
     repeated = frame["key"].duplicated(keep=False).to_numpy() & ~no_key
@@ -761,8 +794,7 @@ def _validate(q: Question, s: pd.Series, form: Form) -> tuple[pd.Series, np.ndar
                 bad |= fails
         return v.mask(bad).astype(STRING), bad, reason
     if q.type in ("start", "end", "datetime", "date"):
-        parsed = pd.to_datetime(s.str.strip(), utc=True, format="ISO8601", errors="coerce")
-        bad = present & parsed.isna().to_numpy()
+        bad = present & iso_datetimes(s).isna().to_numpy()
         reason[bad] = "not an ISO 8601 date-time"
         return s.mask(bad).astype(STRING), bad, reason
     return s, np.zeros(len(s), dtype=bool), reason

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from profiling.ingest import iso_datetimes
+
 COLUMNS = [
     "enumerator", "date", "submissions", "accepted", "rejected", "no_consent", "share_rejected",
     "values_dropped", "median_interview_minutes", "short_interviews", "median_gps_precision_m",
@@ -42,9 +44,8 @@ def supervision_report(submissions: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=COLUMNS)
     s = submissions
     start = s["start"].astype("string")
-    start_t = pd.to_datetime(start, utc=True, format="ISO8601", errors="coerce")
-    end_t = pd.to_datetime(s["end"].astype("string"), utc=True, format="ISO8601",
-                           errors="coerce")
+    start_t = iso_datetimes(start)
+    end_t = iso_datetimes(s["end"].astype("string"))
     local_day = start.str.slice(0, 10).where(start_t.notna())
     # the submission's UTC date, formatted only where the interview start gives no day
     need = local_day.isna().to_numpy()
