@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from profiling.cli import app
 from profiling.publish._data import MAIN_INDICATORS
-from profiling.publish.maps import class_of, classify, display_geometry
+from profiling.publish.maps import class_of, classify, display_geometry, fisher_jenks
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,6 +34,41 @@ def demo(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def map_data(out: Path) -> dict:
     text = (out / "map_files" / "data.js").read_text(encoding="utf-8")
     return json.loads(text[text.index("{"):text.rindex("}") + 1])
+
+
+def test_fisher_jenks_is_the_optimum() -> None:
+    # by hand: three clear groups
+    assert fisher_jenks(np.array([12, 1, 30, 2, 11, 3, 10.0]), 3) == [3.0, 12.0, 30.0]
+
+    def cost(x: np.ndarray, bounds: list[float]) -> float:  # squared deviations in classes
+        total, lo = 0.0, -np.inf
+        for b in bounds:
+            c = x[(x > lo) & (x <= b)]
+            total += float(((c - c.mean()) ** 2).sum()) if len(c) else 0.0
+            lo = b
+        return total
+
+    import itertools
+
+    import mapclassify  # an independent implementation (numba), in the test extras only
+
+    rng = np.random.default_rng(7)
+    for _ in range(20):  # small sets: every partition into 3 classes tried
+        x = np.sort(np.round(rng.gamma(1.5, size=12), 2))
+        brute = min(cost(x, [x[a], x[b], x[-1]]) for a, b in itertools.combinations(
+            range(11), 2))
+        assert cost(x, fisher_jenks(x, 3)) == pytest.approx(brute)
+    for n in (40, 700, 2500):  # at least as good a partition as mapclassify's
+        x = rng.gamma(2.0, size=n)
+        theirs = list(mapclassify.FisherJenks(x, k=5).bins)
+        assert cost(x, fisher_jenks(x, 5)) <= cost(x, theirs) * (1 + 1e-12)
+        if n <= 700:
+            assert fisher_jenks(x, 5) == pytest.approx(theirs)
+    for _ in range(60):  # ties
+        x = np.round(rng.gamma(1.5, size=int(rng.integers(8, 150))), 1)
+        if len(np.unique(x)) > 5:
+            assert cost(x, fisher_jenks(x, 5)) == pytest.approx(
+                cost(x, list(mapclassify.FisherJenks(x, k=5).bins)))
 
 
 def test_classify_natural_breaks_and_few_values() -> None:

@@ -20,6 +20,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -203,7 +204,7 @@ def ranks(score: np.ndarray, ids: np.ndarray) -> list[int | None]:
     return out
 
 
-def explain(row: pd.Series, criteria: Sequence[Criterion], n_ranked: int) -> str:
+def explain(row: Mapping[str, Any], criteria: Sequence[Criterion], n_ranked: int) -> str:
     """The score of one settlement in plain words."""
     if not row["ranked"]:
         return f"Not ranked: {row['not_ranked_reason']}."
@@ -581,7 +582,8 @@ def prioritise(settlements: pd.DataFrame, criteria: Sequence[Criterion] = DEFAUL
             t.groupby("settlement_id")["beneficiaries"].max()).fillna(0.0)
     else:
         pri["recommended_interventions"] = ""
-    pri["explanation"] = [explain(row, ranking.criteria, n_ranked) for _, row in r.iterrows()]
+    pri["explanation"] = [explain(row, ranking.criteria, n_ranked)
+                          for row in r.to_dict("records")]
     pri["criteria_left_out"] = "; ".join(f"{c.name} ({why})" for c, why in ranking.left_out)
     pri["not_ranked_reason"] = r["not_ranked_reason"]
     pri = pri.sort_values(["cuf_rank", "settlement_id"], na_position="last",

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -119,18 +120,18 @@ class RunTables:
         return missing(row.get("households"))
 
     @cached_property
-    def _priority_rows(self) -> dict[str, pd.Series]:
+    def _priority_rows(self) -> dict[str, dict[str, Any]]:
         return _rows_by_id(self.priorities)
 
     @cached_property
-    def _date_rows(self) -> dict[str, pd.Series]:
+    def _date_rows(self) -> dict[str, dict[str, Any]]:
         return _rows_by_id(self.dates)
 
-    def priority_row(self, settlement_id: str) -> pd.Series | None:
+    def priority_row(self, settlement_id: str) -> dict[str, Any] | None:
         """The settlement's row of ``cuf_priorities.csv`` (None when it has none)."""
         return self._priority_rows.get(settlement_id)
 
-    def date_row(self, settlement_id: str) -> pd.Series | None:
+    def date_row(self, settlement_id: str) -> dict[str, Any] | None:
         """The settlement's row of ``enumeration_dates.csv`` (None when it has none)."""
         return self._date_rows.get(settlement_id)
 
@@ -142,13 +143,12 @@ class RunTables:
         return int(pd.to_numeric(self.settlements["cuf_rank"], errors="coerce").notna().sum())
 
 
-def _rows_by_id(frame: pd.DataFrame) -> dict[str, pd.Series]:
+def _rows_by_id(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """Each settlement's first row of a table, by settlement id (one pass, not one per page)."""
     if not len(frame) or "settlement_id" not in frame.columns:
         return {}
     first = frame.drop_duplicates("settlement_id", keep="first")
-    return {str(sid): row for sid, (_, row) in zip(first["settlement_id"], first.iterrows(),
-                                                    strict=True)}
+    return {str(row["settlement_id"]): row for row in first.to_dict("records")}
 
 
 def read_tables(out: str | Path) -> RunTables:

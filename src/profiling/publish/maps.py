@@ -1,8 +1,8 @@
 """``map.html``: the interactive map, working offline; and static PNG maps for reports.
 
 folium builds the page (with its CDN links replaced by Leaflet files written beside it), branca
-carries the project's script, and mapclassify decides the class breaks. Every name and free text
-reaches the page as JSON data and is put on screen with ``textContent``, never as HTML.
+carries the project's script, and :func:`fisher_jenks` decides the class breaks. Every name and
+free text reaches the page as JSON data and is put on screen with ``textContent``, never as HTML.
 Households are never drawn: the optional hexagon layer reads ``hexagons.csv``, already
 aggregated and suppressed by the pipeline.
 """
@@ -47,16 +47,60 @@ SIMPLIFY_DEG = 2e-5
 def classify(values: pd.Series, k: int = 5) -> tuple[str, list[float]]:
     """Class upper bounds of ``values`` (NaN ignored): Fisher-Jenks natural breaks, fewer
     classes when there are fewer distinct values. Returns the method's name and the bounds."""
-    import mapclassify
-
     x = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
     distinct = np.unique(x)
     if len(distinct) == 0:
         return "no values", []
     if len(distinct) <= k:
         return f"one class per value ({len(distinct)})", [float(v) for v in distinct]
-    fj = mapclassify.FisherJenks(x, k=k)
-    return f"Fisher-Jenks natural breaks, {k} classes", [float(b) for b in fj.bins]
+    return f"Fisher-Jenks natural breaks, {k} classes", fisher_jenks(x, k)
+
+
+#: Columns of the cost matrix computed at once (bounds its memory: n x this many floats).
+_FJ_BLOCK = 256
+
+
+def fisher_jenks(values: np.ndarray, k: int) -> list[float]:
+    """The upper bounds of the ``k`` classes of ``values`` that minimise the sum of squared
+    deviations from the class means (Fisher's exact optimal partition, "natural breaks").
+
+    Dynamic programming over the sorted values with prefix sums: numpy, one block of the
+    cost matrix at a time, where mapclassify's numba version spends seconds compiling on
+    its first call in every process."""
+    x = np.sort(np.asarray(values, dtype=float))
+    n = len(x)
+    k = min(k, n)
+    s1 = np.concatenate([[0.0], np.cumsum(x)])
+    s2 = np.concatenate([[0.0], np.cumsum(x * x)])
+    starts = np.arange(n)
+    # best[c][j]: the least cost of x[0..j] in c + 1 classes; first[c][j]: where its last
+    # class starts
+    best = np.empty((k, n))
+    first = np.zeros((k, n), dtype=np.int64)
+    size = np.arange(1, n + 1, dtype=float)
+    best[0] = s2[1:] - s1[1:] ** 2 / size
+    for c in range(1, k):
+        for lo in range(0, n, _FJ_BLOCK):
+            j = np.arange(lo, min(lo + _FJ_BLOCK, n))
+            # the last class is x[i..j]; the classes before cover x[0..i-1]. The best start
+            # never moves left as j grows (the cost is a Monge array), so i begins where the
+            # block's first j found its best start, and never passes the block's last j.
+            i0 = max(1, int(first[c, lo - 1])) if lo else 1
+            i = starts[i0:int(j[-1]) + 1, None]
+            count = (j[None, :] - i + 1).astype(float)
+            ok = count >= 1
+            safe = np.where(ok, count, 1.0)
+            seg = (s2[j + 1][None, :] - s2[i]) - (s1[j + 1][None, :] - s1[i]) ** 2 / safe
+            total = np.where(ok, best[c - 1][i - 1] + seg, np.inf)
+            arg = np.argmin(total, axis=0)
+            best[c, j] = total[arg, np.arange(len(j))]
+            first[c, j] = arg + i0
+    bounds = []
+    end = n - 1
+    for c in range(k - 1, -1, -1):
+        bounds.append(float(x[end]))
+        end = int(first[c, end]) - 1
+    return bounds[::-1]
 
 
 def class_of(v: float, bounds: list[float]) -> int:
