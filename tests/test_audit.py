@@ -295,6 +295,17 @@ def test_names_are_found_in_any_case_and_spacing_but_not_inside_words(demo, tmp_
     assert [f.file for f in audit(pub, secrets)] == ["a.txt"]
 
 
+def test_a_name_with_sharp_s_is_found_as_written_and_in_capitals(demo, tmp_path):
+    # lower case keeps ß, but capitals write it SS: the name is sought both ways
+    _, out, _ = demo
+    pub = _copy(out, tmp_path)
+    secrets = _secrets_with(demo, respondent_name="Jürgen Straßmann")
+    (pub / "a.txt").write_text("Interviewed: Jürgen Straßmann")
+    (pub / "b.txt").write_text("JÜRGEN STRASSMANN, 3 March")
+    (pub / "c.txt").write_text("jürgen strasmann")  # another name
+    assert sorted(f.file for f in audit(pub, secrets)) == ["a.txt", "b.txt"]
+
+
 def test_phones_are_found_in_national_and_international_form(demo, tmp_path):
     _, out, _ = demo
     pub = _copy(out, tmp_path)

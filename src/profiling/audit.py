@@ -168,6 +168,17 @@ class _Values:
         return found
 
 
+def _with_ss(values: pa.Array) -> pa.Array:
+    """``values`` and, for those holding ``ß``, the same with ``ss``: lower case keeps ``ß``
+    but ``STRASSE`` lowers to ``strasse``, so a value is sought in both spellings."""
+    values = pa.array(values) if not isinstance(values, pa.Array) else values
+    has = pc.fill_null(pc.match_substring(values, "ß"), False)
+    if not pc.any(has).as_py():
+        return values
+    return pa.concat_arrays([values, pc.replace_substring(pc.filter(values, has), "ß", "ss")
+                             .cast(values.type)])
+
+
 def _lookup(probe: pa.Array, values: pa.Array, fields: pa.Array) -> list[tuple[int, str]]:
     """``(index in probe, field)`` of every probe string that is one of ``values``.
 
@@ -280,7 +291,7 @@ class Secrets:
             return self._fields
         out: dict[str, list[str]] = {}
         for v, f in self.values.items():
-            v = v.strip().casefold()
+            v = v.strip().lower()
             if len(v) >= MIN_VALUE_LENGTH:
                 out.setdefault(f, []).append(v)
         return {f: pa.array(v, pa.string()) for f, v in out.items()}
@@ -423,7 +434,10 @@ class _Checker:
         kinds: dict[str, tuple[list[pa.Array], list[pa.Array]]] = {
             k: ([], []) for k in ("name", "id", "phone")}
         for name, arr in s.by_field().items():
-            vals, fields = kinds[value_kind(name)]
+            kind = value_kind(name)
+            if kind != "phone":
+                arr = _with_ss(arr)
+            vals, fields = kinds[kind]
             vals.append(arr)
             fields.append(pa.repeat(pa.scalar(name, pa.string()), len(arr)))
 
@@ -497,8 +511,8 @@ class _Checker:
         if not batch:
             return []
         hits: list[tuple[int, int, str]] = []  # (text, offset, field)
-        lowered = [t.casefold() for _, t in batch]
-        texts = pa.array(lowered, pa.string())
+        # lower case, as the values are (Arrow, every text at once)
+        texts = pc.utf8_lower(pa.array([t for _, t in batch], pa.string()))
         for values, split in ((self._names, _WORD_SPLIT), (self._ids, _ID_SPLIT)):
             if not len(values):
                 continue
@@ -512,7 +526,7 @@ class _Checker:
             for i, n, name in values.find(tokens, group):
                 g = int(group[i])
                 words = [str(t) for t in tokens[i:i + n].to_pylist()]
-                hits.append((g, _offset(lowered[g], words, split), name))
+                hits.append((g, _offset(str(texts[g].as_py()), words, split), name))
         if len(self._phones):
             runs: list[str] = []
             spots: list[tuple[int, int]] = []
