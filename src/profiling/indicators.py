@@ -12,7 +12,6 @@ buried in a rule.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 
@@ -94,37 +93,36 @@ def compare(values: pd.Series, op: Callable[[np.ndarray, float], np.ndarray],
 
 def holds_any(values: pd.Series, tokens: Iterable[str]) -> pd.Series:
     """For a select_multiple answer (space-separated names): true when it holds any token."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    pattern = r"(?:^|\s)(?:" + "|".join(re.escape(t) for t in sorted(tokens)) + r")(?:\s|$)"
-    arr = pa.array(values.astype("string"), type=pa.string(), from_pandas=True)
-    hit = pc.match_substring_regex(arr, pattern)  # columnar (RE2), NA stays NA
-    known = np.asarray(pc.is_valid(hit))
-    out = np.asarray(pc.fill_null(hit, False))
-    return pd.Series(pd.array(out, dtype=BOOL), index=values.index).mask(~known)
+    return _holding(values, {"any": tuple(tokens)})["any"]
 
 
 def holds_each(values: pd.Series, tokens: Iterable[str]) -> dict[str, pd.Series]:
     """:func:`holds_any` for each token alone, from one split of the answers (a need named
     among a household's priorities, for every need, in one pass instead of one per need)."""
+    return _holding(values, {t: (t,) for t in tokens})
+
+
+def _holding(values: pd.Series, groups: dict[str, tuple[str, ...]]) -> dict[str, pd.Series]:
+    """Per group of tokens, whether each answer holds any of them (NA where unanswered): the
+    answers are split on white space once, their few distinct words dictionary-encoded, and
+    each group is a lookup of word codes."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     arr = pa.array(values.astype("string"), from_pandas=True)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    lists = pc.split_pattern(pc.utf8_trim_whitespace(arr), " ")
+    lists = pc.utf8_split_whitespace(arr)
     parent = np.asarray(pc.list_parent_indices(lists))
-    words = pc.dictionary_encode(pc.list_flatten(lists))  # the few distinct words, once
+    words = pc.dictionary_encode(pc.list_flatten(lists))
     codes = np.asarray(words.indices.fill_null(-1))
     vocabulary = {w: i for i, w in enumerate(words.dictionary.to_pylist())}
     known = np.asarray(pc.is_valid(arr))
     out = {}
-    for token in tokens:
-        hit = codes == vocabulary.get(token, -2)
+    for name, tokens in groups.items():
+        hit = np.isin(codes, [vocabulary[t] for t in tokens if t in vocabulary])
         has = np.bincount(parent[hit], minlength=len(arr)) > 0
-        out[token] = pd.Series(pd.array(has, dtype=BOOL), index=values.index).mask(~known)
+        out[name] = pd.Series(pd.array(has, dtype=BOOL), index=values.index).mask(~known)
     return out
 
 
