@@ -171,7 +171,6 @@ class _Values:
 def _with_ss(values: pa.Array) -> pa.Array:
     """``values`` and, for those holding ``ß``, the same with ``ss``: lower case keeps ``ß``
     but ``STRASSE`` lowers to ``strasse``, so a value is sought in both spellings."""
-    values = pa.array(values) if not isinstance(values, pa.Array) else values
     has = pc.fill_null(pc.match_substring(values, "ß"), False)
     if not pc.any(has).as_py():
         return values
