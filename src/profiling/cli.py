@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -29,6 +29,9 @@ from rich.table import Table
 from profiling import __version__
 from profiling._errors import ConfigError, ProfilingError
 from profiling.config import Config, load_config, parse_config
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Profile settlements from a household enumeration.")
@@ -175,6 +178,18 @@ def _counts_table(counts: dict[str, int]) -> Table:
     return t
 
 
+def _coverage_table(households: pd.DataFrame) -> Table:
+    from profiling.indicators import coverage
+
+    t = Table(title="What the run can compute (from the accepted households)")
+    t.add_column("indicator")
+    t.add_column("status")
+    t.add_column("households with its fields", justify="right")
+    for name, status, share in coverage(households):
+        t.add_row(name, status, "" if status == "not collected" else f"{share:.1%}")
+    return t
+
+
 @app.command()
 def run(
     config: Annotated[Path | None, typer.Argument(help="YAML configuration.")] = None,
@@ -227,6 +242,7 @@ def validate(
             result = pipeline.validate(cfg, progress=lambda _: bar.advance(task))  # type: ignore[arg-type]
     if not quiet:
         out.print(_counts_table(result.counts))
+        out.print(_coverage_table(result.households))
         out.print(f"{config}: valid; {result.counts['rejected']:,} rows would be rejected and "
                   f"{result.counts['values_dropped']:,} values dropped (nothing written)")
 

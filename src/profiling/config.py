@@ -35,25 +35,95 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
 
+def _text(v: Any) -> Any:
+    """An answer code as text: YAML reads ``1`` as a number and ``1.5`` as a float, while an
+    export's answers are text."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return f"{v:g}" if isinstance(v, float) else str(v)
+    return v
+
+
+class MappingCase(_Strict):
+    """One case of a field built from several columns: the field takes ``value`` (a choice name,
+    or null for unknown) for a row where ``all`` of the conditions hold, or ``any`` of them.
+    Each condition names a column and the answers of that column that satisfy it."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    value: str | None
+    all_of: dict[str, list[str]] | None = Field(default=None, alias="all")
+    any_of: dict[str, list[str]] | None = Field(default=None, alias="any")
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _value_text(cls, v: Any) -> Any:
+        return _text(v)
+
+    @field_validator("all_of", "any_of", mode="before")
+    @classmethod
+    def _answers_text(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            return v
+        return {str(_text(k)): ([_text(x) for x in a] if isinstance(a, list) else [_text(a)])
+                for k, a in v.items()}
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> MappingCase:
+        given = [x for x in (self.all_of, self.any_of) if x is not None]
+        if len(given) != 1 or not given[0]:
+            raise ValueError("a case gives exactly one of 'all' or 'any', naming at least one "
+                             "column and its answers")
+        if any(not answers for answers in given[0].values()):
+            raise ValueError("each column of a case lists at least one answer")
+        return self
+
+    @property
+    def conditions(self) -> dict[str, list[str]]:
+        return self.all_of if self.all_of is not None else (self.any_of or {})
+
+
 class FieldSource(_Strict):
     """Where a questionnaire field comes from in a survey that does not use the reference names.
 
     Exactly one of ``column`` (a column of the export), ``sum`` (columns added up, e.g. adults
-    and children into ``hh_size``) or ``coalesce`` (the first non-empty of several columns, e.g.
-    a question split in two by a skip). ``values`` maps the survey's answers to the reference
-    choice names; answers it does not list pass unchanged and are validated like any other.
+    and children into ``hh_size``), ``coalesce`` (the first non-empty of several columns, e.g.
+    a question split in two by a skip) or ``cases`` (conditions on several columns, e.g.
+    handwashing from a soap column and a water column; the first case that holds gives the
+    value, ``otherwise`` the value when none holds). ``values`` maps the survey's answers to the
+    reference choice names, null to unknown; answers it does not list pass unchanged and are
+    validated like any other. Every target is checked against the form when the run starts.
     """
 
     column: str | None = None
     sum: list[str] | None = None
     coalesce: list[str] | None = None
-    values: dict[str, str] | None = None
+    cases: list[MappingCase] | None = None
+    otherwise: str | None = None
+    values: dict[str, str | None] | None = None
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _values_text(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            return v
+        return {str(_text(k)): _text(x) for k, x in v.items()}
+
+    @field_validator("otherwise", mode="before")
+    @classmethod
+    def _otherwise_text(cls, v: Any) -> Any:
+        return _text(v)
 
     @model_validator(mode="after")
     def _one_source(self) -> FieldSource:
-        given = [x for x in (self.column, self.sum, self.coalesce) if x is not None]
+        given = [x for x in (self.column, self.sum, self.coalesce, self.cases) if x is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of 'column', 'sum' or 'coalesce'")
+            raise ValueError("give exactly one of 'column', 'sum', 'coalesce' or 'cases'")
+        if self.cases is not None and not self.cases:
+            raise ValueError("'cases' lists at least one case")
+        if self.otherwise is not None and self.cases is None:
+            raise ValueError("'otherwise' goes with 'cases'")
         return self
 
     @property
@@ -61,7 +131,17 @@ class FieldSource(_Strict):
         """The export columns this field reads."""
         if self.column is not None:
             return [self.column]
+        if self.cases is not None:
+            return list(dict.fromkeys(c for case in self.cases for c in case.conditions))
         return list(self.sum or self.coalesce or [])
+
+    @property
+    def targets(self) -> list[str | None]:
+        """The values this mapping can give a field, as written (``values`` and ``cases``)."""
+        out: list[str | None] = list((self.values or {}).values())
+        if self.cases is not None:
+            out += [c.value for c in self.cases] + [self.otherwise]
+        return out
 
 
 class ReadLimits(_Strict):
@@ -443,12 +523,26 @@ def load_config(path: str | Path) -> Config:
     return parse_config(data, str(path), path.parent.resolve())
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader with YAML 1.2's booleans: only ``true`` and ``false``. In YAML 1.1
+    ``yes``, ``no``, ``on`` and ``off`` are booleans too, which would turn a survey's answer
+    codes (``values: {Y: yes, N: no}``) into True and False."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool",
+                              re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
+
+
 def _read_yaml(path: Path, what: str) -> Any:
     """A YAML file's content; errors name the file, and the line and column of a syntax error."""
     if not path.exists():
         raise ConfigError(f"{path}: {what} does not exist")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -233,27 +233,100 @@ def _target(form: Form, name: str, source: str) -> str:
                             f"{form.source}{hint}")
 
 
-def _column(raw: RawExport, col: str, target: str) -> pd.Series:
-    if col not in raw.table.columns:
-        close = difflib.get_close_matches(col, list(map(str, raw.table.columns)), n=3)
-        hint = f" (similar: {', '.join(close)})" if close else ""
-        raise FormError(raw.path, f"field_mapping reads {target!r} from column {col!r}, which "
-                                  f"this export does not have{hint}")
-    return raw.table[col]
+def fields_not_collected(form: Form, columns: Iterable[str]) -> list[str]:
+    """The form's fields that no export of the run has a column for (CONTRACT.md §4: not
+    collected, which is not unknown), by their full names; ``columns`` may name fields fully or
+    by their household-frame names. Direct personal fields and the location are not counted:
+    a survey is better without the first, and the second has its own rules."""
+    have = set(columns)
+    return [q.name for q in form.questions.values()
+            if q.privacy != "direct" and q.type != "geopoint"
+            and q.name not in have and _column_name(form, q) not in have]
+
+
+def _warn_not_collected(form: Form, absent: list[str]) -> None:
+    """One warning for each field not collected that an indicator needs."""
+    from profiling.indicators import INDICATORS
+
+    for name in absent:
+        short = _column_name(form, form.questions[name])
+        needing = [i.name for i in INDICATORS if short in i.needs]
+        if needing:
+            log.warning("%s: no export has a column for it, so it is not collected and %s "
+                        "cannot be computed; if an export holds it under another name, map it "
+                        "with field_mapping", name, ", ".join(needing))
+
+
+def check_mapping(form: Form, source: SurveySource) -> None:
+    """Check a survey's field mapping against the form before anything is read: each target
+    field exists, and each value it maps to (``values``, ``cases``, ``otherwise``) is one the
+    field can hold: a choice name of a select question (each of them, space-separated, for a
+    select_multiple), a number for a numeric one. A misspelt code is an error with the nearest
+    choice, not a dropped value per row."""
+    where = f"{source.path}: field_mapping"
+    for name, spec in (source.field_mapping or {}).items():
+        target = _target(form, name, str(source.path))
+        if isinstance(spec, str) or target not in form.questions:
+            continue
+        q = form.questions[target]
+        for value in spec.targets:
+            if value is None:
+                continue  # null: the answer is explicitly unknown
+            problem = _bad_target(form, q, value)
+            if problem:
+                raise FormError(where, f"{name!r} maps an answer to {value!r}, {problem}")
+
+
+def _bad_target(form: Form, q: Question, value: str) -> str | None:
+    if q.type in ("select_one", "select_multiple"):
+        names = form.choice_names(q.name)
+        parts = value.split() if q.type == "select_multiple" else [value]
+        for part in parts or [value]:
+            if part not in names:
+                close = difflib.get_close_matches(part, names, n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                what = "which is" if q.type == "select_one" else f"and {part!r} is"
+                return (f"{what} not a choice of the list {q.list_name!r} ("
+                        f"{', '.join(names)}){hint}")
+    elif q.type in ("integer", "decimal") and not re.fullmatch(
+            _INT_RE if q.type == "integer" else _DEC_RE, value.strip()):
+        return f"which is not {'a whole number' if q.type == 'integer' else 'a number'}"
+    return None
+
+
+def _missing_columns(raw: RawExport, spec: str | FieldSource) -> list[str]:
+    cols = [spec] if isinstance(spec, str) else spec.columns
+    return [c for c in cols if c not in raw.table.columns]
+
+
+def _missing_message(raw: RawExport, target: str, missing: list[str]) -> str:
+    hints = []
+    for col in missing:
+        have = list(map(str, raw.table.columns))
+        close = list(dict.fromkeys([
+            *difflib.get_close_matches(col, have, n=3, cutoff=0.5),
+            *[h for h in have if col.casefold() in h.casefold()
+              or h.casefold() in col.casefold()]]))[:3]
+        hints.append(f"{col!r}" + (f" (similar: {', '.join(close)})" if close else ""))
+    return (f"field_mapping reads {target!r} from column {', '.join(hints)}, which this export "
+            "does not have")
 
 
 def _mapped(raw: RawExport, spec: str | FieldSource, target: str) -> pd.Series:
+    table = raw.table
     if isinstance(spec, str):
-        return _column(raw, spec, target)
+        return table[spec]
     if spec.column is not None:
-        s = _column(raw, spec.column, target)
+        s = table[spec.column]
     elif spec.coalesce is not None:
-        parts = [_column(raw, c, target) for c in spec.coalesce]
+        parts = [table[c] for c in spec.coalesce]
         s = parts[0]
         for p in parts[1:]:
             s = s.fillna(p)
+    elif spec.cases is not None:
+        s = _from_cases(raw, spec)
     else:
-        parts = [_column(raw, c, target) for c in spec.columns]
+        parts = [table[c] for c in spec.columns]
         nums = [pd.to_numeric(p, errors="coerce") for p in parts]
         total = sum(nums[1:], nums[0])
         bad = pd.concat([(p.notna() & n.isna()) for p, n in zip(parts, nums, strict=True)],
@@ -265,9 +338,62 @@ def _mapped(raw: RawExport, spec: str | FieldSource, target: str) -> pd.Series:
                       index=total.index).astype(STRING)
         s = s.mask(bad, joined)
     if spec.values:
-        values = {str(k): str(v) for k, v in spec.values.items()}
-        s = _map_values(s, lambda v: values.get(v, v))
+        values = dict(spec.values)
+        keep = object()
+
+        def code(v: str) -> str | None:
+            got = values.get(v, keep)
+            return v if got is keep else got  # type: ignore[return-value]
+
+        s = _map_values(s, code)
     return s
+
+
+def _from_cases(raw: RawExport, spec: FieldSource) -> pd.Series:
+    """A field from conditions on several columns, in three-valued logic: a condition holds
+    when its column's answer is one it lists, fails when the column holds another answer, and
+    is unknown when the column is blank. Each row takes the value of the first case that holds;
+    a case that is unknown before any holds leaves the row unknown; when every case fails the
+    row takes ``otherwise``, or, without it, its answers as text (``column=answer; ...``), which
+    validation then lists as a dropped value."""
+    assert spec.cases is not None
+    n = len(raw.table)
+    out = np.full(n, None, dtype=object)
+    decided = np.zeros(n, dtype=bool)
+    for case in spec.cases:
+        truth = np.ones(n, dtype=bool) if case.all_of is not None else np.zeros(n, dtype=bool)
+        unknown = np.zeros(n, dtype=bool)
+        for col, answers in case.conditions.items():
+            s = raw.table[col].str.strip()
+            blank = s.isna().to_numpy()
+            hit = s.isin(answers).to_numpy() & ~blank
+            if case.all_of is not None:
+                truth &= hit | blank
+                unknown |= blank
+            else:
+                truth |= hit
+                unknown |= blank
+        if case.all_of is not None:
+            holds = truth & ~unknown
+            unk = truth & unknown  # no condition failed, one is blank
+        else:
+            holds = truth
+            unk = ~truth & unknown  # none held, one is blank
+        take = ~decided & holds
+        out[take] = case.value
+        decided |= take | unk  # an unknown case leaves the row unknown (None)
+    rest = ~decided
+    if rest.any():
+        if spec.otherwise is not None:
+            out[rest] = spec.otherwise
+        else:
+            cols = spec.columns
+            text = pd.Series("", index=raw.table.index, dtype=object)
+            for i, col in enumerate(cols):
+                text = text + (("; " if i else "") + col + "=") + raw.table[col].astype(
+                    object).fillna("").astype(str)
+            out[rest] = text.to_numpy()[rest]
+    return pd.Series(out, index=raw.table.index).astype(STRING)
 
 
 @dataclass
@@ -292,8 +418,17 @@ def _normalise(raw: RawExport, source: SurveySource, form: Form) -> _Normalised:
     mapped_targets = {_target(form, k, str(raw.path)): v for k, v in mapping.items()}
     mapped_columns: set[str] = set()
     for target, spec in mapped_targets.items():
-        cols[target] = _mapped(raw, spec, target)
         mapped_columns |= set([spec] if isinstance(spec, str) else spec.columns)
+        missing = _missing_columns(raw, spec)
+        if missing:
+            if target == "key" or (target in form.questions
+                                   and form.questions[target].short == "hh_size"):
+                raise FormError(raw.path, _missing_message(raw, target, missing))
+            # the field is then not collected from this export: said once, never guessed
+            log.warning("%s: %s; %s is not collected from this export", raw.path,
+                        _missing_message(raw, target, missing), target)
+            continue
+        cols[target] = _mapped(raw, spec, target)
     for header in table.columns:
         h = str(header)
         if h in mapped_columns:
@@ -471,6 +606,8 @@ def read_surveys(sources: Sequence[SurveySource], form: Form,
     inputs = []
     malformed: list[tuple[str, int, str]] = []
     names = [Path(s.path).name for s in sources]
+    for src in sources:  # a mistake in a mapping is found before any export is read
+        check_mapping(form, src)
     for i, src in enumerate(sources):
         label = names[i] if names.count(names[i]) == 1 else str(src.path)
         raw = _readers.read_export(Path(src.path), src.format, src.encoding, src.na_values,
@@ -566,6 +703,7 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
         this process).
     """
     frame, inputs, malformed = read_surveys(sources, form, progress, on_rows)
+    _warn_not_collected(form, fields_not_collected(form, frame.columns))
     if assign_by == "location" and len(frame) and not (
             {"gps_lat", "gps_lon", "gps_raw"} & set(frame.columns)):
         log.warning("no export has GPS columns: every household is rejected for want of a "

@@ -42,7 +42,7 @@ from profiling.indicators import (
     settlement_indicators,
     slum_components,
 )
-from profiling.ingest import REJECT_COLUMNS, IngestResult, Placer, ingest
+from profiling.ingest import REJECT_COLUMNS, IngestResult, Placer, fields_not_collected, ingest
 from profiling.join import Settlements, prepare, read_boundaries
 from profiling.outputs import read_csv, write_csv
 from profiling.prioritise import DEFAULT_CRITERIA, Criterion, CufResult, Intervention, prioritise
@@ -313,6 +313,7 @@ def _run(cfg: Config, out: Path, stages: Stages, settlements: Settlements | None
         "thresholds": t.parameters(),
         "slum_components": slum_components(t.not_collected),
         "not_collected": sorted(t.not_collected),
+        "fields_not_collected": fields_not_collected(load_form(cfg), result.households.columns),
         "configuration": json.loads(cfg.model_dump_json()),
         "outputs": sorted(str(p.relative_to(out)) for p in outputs.values()),
         "status": "auditing",
