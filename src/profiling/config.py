@@ -388,6 +388,10 @@ class Config(_Strict):
     surveys: list[SurveySource] = Field(default_factory=list)
     #: The XLSForm; the reference questionnaire when not given.
     form: Path | None = None
+    #: The language of the form's labels to read (one of its ``label::LANGUAGE`` columns, by
+    #: name or code: ``Français (fr)``, ``fr``): an export "with labels" in that language is
+    #: mapped back through them. Default: the form's ``default_language``, else ``label``.
+    form_language: str | None = Field(default=None, min_length=1, max_length=100)
     #: Settlement polygons (any vector format), or, for surveys placed by a column, a CSV of
     #: ``settlement_id`` and ``name`` without geometry.
     boundaries: Path | None = None

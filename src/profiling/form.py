@@ -15,6 +15,7 @@ Each question carries a privacy class in the survey sheet's ``privacy`` column:
 
 from __future__ import annotations
 
+import logging
 import re
 import zipfile
 from collections.abc import Iterable
@@ -30,6 +31,8 @@ _STRUCTURAL = {"begin group", "end group", "begin_group", "end_group", "begin re
 _SIMPLE_TYPES = {"integer", "decimal", "text", "geopoint", "start", "end", "today", "date",
                  "datetime", "time", "calculate", "deviceid", "username", "phonenumber",
                  "audit", "image", "barcode", "acknowledge", "range"}
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -332,45 +335,65 @@ def write_xlsform(path: str | Path, settlements: Iterable[tuple[str, str]] = (),
 # Reading any XLSForm
 # --------------------------------------------------------------------------------------------
 
-def _sheet_rows(ws: object) -> list[dict[str, str]]:
-    rows = list(ws.iter_rows(values_only=True))  # type: ignore[attr-defined]
+#: The largest XLSForm read (an .xls has no compression to bound; a real form is < 1 MiB).
+MAX_FORM_MIB = 64
+
+
+def _records(rows: list[list[object]]) -> list[dict[str, str]]:
+    """A sheet's rows as records keyed by its lower-cased header; blank rows left out."""
     if not rows:
         return []
-    header = [str(h).strip().lower() if h is not None else "" for h in rows[0]]
+    header = [_header_key(h) for h in rows[0]]
     out = []
     for r in rows[1:]:
-        rec = {h: ("" if v is None else str(v).strip()) for h, v in zip(header, r, strict=False)
-               if h}
+        rec = {h: _cell_text(v) for h, v in zip(header, r, strict=False) if h}
         if any(rec.values()):
             out.append(rec)
     return out
 
 
-def _label(rec: dict[str, str]) -> str:
-    if rec.get("label"):
-        return rec["label"]
-    for k, v in rec.items():
-        if k.startswith("label::") and v:
-            return v
-    return ""
+def _header_key(h: object) -> str:
+    """A column header lower-cased, but for a language's name (``label::Français (fr)``)."""
+    if h is None:
+        return ""
+    head, sep, rest = str(h).strip().partition("::")
+    return head.strip().lower() + (sep + rest.strip() if sep else "")
 
 
-def read_xlsform(path: str | Path) -> Form:
-    """Read an XLSForm (``.xlsx``) into a :class:`Form`.
+def _cell_text(v: object) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))  # an .xls stores every number as a float: 1.0 is the cell's 1
+    return str(v).strip()
 
-    Groups become path prefixes joined by ``/``; repeats are not supported (a household
-    enumeration has one row per household). A ``privacy`` column in the survey sheet sets each
-    question's privacy class; without it, the reference form's classes apply to fields it knows,
-    and ``analysis`` to the others.
-    """
+
+def _sheets(path: Path) -> dict[str, list[dict[str, str]]]:
+    """The survey, choices and settings sheets of an XLSForm (``.xlsx`` or ``.xls``), by
+    lower-cased sheet name."""
+    if path.stat().st_size > MAX_FORM_MIB * 2**20:
+        raise FormError(path, f"is larger than {MAX_FORM_MIB} MiB, which no XLSForm is")
+    wanted = ("survey", "choices", "settings")
+    if path.suffix.lower() == ".xls":
+        import xlrd
+
+        try:
+            book = xlrd.open_workbook(str(path), on_demand=True)
+        except (xlrd.XLRDError, OSError, ValueError, AssertionError, IndexError,
+                KeyError) as exc:
+            raise FormError(path, f"not a readable .xls workbook ({exc.__class__.__name__}: "
+                                  f"{exc}); is the file truncated, or another format?") from None
+        try:
+            names = {n.lower(): n for n in book.sheet_names()}
+            return {w: _records([book.sheet_by_name(names[w]).row_values(i) for i in range(
+                book.sheet_by_name(names[w]).nrows)]) for w in wanted if w in names}
+        except (xlrd.XLRDError, AssertionError, IndexError, KeyError, ValueError) as exc:
+            raise FormError(path, f"not a readable .xls workbook ({exc.__class__.__name__}: "
+                                  f"{exc})") from None
+        finally:
+            book.release_resources()
     from openpyxl import load_workbook
 
-    path = Path(path)
-    if not path.exists():
-        raise FormError(path, "the XLSForm does not exist")
-    if path.suffix.lower() != ".xlsx":
-        raise FormError(path, f"an XLSForm must be an .xlsx workbook, not {path.suffix!r}; "
-                              "open it in a spreadsheet and save it as .xlsx")
     from profiling._readers import check_zip
 
     try:
@@ -384,12 +407,82 @@ def read_xlsform(path: str | Path) -> Form:
                               "is the file truncated?") from None
     try:
         names = {n.lower(): n for n in wb.sheetnames}
-        if "survey" not in names:
-            raise FormError(path, f"no 'survey' sheet (sheets: {', '.join(wb.sheetnames)})")
-        survey = _sheet_rows(wb[names["survey"]])
-        choice_rows = _sheet_rows(wb[names["choices"]]) if "choices" in names else []
+        return {w: _records([list(r) for r in wb[names[w]].iter_rows(values_only=True)])
+                for w in wanted if w in names}
     finally:
         wb.close()
+
+
+def _languages(*sheets: list[dict[str, str]]) -> list[str]:
+    """The languages of a form's labels: the ``X`` of its ``label::X`` columns."""
+    found: dict[str, None] = {}
+    for sheet in sheets:
+        for rec in sheet[:1]:
+            for k in rec:
+                if k.startswith("label::"):
+                    found[k[len("label::"):].strip()] = None
+    return list(found)
+
+
+def _pick_language(path: Path, languages: list[str], wanted: str | None,
+                   default: str) -> str | None:
+    """The ``label::`` column to read: the configured language (its whole name, the name
+    before its code, or its code: ``Français (fr)``, ``français``, ``fr``), else the form's
+    ``default_language``; None for the plain ``label`` column."""
+    for ask in (wanted, default or None):
+        if not ask:
+            continue
+        a = ask.strip().casefold()
+        for lang in languages:
+            m = re.fullmatch(r"(.*?)\s*(?:\((.*)\))?", lang)
+            name, code = (m.group(1), m.group(2) or "") if m else (lang, "")
+            if a in (lang.casefold(), name.strip().casefold(), code.strip().casefold()):
+                return lang
+        if ask is wanted:
+            shown = ", ".join(languages) if languages else "none: it has only 'label'"
+            raise FormError(path, f"has no labels in the configured language {wanted!r} "
+                                  f"(its languages: {shown})")
+    return None
+
+
+def _label(rec: dict[str, str], language: str | None = None) -> str:
+    if language is not None and rec.get(f"label::{language}"):
+        return rec[f"label::{language}"]
+    if rec.get("label"):
+        return rec["label"]
+    for k, v in rec.items():
+        if k.startswith("label::") and v:
+            return v
+    return ""
+
+
+def read_xlsform(path: str | Path, language: str | None = None) -> Form:
+    """Read an XLSForm (``.xlsx`` or ``.xls``) into a :class:`Form`.
+
+    Groups become path prefixes joined by ``/``; repeats are not supported (a household
+    enumeration has one row per household). A ``privacy`` column in the survey sheet sets each
+    question's privacy class; without it, the reference form's classes apply to fields it knows,
+    and ``analysis`` to the others. Labels are read in ``language`` (one of the form's
+    ``label::LANGUAGE`` columns, by name or code), else in the form's ``default_language``, else
+    from the ``label`` column; a label missing in that language falls back to ``label``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FormError(path, "the XLSForm does not exist")
+    if path.suffix.lower() not in (".xlsx", ".xls"):
+        raise FormError(path, f"an XLSForm must be an .xlsx or .xls workbook, not "
+                              f"{path.suffix!r}; open it in a spreadsheet and save it as .xlsx")
+    sheets = _sheets(path)
+    if "survey" not in sheets:
+        raise FormError(path, "no 'survey' sheet")
+    survey = sheets["survey"]
+    choice_rows = sheets.get("choices", [])
+    settings = sheets.get("settings", [])
+    languages = _languages(survey, choice_rows)
+    language = _pick_language(path, languages, language,
+                              settings[0].get("default_language", "") if settings else "")
+    if language is None and languages and "label" not in survey[0]:
+        language = languages[0]  # one language throughout, not the first filled per row
 
     known = reference_form()
     questions: dict[str, Question] = {}
@@ -429,7 +522,12 @@ def read_xlsform(path: str | Path) -> Form:
             ref = known.questions.get(full)
             privacy = ref.privacy if ref else ("location" if qtype == "geopoint" else "analysis")
         required = rec.get("required", "").lower() in ("yes", "true", "true()", "1")
-        questions[full] = Question(full, qtype, list_name, _label(rec) or name,
+        if full in questions:
+            # pyxform refuses this; real forms still have it (a question kept twice under
+            # different relevance): an export has one column for both, read by the later one
+            log.warning("%s: survey sheet row %d repeats the field %r; its later definition "
+                        "is used", path, i, full)
+        questions[full] = Question(full, qtype, list_name, _label(rec, language) or name,
                                    rec.get("constraint") or None, required, privacy)
     if groups:
         raise FormError(path, f"group {groups[-1]!r} is never closed with 'end group'")
@@ -440,7 +538,7 @@ def read_xlsform(path: str | Path) -> Form:
     for rec in choice_rows:
         ln = rec.get("list_name") or rec.get("list name") or ""
         if ln and rec.get("name"):
-            choices.setdefault(ln, []).append(Choice(rec["name"], _label(rec)))
+            choices.setdefault(ln, []).append(Choice(rec["name"], _label(rec, language)))
     for q in questions.values():
         if q.list_name and q.list_name not in choices and q.name != "settlement_reported":
             raise FormError(path, f"field {q.name!r} uses choice list {q.list_name!r}, "

@@ -91,7 +91,12 @@ class RunResult:
 def load_form(cfg: Config) -> Form:
     """The configured XLSForm, or the reference questionnaire, with the configuration's privacy
     classes applied over the form's."""
-    form = read_xlsform(cfg.form) if cfg.form is not None else reference_form()
+    if cfg.form is None and cfg.form_language is not None:
+        raise ConfigError(f"form_language {cfg.form_language!r} needs a form whose labels are "
+                          "in that language (key 'form'): the reference questionnaire's are "
+                          "in English only")
+    form = (read_xlsform(cfg.form, cfg.form_language) if cfg.form is not None
+            else reference_form())
     for name, privacy in cfg.privacy.items():
         hits = [q for q in form.questions if q == name or q.rsplit("/", 1)[-1] == name]
         if len(hits) != 1:
