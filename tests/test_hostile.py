@@ -297,3 +297,33 @@ def test_a_raster_large_on_paper_is_read_by_window(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr
     stages = json.loads((out / "run_manifest.json").read_text())["stages"]
     assert max(s["peak_rss_mib"] for s in stages) < 1024, stages
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_damaged_xls_form_is_refused_clearly(tmp_path: Path, shared_data: Path, seed: int,
+                                               capsys: pytest.CaptureFixture[str]):
+    """Cut short or with bytes overwritten, an .xls XLSForm is read or refused with a message
+    naming the file: never a traceback, never xlrd's diagnostics on the terminal."""
+    import random
+
+    from profiling._errors import FormError
+    from profiling.form import read_xlsform
+
+    src = bytearray((shared_data / "epfl_wash_nairobi" / "Nairobi_2021.xls").read_bytes())
+    rnd = random.Random(seed)
+    if seed % 2:
+        data = src[:rnd.randrange(512, len(src))]
+    else:
+        for _ in range(50):
+            src[rnd.randrange(len(src))] = rnd.randrange(256)
+        data = src
+    path = tmp_path / "form.xls"
+    path.write_bytes(bytes(data))
+    try:
+        form = read_xlsform(path)
+    except FormError as exc:
+        assert str(path) in str(exc)
+    else:
+        assert form.questions
+    printed = capsys.readouterr()
+    assert "OLE2" not in printed.out + printed.err and "sector" not in printed.out + printed.err

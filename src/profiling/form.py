@@ -375,23 +375,7 @@ def _sheets(path: Path) -> dict[str, list[dict[str, str]]]:
         raise FormError(path, f"is larger than {MAX_FORM_MIB} MiB, which no XLSForm is")
     wanted = ("survey", "choices", "settings")
     if path.suffix.lower() == ".xls":
-        import xlrd
-
-        try:
-            book = xlrd.open_workbook(str(path), on_demand=True)
-        except (xlrd.XLRDError, OSError, ValueError, AssertionError, IndexError,
-                KeyError) as exc:
-            raise FormError(path, f"not a readable .xls workbook ({exc.__class__.__name__}: "
-                                  f"{exc}); is the file truncated, or another format?") from None
-        try:
-            names = {n.lower(): n for n in book.sheet_names()}
-            return {w: _records([book.sheet_by_name(names[w]).row_values(i) for i in range(
-                book.sheet_by_name(names[w]).nrows)]) for w in wanted if w in names}
-        except (xlrd.XLRDError, AssertionError, IndexError, KeyError, ValueError) as exc:
-            raise FormError(path, f"not a readable .xls workbook ({exc.__class__.__name__}: "
-                                  f"{exc})") from None
-        finally:
-            book.release_resources()
+        return _xls_sheets(path, wanted)
     from openpyxl import load_workbook
 
     from profiling._readers import check_zip
@@ -411,6 +395,35 @@ def _sheets(path: Path) -> dict[str, list[dict[str, str]]]:
                 for w in wanted if w in names}
     finally:
         wb.close()
+
+
+def _xls_sheets(path: Path, wanted: tuple[str, ...]) -> dict[str, list[dict[str, str]]]:
+    """The sheets of an old-style ``.xls`` workbook (xlrd: its diagnostics kept quiet; any
+    failure of a damaged file is a :class:`FormError`)."""
+    import io
+    import struct
+
+    import xlrd
+    from xlrd.compdoc import CompDocError
+
+    book = None
+    try:
+        book = xlrd.open_workbook(str(path), on_demand=True, logfile=io.StringIO(),
+                                  verbosity=0)
+        names = {n.lower(): n for n in book.sheet_names()}
+        out = {}
+        for w in wanted:
+            if w in names:
+                sheet = book.sheet_by_name(names[w])
+                out[w] = _records([sheet.row_values(i) for i in range(sheet.nrows)])
+        return out
+    except (xlrd.XLRDError, CompDocError, struct.error, OSError, ValueError, AssertionError,
+            IndexError, KeyError, EOFError, UnicodeDecodeError) as exc:
+        raise FormError(path, f"not a readable .xls workbook ({exc.__class__.__name__}: "
+                              f"{exc}); is the file truncated, or another format?") from None
+    finally:
+        if book is not None:
+            book.release_resources()
 
 
 def _languages(*sheets: list[dict[str, str]]) -> list[str]:
