@@ -185,8 +185,11 @@ def _coverage_table(households: pd.DataFrame) -> Table:
     t.add_column("indicator")
     t.add_column("status")
     t.add_column("households with its fields", justify="right")
+    n = len(households)
     for name, status, share in coverage(households):
-        t.add_row(name, status, "" if status == "not collected" else f"{share:.1%}")
+        pct = f"{share:.1%}" if share < 0.999 or status == "computable" else ">99.9%"
+        t.add_row(name, status, "" if status == "not collected"
+                  else f"{round(share * n):,} of {n:,} ({pct})")
     return t
 
 
