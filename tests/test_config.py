@@ -38,7 +38,7 @@ def test_bad_values_are_named():
     with pytest.raises(ConfigError, match="hazard names must be unique"):
         parse_config({"surveys": ["a.csv"], "hazards": [{"name": "f", "path": "a"},
                                                         {"name": "f", "path": "b"}]})
-    with pytest.raises(ConfigError, match="exactly one of 'column', 'sum', 'coalesce' or 'cases'"):
+    with pytest.raises(ConfigError, match="exactly one of 'column', 'sum', 'coalesce', 'cases'"):
         parse_config({"surveys": [{"path": "a.csv", "field_mapping": {
             "hh_size": {"column": "a", "sum": ["b"]}}}]})
 

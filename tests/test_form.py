@@ -39,6 +39,27 @@ def test_personal_fields_are_direct():
     assert {"respondent_name", "phone", "national_id"} <= set(PERSONAL_FIELDS)
 
 
+def test_the_reference_roster_is_the_contract_s(tmp_path):
+    """CONTRACT.md §1b's roster table, written as the repeat group members and read back."""
+    contract = Path(__file__).parents[2] / "shared" / "CONTRACT.md"
+    text = contract.read_text(encoding="utf-8")
+    part = text[text.index("## 1b."):text.index("## 2.")]
+    rows = re.findall(r"^\| `(member_\w+)` \| (\w+) \| (.*) \|$", part, flags=re.M)
+    assert len(rows) == 5
+    form = read_xlsform(write_xlsform(tmp_path / "f.xlsx"))
+    assert [q.rsplit("/", 1)[-1] for q in form.members] == [r[0] for r in rows]
+    assert all(q.startswith("household/members/") for q in form.members)
+    assert not any("member_" in q for q in form.questions)
+    for (name, qtype, values) in rows:
+        q = form.members[f"household/members/{name}"]
+        assert q.type == qtype
+        if qtype == "select_one":
+            codes = re.findall(r"`([^`]+)`", values.split(":")[0])
+            assert form.choice_names(q.name) == codes, name
+    age = form.members["household/members/member_age"]
+    assert age.constraint == ". >= 0 and . <= 120"
+
+
 def test_sample_form_is_the_reference(tmp_path):
     sample = read_xlsform(Path(__file__).parents[1] / "sample_data" / "forms" / "enumeration.xlsx")
     assert list(sample.questions) == REFERENCE_FIELDS
@@ -113,12 +134,20 @@ def test_an_xls_form_as_people_have_them(shared_data):
                   "begin group", "end group", "begin repeat", "end repeat"}
     types = [str(survey.cell_value(r, 0)).strip() for r in range(1, survey.nrows)]
     names = [str(survey.cell_value(r, 1)).strip() for r in range(1, survey.nrows)]
+    # questions inside a repeat group (the names of the household's members) are not
+    # household fields; this form's repeat is not called members, so it is no roster either
+    fields, depth = [], 0
+    for t, n in zip(types, names, strict=True):
+        depth += t.lower() in ("begin_repeat", "begin repeat")
+        depth -= t.lower() in ("end_repeat", "end repeat")
+        if t and t.lower() not in structural and not depth:
+            fields.append(n)
     # the form defines HandWashHabits1 twice (two relevance branches): one field, warned
-    expected = list(dict.fromkeys(n for t, n in zip(types, names, strict=True)
-                                  if t and t.lower() not in structural))
-    assert len(expected) == sum(1 for t in types if t and t.lower() not in structural) - 1
+    expected = list(dict.fromkeys(fields))
+    assert len(expected) == len(fields) - 1
     form = read_xlsform(path)
     assert [q.rsplit("/", 1)[-1] for q in form.questions] == expected
+    assert form.members == {}
     choices = book.sheet_by_name("choices")
     rows = [choices.row_values(r) for r in range(1, choices.nrows)]
     assert sum(len(v) for v in form.choices.values()) == sum(1 for r in rows if r[0] and r[1])

@@ -74,6 +74,8 @@ def detect_format(path: Path) -> str:
         return "geojson"
     if suffix == ".gpkg":
         return "gpkg"
+    if suffix == ".zip":
+        return "odk_zip"
     if suffix == ".xls":
         raise InputFileError(path, "old-style .xls workbooks are not read; save the export as "
                                    ".xlsx or download it from the server as CSV")
@@ -101,6 +103,8 @@ def read_export(path: Path, fmt: str = "auto", encoding: str = "utf-8",
         return _read_xlsx(path, kind, na, layer, limits)
     if kind in ("geojson", "gpkg"):
         return _read_geo(path, kind, na, layer)
+    if kind == "odk_zip":
+        return _read_zip(path, encoding, na, layer, limits)
     raise InputFileError(path, f"unknown format {fmt!r}")  # pragma: no cover - config validates
 
 
@@ -212,6 +216,71 @@ def _parse_csv(path: Path, kind: str, encoding: str, na: list[str], raw: bytes,
     frame = _strip_blank_arrow(table).to_pandas(types_mapper={pa.string(): STRING}.get)
     rows = np.arange(2, len(frame) + 2, dtype=np.int64)
     return RawExport(path, kind, frame, rows, hashing.result().hexdigest())
+
+
+# --------------------------------------------------------------------------------------------
+# ODK Central's "CSV zip": the main table and one CSV per repeat group
+# --------------------------------------------------------------------------------------------
+
+def zip_tables(path: Path, limits: ReadLimits | None = None) -> tuple[str, list[str]]:
+    """The main CSV of an ODK Central CSV zip and its repeat CSVs (``FORM.csv`` and
+    ``FORM-REPEAT.csv``; media files are not tables), by member name."""
+    check_zip(path, limits)
+    with zipfile.ZipFile(path) as z:
+        names = [i.filename for i in z.infolist()
+                 if not i.is_dir() and i.filename.lower().endswith(".csv")]
+    if not names:
+        raise InputFileError(path, "this zip holds no CSV file; an ODK Central \"CSV zip\" "
+                                   "holds the submissions as FORM.csv")
+    stems = {n: Path(n).stem for n in names}
+    mains = [n for n in names if all(o == n or stems[o].startswith(stems[n] + "-")
+                                     for o in names)]
+    if len(mains) != 1:
+        raise InputFileError(path, f"cannot tell which CSV of this zip holds the submissions "
+                                   f"({', '.join(sorted(names))}); ODK Central names it FORM.csv "
+                                   "and each repeat FORM-REPEAT.csv")
+    return mains[0], [n for n in names if n != mains[0]]
+
+
+def _read_zip(path: Path, encoding: str, na: list[str], member: str | None,
+              limits: ReadLimits | None) -> RawExport:
+    """One CSV of an ODK Central zip: the main table, or ``member`` (a member's name, or the
+    repeat's name: ``members`` reads ``FORM-members.csv``)."""
+    main, repeats = zip_tables(path, limits)
+    name = main
+    if member is not None:
+        hits = [n for n in [main, *repeats] if n == member or Path(n).stem == member
+                or Path(n).stem.endswith("-" + member)]
+        if len(hits) != 1:
+            raise InputFileError(path, f"has no CSV {member!r} (its CSVs: "
+                                       f"{', '.join([main, *repeats])})")
+        name = hits[0]
+    with zipfile.ZipFile(path) as z:
+        raw = z.read(name)  # its unpacked size was bounded by check_zip
+    digest = sha256_of(path)
+    done: Future[Any] = Future()
+    done.set_result(hashlib.sha256(b""))
+    export = _parse_csv(Path(f"{path}!{name}"), "odk_csv", encoding, na, raw, done)
+    return RawExport(path if name == main else export.path, "odk_zip", export.table,
+                     export.rows, digest, export.malformed)
+
+
+def table_names(path: Path, limits: ReadLimits | None = None) -> list[str]:
+    """The sheets of an XLSX workbook, or the repeat CSVs of an ODK Central zip."""
+    if detect_format(path) == "odk_zip":
+        return zip_tables(path, limits)[1]
+    from openpyxl import load_workbook
+
+    check_zip(path, limits)
+    try:
+        wb = load_workbook(path, read_only=True)
+    except Exception as exc:  # openpyxl raises many kinds on a damaged file
+        raise InputFileError(path, f"not a readable .xlsx workbook ({exc.__class__.__name__})"
+                             ) from None
+    try:
+        return list(wb.sheetnames)
+    finally:
+        wb.close()
 
 
 def _ends_inside_quotes(text: str, delim: str) -> bool:

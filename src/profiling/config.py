@@ -27,8 +27,8 @@ from profiling._errors import ConfigError
 #: Default thresholds (metres) of the reference flood layer (CONTRACT.md §3).
 FLOOD_THRESHOLDS = {"exposed": 0.15, "high": 0.5}
 
-SurveyFormat = Literal["auto", "kobo_csv", "kobo_xlsx", "odk_csv", "csv", "xlsx", "geojson",
-                       "gpkg"]
+SurveyFormat = Literal["auto", "kobo_csv", "kobo_xlsx", "odk_csv", "odk_zip", "csv", "xlsx",
+                       "geojson", "gpkg"]
 
 
 class _Strict(BaseModel):
@@ -100,6 +100,8 @@ class FieldSource(_Strict):
     sum: list[str] | None = None
     coalesce: list[str] | None = None
     cases: list[MappingCase] | None = None
+    #: ``members``: the number of the household's rows in its roster (``hh_size``).
+    count: Literal["members"] | None = None
     otherwise: str | None = None
     values: dict[str, str | None] | None = None
 
@@ -117,9 +119,11 @@ class FieldSource(_Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> FieldSource:
-        given = [x for x in (self.column, self.sum, self.coalesce, self.cases) if x is not None]
+        given = [x for x in (self.column, self.sum, self.coalesce, self.cases, self.count)
+                 if x is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of 'column', 'sum', 'coalesce' or 'cases'")
+            raise ValueError("give exactly one of 'column', 'sum', 'coalesce', 'cases' or "
+                             "'count'")
         if self.cases is not None and not self.cases:
             raise ValueError("'cases' lists at least one case")
         if self.otherwise is not None and self.cases is None:
@@ -142,6 +146,31 @@ class FieldSource(_Strict):
         if self.cases is not None:
             out += [c.value for c in self.cases] + [self.otherwise]
         return out
+
+
+class MembersSource(_Strict):
+    """Where a survey's household roster is (CONTRACT.md §1b): a separate file (``path``: a
+    Kobo repeat CSV, an ODK Central repeat CSV, any CSV or XLSX), a sheet of the same XLSX
+    workbook or a member of the same ODK Central zip (``sheet``), or, with neither, found by
+    the repeat group's name (a sheet or zip member named ``members``). ``link`` is the member
+    column holding the household's key (default: ``PARENT_KEY``, ``_submission__uuid``, or
+    ``_parent_index`` against the household's ``_index``)."""
+
+    path: Path | None = None
+    sheet: str | None = Field(default=None, min_length=1, max_length=200)
+    link: str | None = Field(default=None, min_length=1, max_length=200)
+    format: SurveyFormat = "auto"
+    encoding: str = "utf-8"
+    na_values: list[str] = Field(default_factory=list)
+    labels: Literal["auto", "names", "labels"] = "auto"
+    #: Reference roster field (``member_sex``, ``member_age``, ...) -> the column(s) holding it.
+    field_mapping: dict[str, str | FieldSource] | None = None
+
+    @model_validator(mode="after")
+    def _one_place(self) -> MembersSource:
+        if self.path is not None and self.sheet is not None:
+            raise ValueError("give the roster's 'path' or its 'sheet', not both")
+        return self
 
 
 class ReadLimits(_Strict):
@@ -189,6 +218,8 @@ class SurveySource(_Strict):
     field_mapping: dict[str, str | FieldSource] | None = None
     #: For an export without a consent field: how consent was obtained outside the form.
     consent: ConsentStatement | None = None
+    #: The household roster: one row per person (CONTRACT.md §1b).
+    members: MembersSource | None = None
     #: How far its reader may unpack it (default: the configuration's ``limits``).
     limits: ReadLimits | None = None
 
@@ -462,6 +493,8 @@ class Config(_Strict):
         data = self.model_copy(deep=True)
         for s in data.surveys:
             s.path = r(s.path)  # type: ignore[assignment]
+            if s.members is not None:
+                s.members.path = r(s.members.path)
         for h in data.hazards:
             h.path = r(h.path)  # type: ignore[assignment]
         data.form = r(data.form)

@@ -68,15 +68,21 @@ class Form:
     questions: dict[str, Question]
     choices: dict[str, list[Choice]] = field(default_factory=dict)
     source: str = "reference questionnaire"
+    #: The roster's questions (the repeat group ``members``), by full name: one row per person.
+    members: dict[str, Question] = field(default_factory=dict)
+
+    def question(self, name: str) -> Question:
+        """A household question or a roster question, by full name."""
+        return self.questions[name] if name in self.questions else self.members[name]
 
     def choice_names(self, question: str) -> list[str]:
         """The choice names allowed for a select question (empty for other types)."""
-        q = self.questions[question]
+        q = self.question(question)
         return [c.name for c in self.choices.get(q.list_name or "", [])]
 
     def label_map(self, question: str) -> dict[str, str]:
         """Choice label -> choice name for a select question (labels compared as written)."""
-        q = self.questions[question]
+        q = self.question(question)
         return {c.label: c.name for c in self.choices.get(q.list_name or "", []) if c.label}
 
     def by_privacy(self, privacy: str) -> list[str]:
@@ -92,6 +98,10 @@ _CHOICES: dict[str, list[tuple[str, str]]] = {
     "yes_no": [("yes", "Yes"), ("no", "No")],
     "yes_no_dk": [("yes", "Yes"), ("no", "No"), ("dont_know", "Don't know")],
     "sex": [("female", "Female"), ("male", "Male")],
+    "member_sex": [("female", "Female"), ("male", "Male"), ("other", "Other")],
+    "relation": [("head", "Head of household"), ("spouse", "Spouse or partner"),
+                 ("child", "Son or daughter"), ("parent", "Parent"),
+                 ("other_relative", "Other relative"), ("non_relative", "Not related")],
     "tenure_status": [
         ("owner_titled", "Owner, with a title"),
         ("owner_documented", "Owner, with other documents"),
@@ -267,6 +277,23 @@ _QUESTIONS: list[tuple[str, str, str, str | None, str, str | None, bool, str]] =
      "analysis"),
 ]
 
+#: The household roster (CONTRACT.md §1b): the repeat group ``members`` inside ``household``,
+#: one row per person: (name, type, list, label, constraint, privacy).
+ROSTER = "household/members"
+_MEMBER_QUESTIONS: list[tuple[str, str, str | None, str, str | None, str]] = [
+    ("member_sex", "select_one", "member_sex", "Sex", None, "analysis"),
+    ("member_age", "integer", None, "Age in completed years", ". >= 0 and . <= 120",
+     "analysis"),
+    ("member_relation", "select_one", "relation", "Relation to the head of household", None,
+     "analysis"),
+    ("member_on_document", "select_one", "yes_no_dk",
+     "Is this person's name on a document of the household's tenure? (adults)", None,
+     "sensitive"),
+    ("member_fears_loss", "select_one", "yes_no_dk",
+     "Does this person fear losing the right to live here in the next 5 years? (adults)", None,
+     "sensitive"),
+]
+
 #: Names of the questions of the reference form, with their group paths.
 REFERENCE_FIELDS: list[str] = [f"{g}/{n}" if g else n for g, n, *_ in _QUESTIONS]
 #: The questions whose answers identify a person (split off at ingest).
@@ -290,7 +317,13 @@ def reference_form(settlements: Iterable[tuple[str, str]] = ()) -> Form:
                                    privacy)
     choices = {k: [Choice(n, lab) for n, lab in v] for k, v in _CHOICES.items()}
     choices["settlements"] = [Choice(str(i), str(n)) for i, n in settlements]
-    return Form(questions, choices)
+    return Form(questions, choices, members=reference_members())
+
+
+def reference_members() -> dict[str, Question]:
+    """The reference roster's questions (CONTRACT.md §1b), by full name."""
+    return {f"{ROSTER}/{n}": Question(f"{ROSTER}/{n}", t, ln, lab, con, False, priv)
+            for n, t, ln, lab, con, priv in _MEMBER_QUESTIONS}
 
 
 def write_xlsform(path: str | Path, settlements: Iterable[tuple[str, str]] = (),
@@ -315,6 +348,12 @@ def write_xlsform(path: str | Path, settlements: Iterable[tuple[str, str]] = (),
         qtype = f"{q.type} {q.list_name}" if q.list_name else q.type
         survey.append([qtype, q.short, q.label, "yes" if q.required else "",
                        q.constraint or "", q.privacy])
+        if q.name == "household/rooms_sleeping":
+            survey.append(["begin repeat", "members", "Members of the household", "", "", ""])
+            for m in form.members.values():
+                mtype = f"{m.type} {m.list_name}" if m.list_name else m.type
+                survey.append([mtype, m.short, m.label, "", m.constraint or "", m.privacy])
+            survey.append(["end repeat", "", "", "", "", ""])
     if current:
         survey.append(["end group", "", "", "", "", ""])
     sheet = wb.create_sheet("choices")
@@ -472,12 +511,14 @@ def _label(rec: dict[str, str], language: str | None = None) -> str:
 def read_xlsform(path: str | Path, language: str | None = None) -> Form:
     """Read an XLSForm (``.xlsx`` or ``.xls``) into a :class:`Form`.
 
-    Groups become path prefixes joined by ``/``; repeats are not supported (a household
-    enumeration has one row per household). A ``privacy`` column in the survey sheet sets each
-    question's privacy class; without it, the reference form's classes apply to fields it knows,
-    and ``analysis`` to the others. Labels are read in ``language`` (one of the form's
-    ``label::LANGUAGE`` columns, by name or code), else in the form's ``default_language``, else
-    from the ``label`` column; a label missing in that language falls back to ``label``.
+    Groups become path prefixes joined by ``/``. The repeat group ``members`` is the household
+    roster (CONTRACT.md §1b): its questions are the form's ``members``; the questions of any
+    other repeat group are not household fields and are left out. A ``privacy`` column in the
+    survey sheet sets each question's privacy class; without it, the reference form's classes
+    apply to fields it knows, and ``analysis`` to the others. Labels are read in ``language``
+    (one of the form's ``label::LANGUAGE`` columns, by name or code), else in the form's
+    ``default_language``, else from the ``label`` column; a label missing in that language
+    falls back to ``label``.
     """
     path = Path(path)
     if not path.exists():
@@ -499,18 +540,24 @@ def read_xlsform(path: str | Path, language: str | None = None) -> Form:
 
     known = reference_form()
     questions: dict[str, Question] = {}
+    known_members = reference_members()
+    members: dict[str, Question] = {}
     groups: list[str] = []
+    repeats: list[str | None] = []  # the repeat each open group is in (None: the household)
     for i, rec in enumerate(survey, start=2):
         raw_type = re.sub(r"\s+", " ", rec.get("type", "")).strip()
         name = rec.get("name", "")
         kind = raw_type.lower()
         if kind in ("begin group", "begin_group", "begin repeat", "begin_repeat"):
+            inside = repeats[-1] if repeats else None
+            repeats.append(name if "repeat" in kind and inside is None else inside)
             groups.append(name)
             continue
         if kind in ("end group", "end_group", "end repeat", "end_repeat"):
             if not groups:
                 raise FormError(path, f"survey sheet row {i}: 'end group' without 'begin group'")
             groups.pop()
+            repeats.pop()
             continue
         if not raw_type or kind in _STRUCTURAL:
             continue
@@ -531,8 +578,11 @@ def read_xlsform(path: str | Path, language: str | None = None) -> Form:
         if privacy and privacy not in PRIVACY_CLASSES:
             raise FormError(path, f"survey sheet row {i}, field {name!r}: privacy {privacy!r} "
                                   f"is not one of {', '.join(PRIVACY_CLASSES)}")
+        repeat = repeats[-1] if repeats else None
+        if repeat is not None and repeat != "members":
+            continue  # another repeat group: not a household field, and not the roster
         if not privacy:
-            ref = known.questions.get(full)
+            ref = (known_members if repeat else known.questions).get(full)
             privacy = ref.privacy if ref else ("location" if qtype == "geopoint" else "analysis")
         required = rec.get("required", "").lower() in ("yes", "true", "true()", "1")
         if full in questions:
@@ -540,8 +590,9 @@ def read_xlsform(path: str | Path, language: str | None = None) -> Form:
             # different relevance): an export has one column for both, read by the later one
             log.warning("%s: survey sheet row %d repeats the field %r; its later definition "
                         "is used", path, i, full)
-        questions[full] = Question(full, qtype, list_name, _label(rec, language) or name,
-                                   rec.get("constraint") or None, required, privacy)
+        (members if repeat else questions)[full] = Question(
+            full, qtype, list_name, _label(rec, language) or name,
+            rec.get("constraint") or None, required, privacy)
     if groups:
         raise FormError(path, f"group {groups[-1]!r} is never closed with 'end group'")
     if not questions:
@@ -552,8 +603,8 @@ def read_xlsform(path: str | Path, language: str | None = None) -> Form:
         ln = rec.get("list_name") or rec.get("list name") or ""
         if ln and rec.get("name"):
             choices.setdefault(ln, []).append(Choice(rec["name"], _label(rec, language)))
-    for q in questions.values():
+    for q in [*questions.values(), *members.values()]:
         if q.list_name and q.list_name not in choices and q.name != "settlement_reported":
             raise FormError(path, f"field {q.name!r} uses choice list {q.list_name!r}, "
                                   "which the choices sheet does not define")
-    return Form(questions, choices, source=str(path))
+    return Form(questions, choices, source=str(path), members=members)

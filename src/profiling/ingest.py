@@ -33,6 +33,7 @@ from profiling._readers import GEOM_LAT, GEOM_LON, STRING, RawExport
 from profiling.config import FieldSource, SurveySource
 from profiling.form import Form, Question
 from profiling.join import Placement, Settlements, place
+from profiling.roster import Roster, member_form, read_roster
 
 #: Places WGS84 points (longitudes, latitudes) in the settlements: :func:`profiling.join.place`
 #: here, or the same function on Dask workers (:func:`profiling.distributed.placer`).
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 
 REJECT_COLUMNS = ["file", "row", "key", "field", "value", "action", "reason"]
 ROW_REJECTED, VALUE_DROPPED = "row_rejected", "value_dropped"
+#: A household row whose stated size differs from its roster's count (CONTRACT.md §1b).
+ROSTER_MISMATCH = "roster_mismatch"
 WITHHELD = "(withheld: location)"
 #: Canonical names of the non-question columns ingest recognises.
 META = ("key", "submission_time", "gps_lat", "gps_lon", "gps_alt", "gps_acc", "gps_raw")
@@ -157,6 +160,9 @@ class IngestResult:
     submissions: pd.DataFrame
     counts: dict[str, int]
     inputs: list[InputSummary] = field(default_factory=list)
+    #: The members of the accepted households, from their rosters (CONTRACT.md §1b): ``key``
+    #: (the household's) and the roster fields by their short names; None without a roster.
+    members: pd.DataFrame | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,6 +272,13 @@ def check_mapping(form: Form, source: SurveySource) -> None:
     where = f"{source.path}: field_mapping"
     for name, spec in (source.field_mapping or {}).items():
         target = _target(form, name, str(source.path))
+        if not isinstance(spec, str) and spec.count is not None:
+            if target not in form.questions or form.questions[target].short != "hh_size":
+                raise FormError(where, f"{name!r} is counted from the roster, which only "
+                                       "hh_size can be")
+            if source.members is None:
+                raise FormError(where, f"{name!r} counts the roster's members, but this survey "
+                                       "names no roster (members: {path: ...} or {sheet: ...})")
         if isinstance(spec, str) or target not in form.questions:
             continue
         q = form.questions[target]
@@ -325,6 +338,9 @@ def _mapped(raw: RawExport, spec: str | FieldSource, target: str) -> pd.Series:
             s = s.fillna(p)
     elif spec.cases is not None:
         s = _from_cases(raw, spec)
+    elif spec.count is not None:
+        # counted from the roster once it is read (only hh_size can be: checked on loading)
+        return pd.Series(pd.NA, index=table.index, dtype=STRING)
     else:
         parts = [table[c] for c in spec.columns]
         nums = [pd.to_numeric(p, errors="coerce") for p in parts]
@@ -598,13 +614,17 @@ class _Rejects:
 
 def read_surveys(sources: Sequence[SurveySource], form: Form,
                  progress: Callable[[str], None] | None = None,
-                 on_rows: Callable[[int], None] | None = None
+                 on_rows: Callable[[int], None] | None = None,
+                 rosters: list[Roster] | None = None
                  ) -> tuple[pd.DataFrame, list[InputSummary], list[tuple[str, int, str]]]:
     """Read and normalise every export; returns the stacked frame, the input summaries and the
-    malformed records ``(file, row, problem)``."""
+    malformed records ``(file, row, problem)``. The rosters of the surveys that have one are
+    appended to ``rosters``, each member linked to its household's row of the stacked frame;
+    a household without ``hh_size`` then takes its roster's count (CONTRACT.md §1b)."""
     frames = []
     inputs = []
     malformed: list[tuple[str, int, str]] = []
+    offset = 0
     names = [Path(s.path).name for s in sources]
     for src in sources:  # a mistake in a mapping is found before any export is read
         check_mapping(form, src)
@@ -620,10 +640,16 @@ def read_surveys(sources: Sequence[SurveySource], form: Form,
             # A survey with no submission key at all: each row is its own household.
             f["key"] = pd.Series([f"{raw.sha256[:12]}-{r}" for r in raw.rows], index=f.index,
                                  dtype=STRING)
+        if src.members is not None:
+            roster = read_roster(src, raw, f["key"], form, offset, _normalise)
+            _sizes_from_roster(f, form, src, roster)
+            if rosters is not None:
+                rosters.append(roster)
         f["_file"] = label
         f["_order"] = i
         f["_row"] = raw.rows
         frames.append(f)
+        offset += len(f)
         malformed += [(label, r, p) for r, p in raw.malformed]
         inputs.append(InputSummary(str(src.path), raw.format, raw.sha256, raw.n_read,
                                    norm.labels, norm.used, norm.ignored, outside))
@@ -637,6 +663,25 @@ def read_surveys(sources: Sequence[SurveySource], form: Form,
         if c not in ("_file", "_order", "_row") and frame[c].dtype != STRING:
             frame[c] = frame[c].astype(STRING)
     return frame, inputs, malformed
+
+
+def _sizes_from_roster(frame: pd.DataFrame, form: Form, src: SurveySource,
+                       roster: Roster) -> None:
+    """``hh_size`` from the roster where the household row gives none (or where the mapping
+    counts it: ``hh_size: {count: members}``); ``_roster_n`` keeps each count, so that a
+    stated size that differs can be listed."""
+    hh = next((q.name for q in form.questions.values() if q.short == "hh_size"), None)
+    if hh is None:
+        return
+    n = roster.per_household
+    frame["_roster_n"] = pd.array(n, dtype="Int64")
+    if hh not in frame.columns:
+        frame[hh] = pd.Series(pd.NA, index=frame.index, dtype=STRING)
+    fill = frame[hh].isna().to_numpy() & (n > 0)
+    if fill.any():
+        sizes = frame[hh].copy()
+        sizes[fill] = n[fill].astype(str)
+        frame[hh] = sizes
 
 
 def _consent_outside_form(raw: RawExport, frame: pd.DataFrame, src: SurveySource
@@ -668,7 +713,7 @@ def _check_is_this_form(raw: RawExport, norm: _Normalised, form: Form,
                         src: SurveySource) -> None:
     questions = [c for c in norm.frame.columns if c in form.questions]
     hh = [q.name for q in form.questions.values() if q.short == "hh_size"]
-    if hh and hh[0] not in norm.frame.columns:
+    if hh and hh[0] not in norm.frame.columns and src.members is None:
         sample = ", ".join(map(str, list(raw.table.columns)[:8]))
         raise FormError(raw.path, f"does not look like an export of {form.source}: no column "
                                   f"holds {hh[0]!r} (recognised {len(questions)} of the form's "
@@ -702,7 +747,8 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
         What places the points in ``settlements`` (default: :func:`profiling.join.place` in
         this process).
     """
-    frame, inputs, malformed = read_surveys(sources, form, progress, on_rows)
+    rosters: list[Roster] = []
+    frame, inputs, malformed = read_surveys(sources, form, progress, on_rows, rosters)
     _warn_not_collected(form, fields_not_collected(form, frame.columns))
     if assign_by == "location" and len(frame) and not (
             {"gps_lat", "gps_lon", "gps_raw"} & set(frame.columns)):
@@ -846,7 +892,82 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
                      if q.privacy == "direct" and q.name in frame.columns]
     personal = frame.loc[status == "accepted", ["key", *personal_cols]].rename(
         columns={q: _column_name(form, form.questions[q]) for q in personal_cols})
-    return _result(households, form, rejects, n_read, n_dup, n_rejected, 0, inputs, personal)
+    members = None
+    if rosters:
+        _roster_mismatch(frame, households, form, live & (status == "accepted").to_numpy(),
+                         rejects)
+        members, member_counts, member_personal = _members(rosters, frame, status, form,
+                                                           rejects)
+        if len(member_personal.columns) > 1:
+            personal = pd.concat([personal, member_personal], ignore_index=True)
+    res = _result(households, form, rejects, n_read, n_dup, n_rejected, 0, inputs, personal)
+    if members is not None:
+        res.members = members
+        res.counts.update(member_counts)
+    return res
+
+
+def _roster_mismatch(frame: pd.DataFrame, households: pd.DataFrame, form: Form,
+                     accepted: np.ndarray, rejects: _Rejects) -> None:
+    """A household row whose stated size differs from its roster's count keeps its own
+    figure; the difference is listed (action ``roster_mismatch``, CONTRACT.md §1b)."""
+    hh = next((q for q in form.questions.values() if q.short == "hh_size"), None)
+    if hh is None or "_roster_n" not in frame.columns:
+        return
+    listed = frame["_roster_n"].to_numpy(dtype=float, na_value=np.nan)
+    stated = households[_column_name(form, hh)].to_numpy(dtype=float, na_value=np.nan)
+    differ = accepted & (listed > 0) & np.isfinite(stated) & (stated != listed)
+    if differ.any():
+        reason = pd.Series([f"the household row gives {s:g} persons and its roster lists "
+                            f"{n:g}: the household row's figure is used"
+                            for s, n in zip(stated[differ], listed[differ], strict=True)],
+                           index=frame.index[differ], dtype="string").reindex(frame.index)
+        rejects.add(frame, differ, hh.name, frame[hh.name], ROSTER_MISMATCH, reason)
+
+
+def _members(rosters: list[Roster], frame: pd.DataFrame, status: pd.Series, form: Form,
+             rejects: _Rejects) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame]:
+    """The members of accepted households (their fields validated like a household's), the
+    roster counts, and the members' direct personal fields (never in the first frame).
+
+    A member whose row links to no household is rejected (field ``link``); a member whose
+    household was not accepted (rejected, a duplicate, a refusal) is dropped with it."""
+    mform = member_form(form)
+    parts = [r.frame for r in rosters]
+    m = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    hh = m["_hh"].to_numpy(dtype=np.int64)
+    orphan = hh < 0
+    # by label: the rows without a key and the earlier versions are no longer in the frame
+    kept = ~orphan & (status.reindex(hh).to_numpy(dtype=object) == "accepted")
+    m["key"] = pd.array(np.where(kept, frame["key"].reindex(hh).to_numpy(dtype=object), None),
+                        dtype="string")
+    link_name = {r.label: r.link for r in rosters}
+    rejects.add(m, orphan, "link", m["_link"].fillna(""), ROW_REJECTED, pd.Series(
+        [f"links to no household of its export ({link_name[f]} = {v})"
+         for f, v in zip(m["_file"], m["_link"].fillna(""), strict=True)],
+        index=m.index, dtype="string"))
+    bad_rows = [(r.label, row, problem) for r in rosters for row, problem in r.malformed]
+    if bad_rows:
+        bad = pd.DataFrame({"_file": [b[0] for b in bad_rows], "_row": [b[1] for b in bad_rows],
+                            "key": pd.array([pd.NA] * len(bad_rows), dtype="string")})
+        rejects.add(bad, np.ones(len(bad), bool), "(row)", "", ROW_REJECTED,
+                    pd.Series([b[2] for b in bad_rows]))
+    out = pd.DataFrame({"key": m["key"]})
+    personal = pd.DataFrame({"key": m["key"]})
+    for q in mform.questions.values():
+        if q.name not in m.columns:
+            continue
+        if q.privacy == "direct":
+            personal[q.short] = m[q.name]
+            continue
+        value, bad, reason = _validate(q, m[q.name], mform)
+        rejects.add(m, bad & kept, q.name, m[q.name], VALUE_DROPPED, reason)
+        out[q.short] = value
+    counts = {"members_read": int(len(m) + len(bad_rows)), "members_kept": int(kept.sum()),
+              "members_rejected": int(orphan.sum() + len(bad_rows)),
+              "members_dropped": int((~orphan & ~kept).sum())}
+    return (out.loc[kept].reset_index(drop=True), counts,
+            personal.loc[kept].reset_index(drop=True))
 
 
 def _reject_rows(frame: pd.DataFrame, reasons: pd.DataFrame, rejects: _Rejects, form: Form,
