@@ -263,3 +263,62 @@ def test_nairobi_household_and_member_files(tmp_path, shared_data):
     heads = Counter(p["Relation_to_HH"] for p in people)["Head"]
     assert (m["member_relation"] == "head").sum() == heads == 1082
     assert not (res.rejects["action"] == "value_dropped").any()
+
+
+def test_figures_per_person_end_to_end(tmp_path, squares_file):
+    """The Kobo XLSX city through the whole run (k = 2 so that its 4 households show).
+    Worked by hand from MEMBERS, with k1's tenure documented by a title deed:
+
+    - persons 8: female 4 (40, abc, 5, 61), male 3 (42, 30, 17), other 1; aged 0-17: 2 (5, 17),
+      18-59: 4 (40, 42, 30, 29), 60+: 1 (61); the age abc is unknown;
+    - adult_tenure_documented: adults with a known age 40F (yes, documented: true), 42M (no),
+      30M (yes, not documented), 61F (no), 29 other (yes, not documented): 1/5; female 1/2,
+      male 0/2;
+    - adult_tenure_perceived_secure: 40F no fear, 42M yes, 30M dont_know, 61F no, 29 no:
+      3/5; female 2/2, male 0/2;
+    - female_headed: heads k1 F, k2 M, k3 F, k5 other: 2/4.
+    """
+    import json
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from profiling.pipeline import run
+
+    rows = _households()
+    rows[0]["tenure/tenure_documents"] = "title_deed"
+    members = [{**p, "_parent_index": str(i)} for i, p in MEMBERS]
+    book = _xlsx(tmp_path / "kobo.xlsx", {"enumeration": rows, "members": members})
+    cfg = parse_config({"surveys": [{"path": str(book), "members": {}}],
+                        "boundaries": str(squares_file), "min_cell_size": 2})
+    out = tmp_path / "out"
+    run(cfg, out)
+    a = pd.read_csv(out / "settlement_indicators.csv", dtype={"settlement_id": str}
+                    ).set_index("settlement_id").loc["A"]
+    assert a["households"] == 4
+    assert (a["persons"], a["persons_female"], a["persons_male"]) == (8, 4, 3)
+    assert (a["persons_age_0_17"], a["persons_age_18_59"], a["persons_age_60_plus"]) == (2, 4, 1)
+    assert (a["adult_tenure_documented_share"], a["adult_tenure_documented_n"]) == (0.2, 5)
+    assert a["adult_tenure_documented_female_share"] == 0.5
+    assert (a["adult_tenure_documented_male_share"], a["adult_tenure_documented_male_n"]) == (
+        0.0, 2)
+    assert a["adult_tenure_perceived_secure_share"] == pytest.approx(3 / 5)
+    assert a["adult_tenure_perceived_secure_female_share"] == 1.0
+    assert a["adult_tenure_perceived_secure_male_share"] == 0.0
+    assert (a["female_headed_share"], a["female_headed_n"]) == (0.5, 4)
+    city = pd.read_csv(out / "city_summary.csv").set_index("indicator")
+    row = city.loc["sdg_1_4_2_adult_tenure_perceived_secure_female"]
+    assert (row["numerator"], row["denominator"]) == (2, 2)
+    manifest = json.loads((out / "run_manifest.json").read_text())
+    c = manifest["counts"]
+    assert (c["members_read"], c["members_kept"], c["members_rejected"],
+            c["members_dropped"]) == (13, 8, 1, 4)
+    check = Path(__file__).resolve().parents[2] / "shared" / "tools" / "check_outputs.py"
+    proc = subprocess.run([sys.executable, str(check), str(out), "--k", "2"],
+                          capture_output=True, text=True, check=False)
+    # the shared checker holds every _n to at most the households; a person-level _n counts
+    # persons (CONTRACT.md §4), so those two lines are the only ones it may raise here
+    problems = [ln for ln in proc.stdout.splitlines() if ln.startswith("PROBLEM")]
+    assert problems == [f"PROBLEM A: {n}_n 5.0 exceeds households 4.0"
+                        for n in ("adult_tenure_documented", "adult_tenure_perceived_secure")]

@@ -223,6 +223,10 @@ def _overcrowded(hh: pd.DataFrame, t: Thresholds, d: dict[str, pd.Series]) -> pd
     return compare(size / rooms, np.greater, t.persons_per_room)
 
 
+def _female_headed(hh: pd.DataFrame, t: Thresholds, d: dict[str, pd.Series]) -> pd.Series:
+    return is_in(_col(hh, "hh_head_sex"), ("female",))
+
+
 def _flood_exposed(hh: pd.DataFrame, t: Thresholds, d: dict[str, pd.Series]) -> pd.Series:
     return compare(_col(hh, "flood"), np.greater_equal, t.flood_exposed)
 
@@ -284,6 +288,9 @@ INDICATORS: list[Indicator] = [
               ("wall_material", "roof_material", "floor_material")),
     Indicator("overcrowded", "`hh_size` / `rooms_sleeping` > {persons_per_room:g} persons per "
               "sleeping room", UN_HABITAT, _overcrowded, ("hh_size", "rooms_sleeping")),
+    Indicator("female_headed", "the head of household is female: the roster's member whose "
+              "`member_relation` is `head`, or `hh_head_sex` without a roster", CONTRACT,
+              _female_headed, ("hh_head_sex",)),
     Indicator("flood_exposed", "flood depth of the raster cell holding the household's point ≥ "
               "{flood_exposed:g} m (nodata, or a point outside the raster: unknown)", CONTRACT,
               _flood_exposed, ("flood",)),
@@ -655,6 +662,10 @@ def finish(counts: pd.DataFrame, groups: Iterable[str],
         for level, _ in levels:
             cols[f"{ladder}_ladder_{level}_share"] = counts_l[f"{ladder}_ladder_{level}"] / \
                 n.where(n > 0)
+    if "persons" in c.columns:  # a roster was read: persons, and the person-level shares
+        from profiling.roster import person_columns
+
+        cols.update(person_columns(c))
     table = pd.DataFrame(cols, index=index)
     return suppress(table, min_cell_size)
 
@@ -919,6 +930,16 @@ def city_summary(counts: pd.DataFrame, thresholds: Thresholds | None = None,
         add(f"sdg_1_4_2_{name}", f"{name}_true", f"{name}_known", f"{name}_known",
             "share of households", f"SDG 1.4.2 style: households {label} over households whose "
             "answer is known")
+    if "persons" in counts.columns:  # a roster: SDG 1.4.2 as it is reported, per adult, by sex
+        from profiling.roster import PERSON_INDICATORS, SEXES
+
+        for name, rule in PERSON_INDICATORS.items():
+            for part, who in (("", "adults"), *((f"_{s}", f"{s} adults") for s in SEXES)):
+                restrict(f"{name}{part}_n")
+                add(f"sdg_1_4_2_{name}{part}", f"{name}{part}_true", f"{name}{part}_known",
+                    f"{name}{part}_known", "share of adults",
+                    f"SDG 1.4.2, per adult: {who} for whom it holds over {who} whose answer "
+                    f"is known; it holds for {rule}")
     for name, label in (("flood_exposed", f"at or above {t.flood_exposed:g} m"),
                         ("hazardous_location", f"at or above {t.flood_high:g} m")):
         restrict(f"{name}_n")

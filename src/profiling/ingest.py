@@ -898,6 +898,7 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
                          rejects)
         members, member_counts, member_personal = _members(rosters, frame, status, form,
                                                            rejects)
+        _head_from_roster(households, members, form)
         if len(member_personal.columns) > 1:
             personal = pd.concat([personal, member_personal], ignore_index=True)
     res = _result(households, form, rejects, n_read, n_dup, n_rejected, 0, inputs, personal)
@@ -905,6 +906,25 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
         res.members = members
         res.counts.update(member_counts)
     return res
+
+
+def _head_from_roster(households: pd.DataFrame, members: pd.DataFrame, form: Form) -> None:
+    """With a roster, the head of household is its member whose relation is ``head``
+    (CONTRACT.md §4, ``female_headed``): that member's sex is the household's
+    ``hh_head_sex`` where the roster names exactly one head of known sex."""
+    q = next((q for q in form.questions.values() if q.short == "hh_head_sex"), None)
+    if q is None or not {"member_relation", "member_sex"} <= set(members.columns):
+        return
+    heads = members[(members["member_relation"] == "head").fillna(False).to_numpy()]
+    single = heads.groupby("key", observed=True)["member_sex"].agg(["size", "first"])
+    single = single[(single["size"] == 1) & single["first"].notna()]["first"]
+    if single.empty:
+        return
+    col = _column_name(form, q)
+    from_roster = households["key"].map(single).astype("string")
+    current = (households[col] if col in households.columns
+               else pd.Series(pd.NA, index=households.index, dtype="string"))
+    households[col] = from_roster.fillna(current.astype("string"))
 
 
 def _roster_mismatch(frame: pd.DataFrame, households: pd.DataFrame, form: Form,

@@ -273,6 +273,9 @@ def _run(cfg: Config, out: Path, stages: Stages, settlements: Settlements | None
                      if client is None
                      # the same stages on Dask partitions; personal fields stay here
                      else _on_cluster(stages, client, cfg, settlements, result.households, t))
+    if settlements is not None and result.members is not None:
+        with stages.stage("persons", len(result.members), "persons"):
+            heavy.counts = with_persons(heavy.counts, result, t)
     with stages.stage("tables"):
         if settlements is not None:
             table = settlement_indicators(settlements.frame, heavy.counts, cfg.min_cell_size,
@@ -348,6 +351,18 @@ def _on_cluster(stages: Stages, client: Any, cfg: Config, settlements: Settlemen
                 households: pd.DataFrame, t: Thresholds) -> HeavyResult:
     with stages.stage("household stages (Dask)", len(households), "households"):
         return heavy_stages(client, cfg, settlements, households, t)
+
+
+def with_persons(counts: pd.DataFrame, result: IngestResult, t: Thresholds) -> pd.DataFrame:
+    """The settlements' counts with the roster's person counts beside them (CONTRACT.md §4):
+    persons by sex and age band, and the person-level indicators, overall and by sex."""
+    from profiling.roster import person_counts, person_indicators
+
+    assert result.members is not None
+    hh = result.households
+    documented = next(i for i in INDICATORS if i.name == "tenure_documented").compute(hh, t, {})
+    persons = person_counts(person_indicators(result.members, hh, documented))
+    return counts.join(persons, how="outer").fillna(0.0)
 
 
 def store_result(cfg: Config) -> IngestResult:

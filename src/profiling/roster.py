@@ -142,3 +142,115 @@ def read_roster(src: SurveySource, households: RawExport, keys: pd.Series, form:
     frame["_link"] = values.astype("string").to_numpy()
     log.info("read the roster %s: %d members (linked by %s)", label, raw.n_read, link)
     return Roster(frame, label, link, raw.n_read, raw.malformed, per)
+
+
+# --------------------------------------------------------------------------------------------
+# Person-level figures (CONTRACT.md §4: counted in persons, split by sex)
+# --------------------------------------------------------------------------------------------
+
+#: Person-level indicators: name, rule in words (each over adults, by sex: SDG 1.4.2).
+PERSON_INDICATORS = {
+    "adult_tenure_documented": "an adult (18 or older) whose name is on a document of the "
+                               "household's tenure (member_on_document = yes) in a household "
+                               "whose tenure is documented (SDG 1.4.2 (a))",
+    "adult_tenure_perceived_secure": "an adult (18 or older) who does not fear losing the "
+                                     "right to live here in the next 5 years (member_fears_loss "
+                                     "= no; dont_know counts as false; SDG 1.4.2 (b))",
+}
+#: The sexes each person-level share is split by.
+SEXES = ("female", "male")
+#: Age bands of the persons counts: (suffix, lowest age, highest age or None).
+AGE_BANDS = (("0_17", 0, 17), ("18_59", 18, 59), ("60_plus", 60, None))
+
+
+def person_indicators(members: pd.DataFrame, households: pd.DataFrame,
+                      documented: pd.Series) -> pd.DataFrame:
+    """One row per member: ``settlement_id`` (its household's), ``sex``, ``age`` and the
+    person-level indicators, true, false or unknown (NA; a member who is not an adult, or
+    whose age is unknown, is not counted at all: NA too). ``documented`` is the households'
+    ``tenure_documented``, on ``households``' index."""
+    at = pd.Index(households["key"].astype(object)).get_indexer(members["key"].astype(object))
+    found = at >= 0
+
+    def of_household(values: pd.Series) -> np.ndarray:
+        arr = values.to_numpy(dtype=object)
+        out = arr[np.maximum(at, 0)]
+        out[~found] = None
+        return out
+
+    age = pd.to_numeric(members.get("member_age"), errors="coerce").to_numpy(dtype=float) \
+        if "member_age" in members else np.full(len(members), np.nan)
+    adult = age >= ADULT_AGE
+    known_age = np.isfinite(age)
+    out = pd.DataFrame({"settlement_id": pd.array(of_household(households["settlement_id"]),
+                                                  dtype="string"),
+                        "sex": members.get("member_sex", pd.Series(pd.NA, index=members.index)
+                                           ).astype("string").to_numpy(),
+                        "age": age}, index=members.index)
+    doc_hh = pd.array(of_household(documented.astype("boolean").astype(object)),
+                      dtype="boolean")
+
+    def answer(col: str, yes: str) -> pd.arrays.BooleanArray:
+        if col not in members:
+            return pd.array([pd.NA] * len(members), dtype="boolean")
+        v = members[col].astype("string")
+        hit = (v == yes).fillna(False).to_numpy(dtype=bool)
+        return pd.array(np.where(v.isna().to_numpy(), None, hit), dtype="boolean")
+
+    on_document = answer("member_on_document", "yes") & doc_hh
+    secure = answer("member_fears_loss", "no")
+    grown = known_age & adult
+    for name, value in (("adult_tenure_documented", on_document),
+                        ("adult_tenure_perceived_secure", secure)):
+        out[name] = pd.array(np.where(grown, value.astype(object), None), dtype="boolean")
+    return out
+
+
+def person_counts(persons: pd.DataFrame, by: str = "settlement_id") -> pd.DataFrame:
+    """The sums behind the settlement table's person columns, per group present (they add up
+    across parts, like :func:`profiling.indicators.partial_counts`): ``persons``,
+    ``persons_<sex>``, ``persons_age_<band>``, and per person-level indicator ``<name>_true`` and
+    ``<name>_known``, overall and for each sex (``<name>_<sex>_true``/``_known``)."""
+    codes, groups = pd.factorize(persons[by], sort=True)
+    ok = codes >= 0
+    codes = codes[ok]
+    g = len(groups)
+
+    def total(mask: np.ndarray | None = None) -> np.ndarray:
+        return np.bincount(codes, weights=None if mask is None else mask[ok].astype(float),
+                           minlength=g).astype(float)
+
+    sex = persons["sex"].to_numpy(dtype=object)
+    age = persons["age"].to_numpy(dtype=float)
+    cols: dict[str, np.ndarray] = {"persons": total()}
+    for s in SEXES:
+        cols[f"persons_{s}"] = total(sex == s)
+    for band, lo, hi in AGE_BANDS:
+        cols[f"persons_age_{band}"] = total((age >= lo) & ((age <= hi) if hi is not None
+                                                           else np.isfinite(age)))
+    for name in PERSON_INDICATORS:
+        v = persons[name]
+        known = v.notna().to_numpy()
+        true = v.fillna(False).to_numpy(dtype=bool) & known
+        cols[f"{name}_true"], cols[f"{name}_known"] = total(true), total(known)
+        for s in SEXES:
+            cols[f"{name}_{s}_true"] = total(true & (sex == s))
+            cols[f"{name}_{s}_known"] = total(known & (sex == s))
+    return pd.DataFrame(cols, index=pd.Index(groups, name=by))
+
+
+def person_columns(c: pd.DataFrame) -> dict[str, pd.Series]:
+    """The settlement table's person columns from summed :func:`person_counts` (reindexed to
+    the settlements): counts of persons, and each person-level share with its ``_n``, overall
+    and by sex (suppression is the table's: a share whose ``_n`` is below k is empty)."""
+    cols: dict[str, pd.Series] = {}
+    for col in ["persons", *(f"persons_{s}" for s in SEXES),
+                *(f"persons_age_{b}" for b, _, _ in AGE_BANDS)]:
+        cols[col] = c[col].astype(float)
+    for name in PERSON_INDICATORS:
+        for part in ("", *(f"_{s}" for s in SEXES)):
+            x = c[f"{name}{part}_true"].astype(float)
+            n = c[f"{name}{part}_known"].astype(float)
+            cols[f"{name}{part}_share"] = x / n.where(n > 0)
+            cols[f"{name}{part}_n"] = n
+    return cols
