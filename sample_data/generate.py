@@ -3,7 +3,9 @@
 The 31 settlement polygons are real (Jakarta RW units from InaSAFE's test data, see README.md).
 Everything else is GENERATED here from a fixed seed: the flood-depth raster, ~3,000 synthetic
 households of the reference questionnaire (CONTRACT.md §1) with planted faults, and three
-overlapping exports (KoboToolbox CSV, KoboToolbox XLSX, ODK Central CSV). No real household data.
+overlapping exports (KoboToolbox CSV, KoboToolbox XLSX, ODK Central CSV), each with its household
+roster in its own layout (a Kobo repeat CSV, a ``members`` sheet, ODK Central's CSV zip, which
+also holds the ODK CSV). No real household data.
 
 Run: ``/tmp/venv/bin/python sample_data/generate.py``. Same bytes on every run.
 """
@@ -378,6 +380,87 @@ def export_rows(hh: list[dict], style: str) -> tuple[list[str], list[list]]:
     return head, rows
 
 
+DOCUMENTED = {"title_deed", "lease", "allotment_letter", "sale_agreement", "customary_certificate"}
+MEMBER_FIELDS = ["member_sex", "member_age", "member_relation", "member_on_document",
+                 "member_fears_loss"]
+
+
+def draw_members(hh: list[dict], newer: dict) -> dict[str, list[list]]:
+    """Each household's roster (CONTRACT.md §1b): as many persons as its largest version's
+    hh_size, a version listing the first hh_size of them. A household whose hh_size is not a
+    valid number in some version has no roster (it stays rejected for its size). Drawn from a
+    seed of its own, so the households and the exports without a roster keep their bytes."""
+    rng = np.random.default_rng(SEED + 1)
+    out: dict[str, list[list]] = {}
+    for h in hh:
+        sizes = [v["answers"]["household/hh_size"] for v in (h, newer.get(h["key"], h))]
+        if not all(isinstance(x, int) and 1 <= x <= 30 for x in sizes):
+            continue
+        a = h["answers"]
+        n = max(sizes)
+        head_sex = a["household/hh_head_sex"]
+        if head_sex not in ("female", "male"):
+            head_sex = ("female", "male")[int(rng.integers(2))]
+        documented = a["tenure/tenure_documents"] in DOCUMENTED
+        fear = a["tenure/eviction_fear"] if a["tenure/eviction_fear"] in (
+            "yes", "no", "dont_know") else "dont_know"
+        head_age = int(rng.integers(22, 78))
+        people = [(head_sex, head_age, "head")]
+        if n > 1 and rng.random() < 0.7:
+            people.append(("male" if head_sex == "female" else "female",
+                           int(np.clip(head_age + rng.integers(-8, 6), 18, 90)), "spouse"))
+        while len(people) < n:
+            kind = rng.random()
+            if kind < 0.75:
+                age, rel = int(rng.integers(0, max(1, min(30, head_age - 16)))), "child"
+            elif kind < 0.85:
+                age, rel = int(rng.integers(max(45, head_age + 18), 96)), "parent"
+            elif kind < 0.97:
+                age, rel = int(rng.integers(0, 70)), "other_relative"
+            else:
+                age, rel = int(rng.integers(18, 60)), "non_relative"
+            people.append((("female", "male")[int(rng.integers(2))], min(age, 120), rel))
+        rows = []
+        for sex, age, rel in people:
+            if age < 18:
+                rows.append([sex, age, rel, None, None])
+                continue
+            p_doc = {"head": 0.8, "spouse": 0.45}.get(rel, 0.05) if documented else 0.01
+            doc = "yes" if rng.random() < p_doc else ("dont_know" if rng.random() < 0.03
+                                                      else "no")
+            fears = fear if rng.random() < 0.85 else ("yes", "no", "dont_know")[
+                int(rng.integers(3))]
+            rows.append([sex, age, rel, doc, fears])
+        out[h["key"]] = rows
+    return out
+
+
+def member_rows(hh: list[dict], members: dict[str, list[list]], style: str
+                ) -> tuple[list[str], list[list]]:
+    """The roster of one export's households, in its export's layout: a Kobo repeat CSV or
+    sheet (linked by ``_parent_index`` and ``_submission__uuid``), or ODK Central's repeat CSV
+    (``PARENT_KEY`` = the submission's ``KEY``)."""
+    if style == "odk":
+        head = [*MEMBER_FIELDS, "PARENT_KEY", "KEY"]
+    else:
+        names = (MEMBER_FIELDS if style == "kobo_xlsx"
+                 else [f"household/members/{f}" for f in MEMBER_FIELDS])
+        head = [*names, "_index", "_parent_table_name", "_parent_index", "_submission__id",
+                "_submission__uuid", "_submission__submission_time"]
+    rows: list[list] = []
+    for idx, h in enumerate(hh, start=1):
+        roster = members.get(h["key"], [])[:h["answers"]["household/hh_size"] if h["key"]
+                                            in members else 0]
+        for j, person in enumerate(roster, start=1):
+            if style == "odk":
+                key = f"uuid:{h['key']}"
+                rows.append([*person, key, f"{key}/household/members[{j}]"])
+            else:
+                utc = h["sub"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+                rows.append([*person, len(rows) + 1, "enumeration", idx, h["id"], h["key"], utc])
+    return head, rows
+
+
 def write_csv(path: Path, head: list[str], rows: list[list], sep: str = ",", quote=None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="") as fh:
@@ -385,13 +468,28 @@ def write_csv(path: Path, head: list[str], rows: list[list], sep: str = ",", quo
         w.writerows([head, *[["" if v is None else v for v in r] for r in rows]])
 
 
-def write_xlsx(path: Path, head: list[str], rows: list[list]) -> None:
+def write_xlsx(path: Path, head: list[str], rows: list[list],
+               members: tuple[list[str], list[list]] | None = None) -> None:
     wb = Workbook()
     wb.active.title = "enumeration"
     for r in [head, *rows]:
         wb.active.append(r)
+    if members is not None:  # Kobo puts each repeat group on a sheet named after it
+        sheet = wb.create_sheet("members")
+        for r in [members[0], *members[1]]:
+            sheet.append(r)
     wb.save(path)
     normalise_xlsx(path)
+
+
+def write_zip(path: Path, files: dict[str, bytes]) -> None:
+    """An ODK Central "CSV zip", with the same bytes on every run."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in files.items():
+            z.writestr(zipfile.ZipInfo(name, date_time=(2026, 3, 1, 0, 0, 0)), data,
+                       compress_type=zipfile.ZIP_DEFLATED)
+    path.write_bytes(buf.getvalue())
 
 
 def normalise_xlsx(path: Path) -> None:
@@ -446,10 +544,20 @@ def main() -> None:
     xlsx_hh = sorted([h for h in xlsx_hh if h["sub"] <= XLSX_UNTIL], key=lambda h: h["sub"])
     odk_hh = [h for h in hh if h["sub"] >= ODK_FROM and h["key"] not in newer]
     files = {"kobo_day1-4.csv": csv_hh, "kobo_day3-7.xlsx": xlsx_hh, "odk_day6-10.csv": odk_hh}
+    members = draw_members(hh, newer)
     write_csv(HERE / "exports" / "kobo_day1-4.csv", *export_rows(csv_hh, "kobo_csv"), sep=";",
               quote=csv.QUOTE_ALL)
-    write_xlsx(HERE / "exports" / "kobo_day3-7.xlsx", *export_rows(xlsx_hh, "kobo_xlsx"))
+    write_csv(HERE / "exports" / "kobo_day1-4_members.csv",
+              *member_rows(csv_hh, members, "kobo_csv"), sep=";", quote=csv.QUOTE_ALL)
+    write_xlsx(HERE / "exports" / "kobo_day3-7.xlsx", *export_rows(xlsx_hh, "kobo_xlsx"),
+               members=member_rows(xlsx_hh, members, "kobo_xlsx"))
     write_csv(HERE / "exports" / "odk_day6-10.csv", *export_rows(odk_hh, "odk"))
+    roster = HERE / "exports" / "odk_day6-10-members.csv"
+    write_csv(roster, *member_rows(odk_hh, members, "odk"))
+    write_zip(HERE / "exports" / "odk_day6-10.zip", {
+        "odk_day6-10.csv": (HERE / "exports" / "odk_day6-10.csv").read_bytes(),
+        "odk_day6-10-members.csv": roster.read_bytes()})
+    roster.unlink()
     write_csv(HERE / "planted_faults.csv", ["key", "fault", "field", "detail"],
               fault_rows + resub_rows)
 
@@ -461,12 +569,22 @@ def main() -> None:
               "no_consent": sum(f == "no_consent" for f, _ in fates),
               "outside_settlements": sum(f == "outside" for f, _ in fates),
               "values_dropped": sum(d for _, d in fates)}
+    # the roster: the kept version of an accepted household keeps its members, every other
+    # listed member is dropped with its household version (no member links to nothing)
+    def listed(h: dict) -> int:
+        return h["answers"]["household/hh_size"] if h["key"] in members else 0
+
+    members_read = sum(listed(h) for v in files.values() for h in v)
+    members_kept = sum(listed(h) for h, (f, _) in zip(kept.values(), fates, strict=True)
+                       if f in ("accepted", "outside"))
+    roster_counts = {"members_read": members_read, "members_kept": members_kept,
+                     "members_rejected": 0, "members_dropped": members_read - members_kept}
     planted = {"rejected": sum(FAULTS[f] for f in REJECTING), "no_consent": FAULTS["no_consent"],
                "outside_settlements": FAULTS["outside_settlement"],
                "values_dropped": FAULTS["invalid_choice"] + FAULTS["rooms_out_of_range"]}
     assert planted.items() <= counts.items(), (planted, counts)
     assert set(kept) == {h["key"] for v in files.values() for h in v}  # every household exported
-    expected = {"counts": counts, "households": len(kept),
+    expected = {"counts": counts, "roster_counts": roster_counts, "households": len(kept),
                 "rows_per_file": {k: len(v) for k, v in files.items()},
                 "planted": FAULTS | {"resubmitted": N_RESUBMITTED,
                                      "settlement_reported_neighbour": N_MISREPORTED},

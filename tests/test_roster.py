@@ -322,3 +322,34 @@ def test_figures_per_person_end_to_end(tmp_path, squares_file):
     problems = [ln for ln in proc.stdout.splitlines() if ln.startswith("PROBLEM")]
     assert problems == [f"PROBLEM A: {n}_n 5.0 exceeds households 4.0"
                         for n in ("adult_tenure_documented", "adult_tenure_perceived_secure")]
+
+
+def test_the_sample_city_s_rosters_in_three_shapes():
+    """The sample exports with their rosters: a Kobo repeat CSV, the XLSX's members sheet and
+    ODK Central's zip. The generator's own accounting (expected_counts.json, worked from the
+    households it drew) is met, and every kept household lists as many members as its size."""
+    import json
+
+    from profiling.pipeline import ingest_config
+
+    sample = Path(__file__).resolve().parents[1] / "sample_data"
+    exports = sample / "exports"
+    cfg = parse_config({
+        "surveys": [{"path": str(exports / "kobo_day1-4.csv"),
+                     "members": {"path": str(exports / "kobo_day1-4_members.csv")}},
+                    {"path": str(exports / "kobo_day3-7.xlsx"), "members": {}},
+                    {"path": str(exports / "odk_day6-10.zip"), "members": {}}],
+        "form": str(sample / "forms" / "enumeration.xlsx"),
+        "boundaries": str(sample / "settlements.gpkg")})
+    res = ingest_config(cfg)
+    expected = json.loads((sample / "expected_counts.json").read_text())
+    assert {k: res.counts[k] for k in expected["roster_counts"]} == expected["roster_counts"]
+    assert {k: v for k, v in res.counts.items() if not k.startswith("members_")} == expected[
+        "counts"]
+    listed = res.members.groupby("key").size()
+    sizes = res.households.set_index("key")["hh_size"]
+    assert (listed.reindex(sizes.index).fillna(0) == sizes).all()
+    assert not (res.rejects["action"] == "roster_mismatch").any()
+    # the ODK zip's main table is the ODK CSV, byte for byte
+    with zipfile.ZipFile(exports / "odk_day6-10.zip") as z:
+        assert z.read("odk_day6-10.csv") == (exports / "odk_day6-10.csv").read_bytes()
