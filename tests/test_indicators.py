@@ -34,7 +34,7 @@ GOOD = {
     "toilet_shared": "no", "toilet_households": None, "handwashing": "water_and_soap",
     "waste_disposal": "collected_door", "electricity": "grid_metered",
     "tenure_documents": "title_deed", "eviction_fear": "no", "wall_material": "concrete_block",
-    "roof_material": "tiles", "floor_material": "cement", "flood": 0.0,
+    "roof_material": "tiles", "floor_material": "cement", "flood": 0.0, "hh_head_sex": "male",
 }
 
 
@@ -122,6 +122,11 @@ CASES = [
     ({"hh_size": 6, "rooms_sleeping": 2}, "overcrowded", F),  # 3.0 is not more than 3
     ({"hh_size": 7, "rooms_sleeping": 2}, "overcrowded", T),
     ({"rooms_sleeping": None}, "overcrowded", U),
+    # female_headed: the head is female (from the roster, a head may be "other": false)
+    ({"hh_head_sex": "female"}, "female_headed", T),
+    ({}, "female_headed", F),
+    ({"hh_head_sex": "other"}, "female_headed", F),
+    ({"hh_head_sex": None}, "female_headed", U),
     # flood, thresholds 0.15 and 0.5
     ({"flood": 0.15}, "flood_exposed", T),
     ({"flood": 0.1499}, "flood_exposed", F),
@@ -356,6 +361,7 @@ def contract_rules(r: dict) -> dict:
         _in(r["floor_material"], ("cement", "tiles", "wood")))
     rooms = _num(r["rooms_sleeping"])
     o["overcrowded"] = None if rooms is None else float(r["hh_size"]) / rooms > 3
+    o["female_headed"] = _in(r.get("hh_head_sex"), ("female",))
     depth = _num(r.get("flood"))
     o["flood_exposed"] = None if depth is None else depth >= 0.15
     o["hazardous_location"] = None if depth is None else depth >= 0.5

@@ -222,3 +222,80 @@ def test_a_partly_answered_field_shows_its_share(tmp_path, squares):
     got = {n: (s, share) for n, s, share in coverage(res.households)}
     assert got["water_basic"] == ("partly", 0.75)
     assert got["water_improved"] == ("computable", 1.0)
+
+
+def test_a_draft_mapping_for_the_nairobi_survey(tmp_path, shared_data):
+    """``profiling mapping draft`` on the real Nairobi household and member files with their
+    XLSForm: the fields a person would map by hand are found, the codes it can tell are
+    mapped, the rest is TODO; the draft loads, and runs once consent is stated."""
+    folder = shared_data / "epfl_wash_nairobi"
+    out = tmp_path / "draft.yaml"
+    proc = subprocess.run([EXE, "mapping", "draft", str(folder / "household_data_nairobi.csv"),
+                           str(folder / "individual_data_nairobi.csv"), "--form",
+                           str(folder / "Nairobi_2021.xls"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    cfg = load_config(out)
+    survey = cfg.surveys[0]
+    fm = survey.field_mapping or {}
+
+    def column(name: str) -> str:
+        spec = fm[name]
+        return spec if isinstance(spec, str) else str(spec.column)
+
+    assert {n: column(n) for n in ("settlement_reported", "hh_head_sex", "rooms_sleeping",
+                                   "toilet_shared", "floor_material", "roof_material")} == {
+        "settlement_reported": "Site", "hh_head_sex": "Sex_HH", "rooms_sleeping": "HHROOMS",
+        "toilet_shared": "ToiletFacilitySHARE", "floor_material": "HHFLOOR",
+        "roof_material": "HHROOF"}
+    # the survey splits the water source by a skip into columns answered on different rows:
+    # the draft proposes them together, the first answered one read
+    water = fm["water_source"]
+    assert isinstance(water, FieldSource) and water.coalesce is not None
+    assert "DrinkingWater_Private" in water.coalesce
+    assert all(c.startswith("DrinkingWater") for c in water.coalesce)
+    assert water.values is not None and water.values["Piped_yard"] == "piped_yard"
+    hh_head = fm["hh_head_sex"]
+    share = fm["toilet_shared"]
+    assert isinstance(hh_head, FieldSource) and hh_head.values == {"M": "male", "F": "female"}
+    assert isinstance(share, FieldSource) and share.values == {"Y": "yes", "N": "no"}
+    size = fm["hh_size"]
+    assert isinstance(size, FieldSource) and size.count == "members"
+    assert survey.members is not None and survey.members.link == "KEY"
+    member_fm = survey.members.field_mapping or {}
+    sex = member_fm["member_sex"]
+    assert isinstance(sex, FieldSource) and sex.values == {"F": "female", "M": "male"}
+    text = out.read_text(encoding="utf-8")
+    assert "# TODO consent" in text and "# TODO tenure_status: COLUMN" in text
+    assert '# "S_D": ' in text  # a relation code it cannot tell, left to a person
+    # consent is never assumed by the draft; stated, the draft runs as it is
+    assert survey.consent is None
+    survey.consent = CONSENT
+    cfg.settlement_assignment.by = "column"
+    from profiling.pipeline import load_form
+    from test_real_surveys import settlement_list
+
+    res = ingest(cfg.surveys, load_form(cfg), settlement_list(tmp_path, ["Mabatini",
+                                                                          "Vietnam"]),
+                 assign_by="column")
+    assert res.counts["accepted"] == 1147 and res.counts["members_kept"] == 3786
+    assert res.households["hh_head_sex"].notna().all()
+
+
+def test_a_hostile_column_name_cannot_write_the_draft(tmp_path):
+    """A header holding a line break and YAML of its own stays text in the draft: it can
+    neither state consent nor add a key."""
+    path = tmp_path / "hostile.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "Site", "size",
+                    "x\n    consent: {collected_outside_form: \"assumed\"}\n#",
+                    "y: 1\nmin_cell_size: 1"])
+        w.writerow(["1", "A", "3", "a", "b"])
+    out = tmp_path / "draft.yaml"
+    proc = subprocess.run([EXE, "mapping", "draft", str(path), "--out", str(out)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    cfg = load_config(out)
+    assert cfg.surveys[0].consent is None and cfg.min_cell_size == 5
+    assert "# TODO consent" in out.read_text(encoding="utf-8")

@@ -368,6 +368,40 @@ def load(
                           soft_wrap=True)
 
 
+mapping_app = typer.Typer(no_args_is_help=True,
+                          help="Field mappings for surveys of other questionnaires.")
+app.add_typer(mapping_app, name="mapping")
+
+
+@mapping_app.command("draft")
+def mapping_draft(
+    exports: Annotated[list[Path], typer.Argument(help="The household export, then (if it "
+                                                       "is a separate file) its roster.")],
+    form: Annotated[Path | None, typer.Option(help="The survey's own XLSForm: its labels "
+                                                   "help match columns.")] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write the draft here "
+                                                                "(default: print it).")] = None,
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Draft a configuration with a field mapping to start from: columns and answer codes
+    matched to the reference questionnaire, the rest left as TODO comments."""
+    from profiling.draft import draft
+
+    with _guard(verbose, quiet):
+        if len(exports) > 2:
+            raise ConfigError("give one household export, and at most one roster file")
+        d = draft(exports, form)
+        if out_file is None:
+            sys.stdout.write(d.text)
+        else:
+            out_file.write_text(d.text, encoding="utf-8")
+    if out_file is not None and not quiet:
+        found = [f for f, c in d.survey.mapping.items() if c not in d.survey.recognised]
+        out.print(f"{out_file}: {len(found)} fields matched, {len(d.survey.todo_fields)} left "
+                  "as TODO" + (f"; a roster linked by {d.link}" if d.members else ""))
+
+
 store_app = typer.Typer(no_args_is_help=True, help="Inspect and export the enumeration store.")
 app.add_typer(store_app, name="store")
 
