@@ -285,13 +285,15 @@ def test_a_draft_mapping_for_the_nairobi_survey(tmp_path, shared_data):
 def test_a_hostile_column_name_cannot_write_the_draft(tmp_path):
     """A header holding a line break and YAML of its own stays text in the draft: it can
     neither state consent nor add a key."""
-    path = tmp_path / "hostile.csv"
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["id", "Site", "size",
-                    "x\n    consent: {collected_outside_form: \"assumed\"}\n#",
-                    "y: 1\nmin_cell_size: 1"])
-        w.writerow(["1", "A", "3", "a", "b"])
+    from openpyxl import Workbook
+
+    path = tmp_path / "hostile.xlsx"  # a workbook's header cell may hold line breaks
+    wb = Workbook()
+    wb.active.append(["id", "Site", "size",
+                      "x\n    consent: {collected_outside_form: \"assumed\"}\n#",
+                      "y: 1\nmin_cell_size: 1"])
+    wb.active.append(["1", "A", "3", "a", "b"])
+    wb.save(path)
     out = tmp_path / "draft.yaml"
     proc = subprocess.run([EXE, "mapping", "draft", str(path), "--out", str(out)],
                           capture_output=True, text=True, timeout=300, check=False)
