@@ -307,6 +307,14 @@ def test_figures_per_person_end_to_end(tmp_path, squares_file):
     assert a["adult_tenure_perceived_secure_female_share"] == 1.0
     assert a["adult_tenure_perceived_secure_male_share"] == 0.0
     assert (a["female_headed_share"], a["female_headed_n"]) == (0.5, 4)
+    page = (out / "atlas" / "A.html").read_text(encoding="utf-8")
+    assert "Tenure of adults (SDG 1.4.2, from the household rosters)" in page
+    assert "<th class=\"num\">Share of adults</th>" in page
+    assert ('<tr><td>Women named on a tenure document</td><td class="num">50%</td>'
+            '<td class="num">2</td></tr>') in page  # 1 of 2 women
+    assert '<div class="value">4</div><div class="label">Women and girls</div>' in page
+    assert ('<tr><td>Households headed by a woman</td><td class="num">50%</td>'
+            '<td class="num">4</td></tr>') in page
     city = pd.read_csv(out / "city_summary.csv").set_index("indicator")
     row = city.loc["sdg_1_4_2_adult_tenure_perceived_secure_female"]
     assert (row["numerator"], row["denominator"]) == (2, 2)

@@ -32,6 +32,14 @@ SECTIONS = {
                  "sanitation_basic", "sanitation_adequate", "open_defecation",
                  "handwashing_basic", "waste_collected", "electricity_access"],
     "Hazard exposure of households": ["flood_exposed", "hazardous_location"],
+    "Households": ["female_headed"],
+}
+#: Sections counted in persons (from the household roster): title -> (unit, indicators).
+PERSON_SECTIONS = {
+    "Tenure of adults (SDG 1.4.2, from the household rosters)": ("adults", [
+        "adult_tenure_documented", "adult_tenure_documented_female",
+        "adult_tenure_documented_male", "adult_tenure_perceived_secure",
+        "adult_tenure_perceived_secure_female", "adult_tenure_perceived_secure_male"]),
 }
 LABELS = {
     "tenure_documented": "Tenure documented", "tenure_perceived_secure": "No fear of eviction",
@@ -45,7 +53,19 @@ LABELS = {
     "waste_collected": "Waste collected", "electricity_access": "Electricity",
     "flood_exposed": "Households at or above the flood exposure depth",
     "hazardous_location": "Households at or above the high flood depth",
+    "female_headed": "Households headed by a woman",
+    "adult_tenure_documented": "Adults named on a tenure document",
+    "adult_tenure_documented_female": "Women named on a tenure document",
+    "adult_tenure_documented_male": "Men named on a tenure document",
+    "adult_tenure_perceived_secure": "Adults not fearing the loss of their home",
+    "adult_tenure_perceived_secure_female": "Women not fearing the loss of their home",
+    "adult_tenure_perceived_secure_male": "Men not fearing the loss of their home",
 }
+#: The roster's counts of persons shown among a page's key figures.
+PERSON_FIGURES = [("persons", "Persons listed in the household rosters"),
+                  ("persons_female", "Women and girls"), ("persons_male", "Men and boys"),
+                  ("persons_age_0_17", "Aged under 18"), ("persons_age_18_59", "Aged 18 to 59"),
+                  ("persons_age_60_plus", "Aged 60 or more")]
 
 
 def _environment() -> Any:
@@ -126,14 +146,19 @@ def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
             ("Persons", fmt(row.get("population"), "number")),
             ("Slum households", fmt(row.get("slum_household_share"), "share")),
             ("Persons in slum households", fmt(row.get("slum_population_share"), "share")),
+            *((label, fmt(row[c], "number")) for c, label in PERSON_FIGURES
+              if c in row and not missing(row[c])),
         ],
         "area": [("Area flooded at or above the exposure depth",
                   fmt(row.get("flood_area_share"), "share")),
                  ("Mean flood depth over the modelled area",
                   fmt(row.get("flood_depth_mean"), "metres"))],
         "ladders": [] if sup else [_ladder(row, n, tables.parameters) for n in LADDERS],
-        "sections": {} if sup else {title: _share_rows(row, names, k)
-                                    for title, names in SECTIONS.items()},
+        "sections": {} if sup else {
+            title: {"unit": unit, "rows": rows} for title, unit, rows in [
+                *((t, "households", _share_rows(row, names, k)) for t, names in SECTIONS.items()),
+                *((t, u, _share_rows(row, names, k)) for t, (u, names) in
+                  PERSON_SECTIONS.items())] if rows},
         "needs": needs,
         "rank": None if missing(row.get("cuf_rank")) else fmt(row["cuf_rank"], "rank"),
         "n_ranked": tables.n_ranked,
