@@ -219,9 +219,9 @@ def test_a_partly_answered_field_shows_its_share(tmp_path, squares):
     rows = [household(f"k{i}", x=700005 + 6 * i, y=9300050) for i in range(4)]
     rows[0]["water/water_minutes"] = ""
     res = ingest([SurveySource(path=write_csv(tmp_path / "k.csv", rows))], FORM, squares)
-    got = {n: (s, share) for n, s, share in coverage(res.households)}
-    assert got["water_basic"] == ("partly", 0.75)
-    assert got["water_improved"] == ("computable", 1.0)
+    got = {n: (s, have, of) for n, s, have, of in coverage(res.households)}
+    assert got["water_basic"] == ("partly", 3, 4)
+    assert got["water_improved"] == ("computable", 4, 4)
 
 
 def test_a_draft_mapping_for_the_nairobi_survey(tmp_path, shared_data):

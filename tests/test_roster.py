@@ -112,6 +112,12 @@ def test_kobo_csv_and_its_repeat_csv(tmp_path, squares):
     mpath = write_csv(tmp_path / "members.csv", members)
     res = ingest([SurveySource(path=path, members=MembersSource(path=mpath))], FORM, squares)
     _check(res, duplicates=False)
+    # asked of adults: of the kept members aged 18 or more or of unknown age (40, 42, abc, 30,
+    # 61), all but the one of unknown age answered both questions
+    from profiling.roster import member_coverage
+
+    assert member_coverage(res.members) == [("adult_tenure_documented", "partly", 4, 5),
+                                            ("adult_tenure_perceived_secure", "partly", 4, 5)]
 
 
 def _xlsx(path: Path, sheets: dict[str, list[dict[str, str]]]) -> Path:

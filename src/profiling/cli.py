@@ -178,18 +178,21 @@ def _counts_table(counts: dict[str, int]) -> Table:
     return t
 
 
-def _coverage_table(households: pd.DataFrame) -> Table:
+def _coverage_table(frame: pd.DataFrame, persons: bool = False) -> Table:
     from profiling.indicators import coverage
+    from profiling.roster import member_coverage
 
-    t = Table(title="What the run can compute (from the accepted households)")
+    who = "adult members" if persons else "households"
+    t = Table(title="What the run can compute (from the adult members of the accepted "
+              "households)" if persons else "What the run can compute (from the accepted "
+              "households)")
     t.add_column("indicator")
     t.add_column("status")
-    t.add_column("households with its fields", justify="right")
-    n = len(households)
-    for name, status, share in coverage(households):
+    t.add_column(f"{who} with its fields", justify="right")
+    for name, status, have, n in (member_coverage(frame) if persons else coverage(frame)):
+        share = have / n if n else 0.0
         pct = f"{share:.1%}" if share < 0.999 or status == "computable" else ">99.9%"
-        t.add_row(name, status, "" if status == "not collected"
-                  else f"{round(share * n):,} of {n:,} ({pct})")
+        t.add_row(name, status, "" if status == "not collected" else f"{have:,} of {n:,} ({pct})")
     return t
 
 
@@ -246,6 +249,8 @@ def validate(
     if not quiet:
         out.print(_counts_table(result.counts))
         out.print(_coverage_table(result.households))
+        if result.members is not None:
+            out.print(_coverage_table(result.members, persons=True))
         out.print(f"{config}: valid; {result.counts['rejected']:,} rows would be rejected and "
                   f"{result.counts['values_dropped']:,} values dropped (nothing written)")
 

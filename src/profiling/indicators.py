@@ -327,11 +327,11 @@ def not_collected(columns: Iterable[str]) -> frozenset[str]:
         f in HAZARD_FIELDS for f in i.needs) and not set(i.needs) <= have)
 
 
-def coverage(households: pd.DataFrame) -> list[tuple[str, str, float]]:
+def coverage(households: pd.DataFrame) -> list[tuple[str, str, int, int]]:
     """What a run can compute from these households, indicator by indicator (the survey-based
-    ones; the hazard ones come from the rasters): ``(name, status, share)`` where status is
-    ``computable`` (every household has the fields it needs), ``partly`` (``share`` of the
-    households have them all) or ``not collected`` (a field it needs has no column)."""
+    ones; the hazard ones come from the rasters): ``(name, status, have, of)`` where status is
+    ``computable`` (every household has the fields it needs), ``partly`` (``have`` of the
+    ``of`` households have them all) or ``not collected`` (a field it needs has no column)."""
     gone = not_collected(households.columns)
     n = len(households)
     out = []
@@ -339,11 +339,11 @@ def coverage(households: pd.DataFrame) -> list[tuple[str, str, float]]:
         if not ind.needs or any(f in HAZARD_FIELDS for f in ind.needs):
             continue
         if ind.name in gone:
-            out.append((ind.name, "not collected", 0.0))
+            out.append((ind.name, "not collected", 0, n))
             continue
         have = households[list(ind.needs)].notna().all(axis=1).to_numpy()
-        share = float(have.mean()) if n else 0.0
-        out.append((ind.name, "computable" if n and have.all() else "partly", share))
+        out.append((ind.name, "computable" if n and have.all() else "partly",
+                    int(have.sum()), n))
     return out
 
 

@@ -254,3 +254,26 @@ def person_columns(c: pd.DataFrame) -> dict[str, pd.Series]:
             cols[f"{name}{part}_share"] = x / n.where(n > 0)
             cols[f"{name}{part}_n"] = n
     return cols
+
+
+#: The roster fields each person-level indicator needs.
+PERSON_NEEDS = {"adult_tenure_documented": ("member_age", "member_on_document"),
+                "adult_tenure_perceived_secure": ("member_age", "member_fears_loss")}
+
+
+def member_coverage(members: pd.DataFrame) -> list[tuple[str, str, int, int]]:
+    """Like :func:`profiling.indicators.coverage`, for the person-level indicators: the share
+    of the kept members who may be adults (18 or older, or of unknown age: the questions are
+    asked of adults) with every roster field an indicator needs."""
+    out = []
+    age = (pd.to_numeric(members["member_age"], errors="coerce") if "member_age" in members
+           else pd.Series(np.nan, index=members.index))
+    adults = members[~(age < ADULT_AGE).to_numpy()]
+    for name, needs in PERSON_NEEDS.items():
+        if not set(needs) <= set(members.columns):
+            out.append((name, "not collected", 0, 0))
+            continue
+        have = adults[list(needs)].notna().all(axis=1).to_numpy()
+        out.append((name, "computable" if len(have) and have.all() else "partly",
+                    int(have.sum()), len(have)))
+    return out
