@@ -266,9 +266,9 @@ def member_coverage(members: pd.DataFrame) -> list[tuple[str, str, int, int]]:
     of the kept members who may be adults (18 or older, or of unknown age: the questions are
     asked of adults) with every roster field an indicator needs."""
     out = []
-    age = (pd.to_numeric(members["member_age"], errors="coerce") if "member_age" in members
-           else pd.Series(np.nan, index=members.index))
-    adults = members[~(age < ADULT_AGE).to_numpy()]
+    age = (pd.to_numeric(members["member_age"], errors="coerce").astype(float)
+           if "member_age" in members else pd.Series(np.nan, index=members.index))
+    adults = members.loc[~(age < ADULT_AGE).to_numpy(dtype=bool)]  # NaN < 18 is False
     for name, needs in PERSON_NEEDS.items():
         if not set(needs) <= set(members.columns):
             out.append((name, "not collected", 0, 0))
