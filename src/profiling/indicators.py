@@ -737,6 +737,18 @@ def render_docs(thresholds: Thresholds | None = None) -> str:
               "says it in a sentence. A field that is collected but left blank stays unknown. "
               "The CUF ranking drops a criterion read from an indicator that was not "
               "collected, and `cuf_priorities.csv` says so (`criteria_left_out`).", ""]
+    from profiling.roster import AGE_BANDS, PERSON_INDICATORS
+
+    lines += ["## Person-level indicators (from the household roster)", "",
+              "With a roster (CONTRACT.md §1b: one row per person), each member is true, false "
+              "or unknown, and a settlement's share counts persons: `<name>_share`/`_n` over "
+              "all, and `<name>_female_share`/`_female_n`, `<name>_male_share`/`_male_n` by "
+              "`member_sex`, each empty with its `_n` when that `_n` is below k. Adults are "
+              "members aged 18 or more; a member whose age is unknown is counted in none.", "",
+              "| indicator | true for |", "|---|---|"]
+    lines += [f"| `{name}` | {rule} |" for name, rule in PERSON_INDICATORS.items()]
+    lines += ["", "Persons are counted in `persons`, `persons_female`, `persons_male` and by age "
+              "band: " + ", ".join(f"`persons_age_{b}`" for b, _, _ in AGE_BANDS) + ".", ""]
     for ladder, levels in LADDERS.items():
         lines += [f"## The {ladder} ladder", "", "| level | rule |", "|---|---|"]
         lines += [f"| `{lvl}`{f' ({LEVEL_LABELS[lvl]})' if lvl in LEVEL_LABELS else ''} | "

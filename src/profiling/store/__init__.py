@@ -566,6 +566,11 @@ class Store:
         t0 = time.perf_counter()
         prov = provenance or Provenance()
         files = [Path(i.path).name for i in result.inputs]
+        if result.members is not None:
+            log.warning("the store does not keep household rosters yet: the %d members read "
+                        "are not stored (household sizes counted from them are), so a run from "
+                        "the store has no person-level figures; run from the exports for them",
+                        result.counts.get("members_kept", 0))
         if not result.inputs:
             raise StoreError("nothing to load: the ingest result names no export")
         inc = self._incoming(result, submission_index(result))
