@@ -77,4 +77,5 @@ def test_the_readme_configuration_reference_is_a_valid_configuration():
     data = yaml.safe_load(block[:block.index("```")])
     cfg = parse_config(data, "README.md", Path("configs"))
     assert cfg.execution.connect_timeout == 30 and cfg.cuf.budget == 250000
-    assert cfg.surveys[1].field_mapping is not None
+    assert cfg.surveys[1].members is not None
+    assert cfg.surveys[2].field_mapping is not None

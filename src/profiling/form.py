@@ -407,9 +407,9 @@ def _cell_text(v: object) -> str:
     return str(v).strip()
 
 
-def _sheets(path: Path) -> dict[str, list[dict[str, str]]]:
-    """The survey, choices and settings sheets of an XLSForm (``.xlsx`` or ``.xls``), by
-    lower-cased sheet name."""
+def _sheets(path: Path) -> tuple[list[str], dict[str, list[dict[str, str]]]]:
+    """The sheet names of an XLSForm (``.xlsx`` or ``.xls``), and its survey, choices and
+    settings sheets by lower-cased name."""
     if path.stat().st_size > MAX_FORM_MIB * 2**20:
         raise FormError(path, f"is larger than {MAX_FORM_MIB} MiB, which no XLSForm is")
     wanted = ("survey", "choices", "settings")
@@ -430,13 +430,15 @@ def _sheets(path: Path) -> dict[str, list[dict[str, str]]]:
                               "is the file truncated?") from None
     try:
         names = {n.lower(): n for n in wb.sheetnames}
-        return {w: _records([list(r) for r in wb[names[w]].iter_rows(values_only=True)])
-                for w in wanted if w in names}
+        return list(wb.sheetnames), {
+            w: _records([list(r) for r in wb[names[w]].iter_rows(values_only=True)])
+            for w in wanted if w in names}
     finally:
         wb.close()
 
 
-def _xls_sheets(path: Path, wanted: tuple[str, ...]) -> dict[str, list[dict[str, str]]]:
+def _xls_sheets(path: Path, wanted: tuple[str, ...]
+                ) -> tuple[list[str], dict[str, list[dict[str, str]]]]:
     """The sheets of an old-style ``.xls`` workbook (xlrd: its diagnostics kept quiet; any
     failure of a damaged file is a :class:`FormError`)."""
     import io
@@ -450,12 +452,12 @@ def _xls_sheets(path: Path, wanted: tuple[str, ...]) -> dict[str, list[dict[str,
         book = xlrd.open_workbook(str(path), on_demand=True, logfile=io.StringIO(),
                                   verbosity=0)
         names = {n.lower(): n for n in book.sheet_names()}
-        out = {}
+        out: dict[str, list[dict[str, str]]] = {}
         for w in wanted:
             if w in names:
                 sheet = book.sheet_by_name(names[w])
                 out[w] = _records([sheet.row_values(i) for i in range(sheet.nrows)])
-        return out
+        return list(book.sheet_names()), out
     except (xlrd.XLRDError, CompDocError, struct.error, OSError, ValueError, AssertionError,
             IndexError, KeyError, EOFError, UnicodeDecodeError) as exc:
         raise FormError(path, f"not a readable .xls workbook ({exc.__class__.__name__}: "
@@ -526,9 +528,9 @@ def read_xlsform(path: str | Path, language: str | None = None) -> Form:
     if path.suffix.lower() not in (".xlsx", ".xls"):
         raise FormError(path, f"an XLSForm must be an .xlsx or .xls workbook, not "
                               f"{path.suffix!r}; open it in a spreadsheet and save it as .xlsx")
-    sheets = _sheets(path)
+    names, sheets = _sheets(path)
     if "survey" not in sheets:
-        raise FormError(path, "no 'survey' sheet")
+        raise FormError(path, f"no 'survey' sheet (sheets: {', '.join(names) or 'none'})")
     survey = sheets["survey"]
     choice_rows = sheets.get("choices", [])
     settings = sheets.get("settings", [])
