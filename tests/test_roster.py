@@ -367,3 +367,25 @@ def test_the_sample_city_s_rosters_in_three_shapes():
     # the ODK zip's main table is the ODK CSV, byte for byte
     with zipfile.ZipFile(exports / "odk_day6-10.zip") as z:
         assert z.read("odk_day6-10.csv") == (exports / "odk_day6-10.csv").read_bytes()
+
+
+def test_a_roster_s_rejected_members_are_not_rejected_households_in_the_store(tmp_path,
+                                                                              squares):
+    """Loaded into a store, a member linking to no household counts among the members, not
+    among the households: the store's accounting still adds up (read = accepted + rejected +
+    duplicates + no consent), and the load says rosters are not kept yet."""
+    from profiling.store import open_store
+
+    rows = [r for r in _households() if r["_uuid"] != "k5"]
+    keys = _keys(_households())
+    path = write_csv(tmp_path / "households.csv", rows)
+    members = [{**p, "_submission__uuid": keys.get(i, "nobody")} for i, p in MEMBERS
+               if i not in (5, 6)]
+    mpath = write_csv(tmp_path / "members.csv", members)
+    res = ingest([SurveySource(path=path, members=MembersSource(path=mpath))], FORM, squares)
+    assert res.counts["members_rejected"] == 1
+    store = open_store(tmp_path / "store.gpkg", b"test-secret-of-the-store-0123456789")
+    store.load(res)
+    c = store.counts()
+    assert (c["read"], c["accepted"], c["rejected"], c["no_consent"]) == (4, 3, 0, 1)
+    assert c["read"] == c["accepted"] + c["rejected"] + c["duplicates"] + c["no_consent"]

@@ -45,6 +45,9 @@ REJECT_COLUMNS = ["file", "row", "key", "field", "value", "action", "reason"]
 ROW_REJECTED, VALUE_DROPPED = "row_rejected", "value_dropped"
 #: A household row whose stated size differs from its roster's count (CONTRACT.md §1b).
 ROSTER_MISMATCH = "roster_mismatch"
+#: The fields of a roster's rejected rows: a member linking to no household, a member row
+#: that cannot be read. They count as ``members_rejected``, not as rejected households.
+MEMBER_LINK, MEMBER_ROW = "link", "(member row)"
 WITHHELD = "(withheld: location)"
 #: Canonical names of the non-question columns ingest recognises.
 META = ("key", "submission_time", "gps_lat", "gps_lon", "gps_alt", "gps_acc", "gps_raw")
@@ -962,7 +965,7 @@ def _members(rosters: list[Roster], frame: pd.DataFrame, status: pd.Series, form
     m["key"] = pd.array(np.where(kept, frame["key"].reindex(hh).to_numpy(dtype=object), None),
                         dtype="string")
     link_name = {r.label: r.link for r in rosters}
-    rejects.add(m, orphan, "link", m["_link"].fillna(""), ROW_REJECTED, pd.Series(
+    rejects.add(m, orphan, MEMBER_LINK, m["_link"].fillna(""), ROW_REJECTED, pd.Series(
         [f"links to no household of its export ({link_name[f]} = {v})"
          for f, v in zip(m["_file"], m["_link"].fillna(""), strict=True)],
         index=m.index, dtype="string"))
@@ -970,7 +973,7 @@ def _members(rosters: list[Roster], frame: pd.DataFrame, status: pd.Series, form
     if bad_rows:
         bad = pd.DataFrame({"_file": [b[0] for b in bad_rows], "_row": [b[1] for b in bad_rows],
                             "key": pd.array([pd.NA] * len(bad_rows), dtype="string")})
-        rejects.add(bad, np.ones(len(bad), bool), "(row)", "", ROW_REJECTED,
+        rejects.add(bad, np.ones(len(bad), bool), MEMBER_ROW, "", ROW_REJECTED,
                     pd.Series([b[2] for b in bad_rows]))
     out = pd.DataFrame({"key": m["key"]})
     personal = pd.DataFrame({"key": m["key"]})

@@ -60,6 +60,8 @@ from profiling._readers import STRING, sha256_of
 from profiling.config import Config, SurveySource
 from profiling.form import Form
 from profiling.ingest import (
+    MEMBER_LINK,
+    MEMBER_ROW,
     REJECT_COLUMNS,
     ROW_REJECTED,
     VALUE_DROPPED,
@@ -668,7 +670,9 @@ class Store:
             "file": rej["file"].astype(object), "row": rej["row"].astype("Int64"),
             "field": rej["field"].astype(object), "value": rej["value"].astype(object),
             "action": rej["action"].astype(object), "reason": rej["reason"].astype(object)})
-        unkeyed = int(((rej["action"] == ROW_REJECTED) & rej["key"].isna()).sum())
+        # rows without a key that are households' (a roster's rejected members are not)
+        unkeyed = int(((rej["action"] == ROW_REJECTED) & rej["key"].isna()
+                       & ~rej["field"].isin([MEMBER_LINK, MEMBER_ROW])).sum())
         return _Incoming(subs, households, pers, rejects, unkeyed)
 
     def _begin_load(self, conn: Connection, result: IngestResult, prov: Provenance) -> int:
