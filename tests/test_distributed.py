@@ -341,3 +341,38 @@ def test_no_cluster_is_started_without_settlements(tmp_path, caplog):
         res = run(cfg, tmp_path / "out")
     assert res.counts["accepted"] == 6
     assert not [r for r in caplog.records if "Dask" in r.getMessage()]
+
+
+def test_a_run_with_rosters_on_a_cluster_gives_the_in_process_persons(tmp_path):
+    """The sample city with its rosters: person figures are the same on a local cluster as in
+    process, and no member frame is sent to a worker (the persons are counted in the client,
+    from the members it holds already)."""
+    from profiling.config import MembersSource, SurveySource
+
+    exports = REPO / "sample_data" / "exports"
+    sources = [SurveySource(path=exports / "kobo_day1-4.csv",
+                            members=MembersSource(path=exports / "kobo_day1-4_members.csv")),
+               SurveySource(path=exports / "kobo_day3-7.xlsx", members=MembersSource()),
+               SurveySource(path=exports / "odk_day6-10.zip", members=MembersSource())]
+    outs = []
+    sent: list[list[str]] = []
+    real = D._scatter
+
+    def spy(client, frames, broadcast=False):  # type: ignore[no-untyped-def]
+        sent.extend([list(f.columns) for f in frames])
+        return real(client, frames, broadcast)
+
+    for mode in ("in_process", "local"):
+        cfg = load_config(DEMO)
+        cfg.surveys = sources
+        cfg.execution.mode = mode
+        if mode == "local":
+            cfg.execution.workers, cfg.execution.partition_size = 2, 500
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(D, "_scatter", spy)
+            run(cfg, tmp_path / mode)
+        outs.append(tmp_path / mode)
+    assert_same_outputs(*outs)
+    table = pd.read_csv(outs[1] / "settlement_indicators.csv")
+    assert table["persons"].sum() > 0 and "adult_tenure_documented_female_share" in table
+    assert sent and not any(c.startswith("member_") for cols in sent for c in cols)

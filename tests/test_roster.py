@@ -389,3 +389,41 @@ def test_a_roster_s_rejected_members_are_not_rejected_households_in_the_store(tm
     c = store.counts()
     assert (c["read"], c["accepted"], c["rejected"], c["no_consent"]) == (4, 3, 0, 1)
     assert c["read"] == c["accepted"] + c["rejected"] + c["duplicates"] + c["no_consent"]
+
+
+def test_a_newer_version_replaces_its_roster_and_a_refusal_erases_it(tmp_path, squares):
+    """In the store, k1's roster of three is replaced by its newer version's two; then a newer
+    refusal of k2 erases k2's roster (consent withdrawn: only the fact is kept)."""
+    from profiling.store import open_store, pseudonyms
+
+    secret = b"test-secret-of-the-store-0123456789"
+
+    def export(name: str, rows: list[dict[str, str]], people: list[tuple[str, dict]]) -> None:
+        path = write_csv(tmp_path / f"{name}.csv", rows)
+        mpath = write_csv(tmp_path / f"{name}_members.csv",
+                          [{**p, "_submission__uuid": k} for k, p in people])
+        store.load(ingest([SurveySource(path=path, members=MembersSource(path=mpath))], FORM,
+                          squares))
+
+    store = open_store(tmp_path / "store.gpkg", secret)
+    first = [household("k1", 700010, 9300050, **{"household/hh_size": "3"}),
+             household("k2", 700020, 9300050, **{"household/hh_size": "2"})]
+    export("day1", first, [("k1", _person("female", "40", "head")),
+                           ("k1", _person("male", "41", "spouse")),
+                           ("k1", _person("male", "9")),
+                           ("k2", _person("female", "70", "head")),
+                           ("k2", _person("female", "35"))])
+    later = [household("k1", 700010, 9300050, _submission_time="2026-03-05T12:00:00",
+                       **{"household/hh_size": "2"}),
+             household("k2", 700020, 9300050, _submission_time="2026-03-05T12:00:00",
+                       consent="no")]
+    export("day5", later, [("k1", _person("female", "40", "head")),
+                           ("k1", _person("female", "12"))])
+    members = store.members()
+    k1, k2 = pseudonyms(secret, ["k1", "k2"])
+    assert members is not None
+    assert members.loc[members["key"] == k1, "member_age"].tolist() == [40, 12]
+    assert not (members["key"] == k2).any()
+    c = store.counts()
+    assert (c["members_read"], c["members_kept"], c["members_rejected"],
+            c["members_dropped"]) == (7, 2, 0, 5)

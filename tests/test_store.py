@@ -37,7 +37,7 @@ from typer.testing import CliRunner
 
 from profiling._errors import ConfigError
 from profiling.cli import app
-from profiling.config import SurveySource, load_config
+from profiling.config import MembersSource, SurveySource, load_config
 from profiling.ingest import IngestResult, ingest
 from profiling.pipeline import load_form, load_settlements
 from profiling.store import (
@@ -702,3 +702,44 @@ def test_cli_errors_are_one_paragraph(tmp_path, monkeypatch):
     assert r.exit_code == 2 and "no 'store' section" in r.output
     r = runner.invoke(app, ["load", str(cfg), str(tmp_path / "missing.csv")])
     assert r.exit_code == 2 and "does not exist" in r.output
+
+
+# --------------------------------------------------------------------------------------------
+# Household rosters
+# --------------------------------------------------------------------------------------------
+
+def test_rosters_are_stored_with_their_households(store_url, city):
+    """The sample exports with their rosters, loaded one by one in the order of a field team:
+    the store keeps the members of each current household (a newer version's roster replaces
+    the older's), its accounting of members is the generator's (expected_counts.json), and the
+    person figures a run makes from the store are those it makes from the exports."""
+    from profiling.indicators import INDICATORS, Thresholds
+    from profiling.roster import person_counts, person_indicators
+
+    _cfg, form, settlements = city
+    exports = SAMPLE / "exports"
+    sources = [SurveySource(path=exports / "kobo_day1-4.csv",
+                            members=MembersSource(path=exports / "kobo_day1-4_members.csv")),
+               SurveySource(path=exports / "kobo_day3-7.xlsx", members=MembersSource()),
+               SurveySource(path=exports / "odk_day6-10.zip", members=MembersSource())]
+    direct = ingest(sources, form, settlements)
+    with open_store(store_url, SECRET) as store:
+        load_exports(store, sources, form, settlements)
+        stored = store.ingest_result()
+        again = load_exports(store, sources, form, settlements)  # loaded before: no change
+        assert all(s.skipped for s in again)
+        assert store.ingest_result().members.equals(stored.members)
+    expected = pd.read_json(SAMPLE / "expected_counts.json", typ="series")["roster_counts"]
+    assert {k: stored.counts[k] for k in expected} == expected
+    assert stored.members is not None and direct.members is not None
+    sizes = stored.households.set_index("key")["hh_size"]
+    listed = stored.members.groupby("key").size()
+    assert (listed.reindex(sizes.index).fillna(0) == sizes).all()
+
+    def persons(result: IngestResult) -> pd.DataFrame:
+        hh = result.households
+        doc = next(i for i in INDICATORS if i.name == "tenure_documented").compute(
+            hh, Thresholds(), {})
+        return person_counts(person_indicators(result.members, hh, doc))
+
+    pd.testing.assert_frame_equal(persons(stored), persons(direct))

@@ -217,6 +217,8 @@ class _Incoming:
     rejects: pd.DataFrame
     #: rejected rows without a key (malformed records, no submission key)
     unkeyed: int
+    #: The roster's members of the accepted households (None without a roster).
+    members: pd.DataFrame | None = None
 
 
 @dataclass
@@ -568,11 +570,6 @@ class Store:
         t0 = time.perf_counter()
         prov = provenance or Provenance()
         files = [Path(i.path).name for i in result.inputs]
-        if result.members is not None:
-            log.warning("the store does not keep household rosters yet: the %d members read "
-                        "are not stored (household sizes counted from them are), so a run from "
-                        "the store has no person-level figures; run from the exports for them",
-                        result.counts.get("members_kept", 0))
         if not result.inputs:
             raise StoreError("nothing to load: the ingest result names no export")
         inc = self._incoming(result, submission_index(result))
@@ -673,7 +670,15 @@ class Store:
         # rows without a key that are households' (a roster's rejected members are not)
         unkeyed = int(((rej["action"] == ROW_REJECTED) & rej["key"].isna()
                        & ~rej["field"].isin([MEMBER_LINK, MEMBER_ROW])).sum())
-        return _Incoming(subs, households, pers, rejects, unkeyed)
+        members = None
+        if result.members is not None:
+            mem = result.members
+            m_ids, m_rank = ids_of(mem["key"])
+            members = mem.drop(columns=["key"]).assign(
+                household_id=pd.Series(m_ids, dtype=object, index=mem.index),
+                position=mem.groupby("key", sort=False).cumcount().to_numpy() + 1
+            ).iloc[np.argsort(m_rank, kind="stable")]
+        return _Incoming(subs, households, pers, rejects, unkeyed, members)
 
     def _begin_load(self, conn: Connection, result: IngestResult, prov: Provenance) -> int:
         load_id = int(conn.exec_driver_sql(self._p(
@@ -746,6 +751,8 @@ class Store:
                 "'no_consent')")
             for sql in (f"DELETE FROM households WHERE household_id IN ({sel} WHERE prev = "
                         "'accepted')",
+                        # a newer version brings its own roster (a refusal erases it)
+                        f"DELETE FROM members WHERE household_id IN ({sel})",
                         f"DELETE FROM personal WHERE household_id IN ({sel})",
                         f"DELETE FROM submissions WHERE household_id IN ({sel})",
                         f"DELETE FROM households_history WHERE household_id IN ({sel} WHERE "
@@ -792,6 +799,17 @@ class Store:
                 "submission_key": pers["submission_key"].to_numpy(),
                 "load_id": [load_id] * len(pers),
                 **_to_sql(pers, [c for c in pcols if c[0] in pers.columns], self._ms)})
+        mem = inc.members
+        if mem is not None and len(mem):
+            if not every:
+                mem = mem.loc[_member(mem["household_id"], win_ids)]
+            fields = mem.drop(columns=["household_id", "position"])
+            mcols = self._ensure_columns(conn, "members", fields, ["members"])
+            self._b.insert(conn, "members", {
+                "household_id": mem["household_id"].to_numpy(),
+                "load_id": [load_id] * len(mem), "position": mem["position"].to_numpy(),
+                **_to_sql(mem, [c for c in mcols if c[0] in mem.columns], self._ms)})
+            log.debug("load %d: %d members written", load_id, len(mem))
         rej = inc.rejects
         if not every:
             rej = rej.loc[rej["household_id"].isna().to_numpy()
@@ -813,6 +831,10 @@ class Store:
                                        .isna().sum()) if len(hh) else 0,
             "values_dropped": int((rej["action"] == VALUE_DROPPED).sum()),
         }
+        if "members_read" in c:
+            conn.exec_driver_sql(self._p(
+                "UPDATE loads SET members_read = ?, members_rejected = ? WHERE load_id = ?"),
+                (int(c["members_read"]), int(c["members_rejected"]), load_id))
         changes = {"added": int((now_acc & ~was_acc).sum()),
                    "replaced": int((now_acc & was_acc).sum()),
                    "removed": int((~now_acc & was_acc).sum()),
@@ -941,9 +963,21 @@ class Store:
             outside = int(conn.exec_driver_sql(
                 "SELECT COUNT(*) FROM households WHERE settlement_id IS NULL").scalar_one())
         rejected += unkeyed
-        return {"read": read, "accepted": accepted, "rejected": rejected,
-                "duplicates": read - accepted - rejected - refused, "no_consent": refused,
-                "outside_settlements": outside, "values_dropped": dropped}
+        out = {"read": read, "accepted": accepted, "rejected": rejected,
+               "duplicates": read - accepted - rejected - refused, "no_consent": refused,
+               "outside_settlements": outside, "values_dropped": dropped}
+        m_read, m_rejected = conn.exec_driver_sql(
+            "SELECT SUM(members_read), SUM(members_rejected) FROM loads WHERE finished_at IS "
+            "NOT NULL").one()
+        if m_read is not None:  # a load brought a roster: every member row read is kept
+            # (its household is current), rejected (it linked to none) or dropped
+            kept = int(conn.exec_driver_sql(
+                "SELECT COUNT(*) FROM members m JOIN households h ON h.household_id = "
+                "m.household_id").scalar_one())
+            out |= {"members_read": int(m_read), "members_kept": kept,
+                    "members_rejected": int(m_rejected or 0),
+                    "members_dropped": int(m_read) - kept - int(m_rejected or 0)}
+        return out
 
     def submissions(self) -> pd.DataFrame:
         """One row per current submission, in the columns of ``IngestResult.submissions`` (what
@@ -983,8 +1017,24 @@ class Store:
             counts = self._counts(conn)
         inputs = [InputSummary(str(p), str(f), str(s), int(r), str(lab or ""), int(u or 0),
                                json.loads(ig) if ig else []) for p, f, s, r, lab, u, ig in files]
+        members = self.members()
         return IngestResult(self.households(), pd.DataFrame(columns=["key"]),
-                            self.rejects()[REJECT_COLUMNS], self.submissions(), counts, inputs)
+                            self.rejects()[REJECT_COLUMNS], self.submissions(), counts, inputs,
+                            members)
+
+    def members(self) -> pd.DataFrame | None:
+        """The rosters of the current households (``key``: the pseudonymous household id, and
+        the roster fields as ingest returns them), in household and roster order; None when no
+        load brought a roster."""
+        with self._connect(write=False) as conn:
+            cols = self._columns(conn, "members")
+            if not cols:
+                return None
+            sel = "".join(f", m.{self._q(n)}" for n, _ in cols)
+            return self._frame(conn, (
+                f'SELECT m.household_id AS "key"{sel} FROM members m JOIN households h ON '
+                "h.household_id = m.household_id ORDER BY m.household_id, m.position"),
+                [("key", _dtype_name(STRING)), *cols])
 
     def status(self) -> StoreStatus:
         """Households by settlement and by load, rejects, the last load and the accounting."""

@@ -186,10 +186,28 @@ def _v3(conn: Connection, dialect: str) -> None:
                  for name in ("enumerator", "interview_start", "interview_end")))
 
 
+def _v4(conn: Connection, dialect: str) -> None:
+    """The household rosters (CONTRACT.md §1b): the members of each current household, one
+    row per person (roster columns are added as loads bring them, like the households'), and
+    each load's members read and rejected (linking to no household)."""
+    t = types(dialect)
+    _sql(conn,
+         f"CREATE TABLE members (fid {t['id']}, household_id {t['text']} NOT NULL, "
+         f"load_id {t['int']} NOT NULL, position {t['int']} NOT NULL)",
+         "CREATE INDEX members_household ON members (household_id)",
+         f"ALTER TABLE loads ADD COLUMN members_read {t['int']}",
+         f"ALTER TABLE loads ADD COLUMN members_rejected {t['int']}")
+    if dialect == "sqlite":
+        register_gpkg_layer(conn, "members", "attributes")
+    else:
+        _sql(conn, "REVOKE ALL ON members FROM PUBLIC")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables of the store (GeoPackage core on SQLite)", _v1),
     Migration(2, "indexes; on PostGIS a spatial index and the analyst role", _v2),
     Migration(3, "enumerator and interview times of every submission", _v3),
+    Migration(4, "the household rosters: members of the current households", _v4),
 )
 LATEST = MIGRATIONS[-1].version
 
