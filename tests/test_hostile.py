@@ -327,3 +327,33 @@ def test_a_damaged_xls_form_is_refused_clearly(tmp_path: Path, shared_data: Path
         assert form.questions
     printed = capsys.readouterr()
     assert "OLE2" not in printed.out + printed.err and "sector" not in printed.out + printed.err
+
+
+@pytest.mark.parametrize("members,match", [
+    ({}, r"this zip holds no CSV file"),
+    ({"a.csv": b"x\n1\n", "b.csv": b"y\n2\n"}, r"cannot tell which CSV of this zip holds "
+                                                r"the submissions \(a\.csv, b\.csv\)"),
+    ({"form.csv": b"KEY\nuuid:1\n",
+      "form-members.csv": b"PARENT_KEY\n" + b"uuid:1" * (40 << 20) + b"\n"},
+     r"its member .*form-members\.csv.* unpacks [\d,]+ times.*decompression bomb"),
+])
+def test_a_hostile_odk_zip_is_refused_by_name(tmp_path: Path, members: dict[str, bytes],
+                                              match: str):
+    """An ODK Central "CSV zip" that holds no table, two unrelated tables, or a roster that
+    unpacks a thousand times: exit 2 with a message naming the file, nothing unpacked."""
+    import zipfile
+
+    path = tmp_path / "export.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("media/readme.txt", b"photos")
+        for name, data in members.items():
+            z.writestr(name, data)
+    assert path.stat().st_size < 2 << 20
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"surveys:\n  - path: {path}\n    members: {{}}\n"
+                   f"boundaries: {BOUNDARIES}\n", encoding="utf-8")
+    proc = subprocess.run([EXE, "validate", str(cfg)], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert re.search(r"export\.zip.*" + match, " ".join(proc.stderr.split())), proc.stderr
