@@ -663,7 +663,7 @@ def read_surveys(sources: Sequence[SurveySource], form: Form,
             on_rows(raw.n_read)
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     for c in frame.columns:
-        if c not in ("_file", "_order", "_row") and frame[c].dtype != STRING:
+        if c not in ("_file", "_order", "_row", "_roster_n") and frame[c].dtype != STRING:
             frame[c] = frame[c].astype(STRING)
     return frame, inputs, malformed
 
