@@ -230,3 +230,28 @@ def test_atlas_command_without_a_run_says_so(tmp_path: Path) -> None:
                                       str(tmp_path)])
     assert result.exit_code == 2
     assert "run `profiling run` first" in result.output
+
+
+def test_drawing_maps_leaves_a_notebook_s_backend_alone(demo: Path, tmp_path: Path) -> None:
+    """PNG maps and hazard overlays are drawn with matplotlib's object API: the backend a
+    notebook chose (inline there; here ``svg``, another one than Agg) is still the one after,
+    so its own plots still show."""
+    import matplotlib
+    import numpy as np
+
+    from profiling.config import MapSettings
+    from profiling.publish._data import read_tables
+    from profiling.publish.maps import save_overlays, write_pngs
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        copy = tmp_path / "run"
+        shutil.copytree(demo, copy)
+        written = write_pngs(read_tables(copy), MapSettings())
+        assert written and all(p.read_bytes()[:4] == b"\x89PNG" for p in written.values())
+        save_overlays([({"image": "x.png"}, np.zeros((4, 4, 4)))], tmp_path)
+        assert (tmp_path / "x.png").read_bytes()[:4] == b"\x89PNG"
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)

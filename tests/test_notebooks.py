@@ -22,3 +22,19 @@ def test_outputs_are_stripped(path):
     text = "".join("".join(c["source"]) for c in code)
     # only the package's public API: no private modules
     assert "profiling._" not in text
+
+
+@pytest.mark.slow
+def test_the_cuf_notebook_shows_its_plots():
+    """Run as an analyst runs it, the CUF notebook's plots are there: nothing the package does
+    (the run draws PNG maps with matplotlib) switches off the kernel's inline backend."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    path = next(p for p in NOTEBOOKS if p.name.startswith("04"))
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if "image/png" in o.get("data", {})]
+    assert len(images) >= 3

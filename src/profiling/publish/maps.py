@@ -241,14 +241,13 @@ OVERLAY_MAX_SIDE = 2048
 def save_overlays(overlays: list[tuple[dict[str, Any], np.ndarray]], folder: Path
                   ) -> list[dict[str, Any]]:
     """Write each rendered overlay's image to ``folder``; returns what the page reads."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # matplotlib's object API, never pyplot: choosing a backend here would switch off a
+    # notebook's inline plots for the rest of its kernel
+    from matplotlib.image import imsave
 
     out = []
     for meta, rgba in overlays:
-        plt.imsave(folder / Path(meta["image"]).name, rgba, metadata={"Software": None})
+        imsave(folder / Path(meta["image"]).name, rgba, metadata={"Software": None})  # type: ignore[dict-item]
         out.append(meta)
     return out
 
@@ -267,9 +266,6 @@ def render_overlays(hazards: list[Any], around: tuple[Any, Any] | None = None
     most :data:`OVERLAY_MAX_SIDE` pixels on the long side, one tile at a time), then warped,
     so memory does not grow with the raster's size. The legend names the source file and, for
     a stack of return periods, the one shown (the first layer)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.colors as mcolors
     import rasterio
     from rasterio.warp import Resampling, calculate_default_transform, reproject
@@ -432,10 +428,7 @@ def write_pngs(tables: RunTables, settings: MapSettings) -> dict[str, Path]:
     """A static PNG map per mapped indicator (``maps/<column>.png``), for reports."""
     if not tables.has_geometry or tables.settlements.empty:
         return {}
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: the caller's backend stays as it is
     from matplotlib.patches import Patch
 
     folder = tables.out / "maps"
@@ -444,7 +437,8 @@ def write_pngs(tables: RunTables, settings: MapSettings) -> dict[str, Path]:
     written: dict[str, Path] = {}
     geo = t.set_geometry(display_geometry(t))
     # the polygons are drawn once; each map recolours them (2,000 settlements: one drawing)
-    fig, ax = plt.subplots(figsize=(8, 8), dpi=100)
+    fig = Figure(figsize=(8, 8), dpi=100)
+    ax = fig.subplots()
     geo.plot(ax=ax, color=NO_DATA, edgecolor="#555555", linewidth=0.4)
     ax.set_axis_off()
     shapes = ax.collections[0]
@@ -467,5 +461,4 @@ def write_pngs(tables: RunTables, settings: MapSettings) -> dict[str, Path]:
         fig.savefig(path, bbox_inches="tight", metadata={"Software": None})
         legend.remove()
         written[f"png_{m.column}"] = path
-    plt.close(fig)
     return written
