@@ -141,3 +141,12 @@ def test_an_atlas_rendered_in_processes_equals_one_rendered_here(demo: Path, tmp
                                workers=2)
     assert {k: p.read_text(encoding="utf-8") for k, p in forked.items()} == pages
     assert len(ticks) == len(pages) - 1  # one per settlement page, not the index
+
+
+def test_the_index_says_what_small_settlements_lack_once(demo: Path) -> None:
+    """The index's note on small settlements is one plain sentence, not a suppression text
+    nested in brackets inside another ("(suppressed (fewer than 5 households))")."""
+    text = (demo / "atlas" / "index.html").read_text(encoding="utf-8")
+    assert "(suppressed (" not in text
+    assert ("Settlements with fewer than 5\nhouseholds show no household figures, so that no "
+            "household can be recognised from them.") in text

@@ -268,7 +268,7 @@ def write_atlas(tables: RunTables, on_page: Callable[[], None] | None = None,
             city.append({"indicator": str(r.indicator).replace("_", " "),
                          "value": fmt(r.value, kind), "definition": str(r.definition)})
     index = env.get_template("atlas_index.html").render(
-        settlements=rows, city=city, k=tables.k, suppressed_text=suppressed_text(tables.k),
+        settlements=rows, city=city, k=tables.k,
         consent_outside_form=list(tables.consent_outside_form),
         slum_components=tables.slum_components)
     (folder / "index.html").write_text(index, encoding="utf-8")
