@@ -427,3 +427,15 @@ def test_a_newer_version_replaces_its_roster_and_a_refusal_erases_it(tmp_path, s
     c = store.counts()
     assert (c["members_read"], c["members_kept"], c["members_rejected"],
             c["members_dropped"]) == (7, 2, 0, 5)
+
+
+def test_a_misspelt_roster_code_is_found_before_anything_is_read(tmp_path, squares):
+    """The roster's own mapping is checked with the survey's, before any export is read (the
+    roster file named here does not even exist)."""
+    path = write_csv(tmp_path / "households.csv", _households()[:2])
+    src = SurveySource(path=path, members=MembersSource(
+        path=tmp_path / "not_there.csv",
+        field_mapping={"member_sex": FieldSource(column="Sex", values={"M": "mail"})}))
+    with pytest.raises(FormError, match=r"'member_sex' maps an answer to 'mail'.*did you "
+                                        r"mean 'male'"):
+        ingest([src], FORM, squares)

@@ -33,7 +33,7 @@ from profiling._readers import GEOM_LAT, GEOM_LON, STRING, RawExport
 from profiling.config import FieldSource, SurveySource
 from profiling.form import Form, Question
 from profiling.join import Placement, Settlements, place
-from profiling.roster import Roster, member_form, read_roster
+from profiling.roster import Roster, member_form, read_roster, roster_source
 
 #: Places WGS84 points (longitudes, latitudes) in the settlements: :func:`profiling.join.place`
 #: here, or the same function on Dask workers (:func:`profiling.distributed.placer`).
@@ -631,6 +631,8 @@ def read_surveys(sources: Sequence[SurveySource], form: Form,
     names = [Path(s.path).name for s in sources]
     for src in sources:  # a mistake in a mapping is found before any export is read
         check_mapping(form, src)
+        if src.members is not None:
+            check_mapping(member_form(form), roster_source(Path(src.path), src.members))
     for i, src in enumerate(sources):
         label = names[i] if names.count(names[i]) == 1 else str(src.path)
         raw = _readers.read_export(Path(src.path), src.format, src.encoding, src.na_values,

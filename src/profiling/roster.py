@@ -11,8 +11,10 @@ version's members). What happens to the members after that follows their househo
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -55,6 +57,12 @@ def member_form(form: Form) -> Form:
     return Form(dict(members), choices, source=f"{form.source} (roster)")
 
 
+def roster_source(path: Path, m: MembersSource) -> SurveySource:
+    """A roster seen as a survey of the roster's questions: its path, labels and mapping (what
+    column recognition and the mapping check read)."""
+    return SurveySource(path=path, labels=m.labels, field_mapping=m.field_mapping)
+
+
 def _where(src: SurveySource, m: MembersSource) -> tuple[Path, str | None, str]:
     """The roster's file, its sheet or zip member, and its format."""
     if m.path is not None:
@@ -86,7 +94,8 @@ def _clean_key(s: pd.Series) -> pd.Series:
 
 
 def read_roster(src: SurveySource, households: RawExport, keys: pd.Series, form: Form,
-                offset: int, normalise: object) -> Roster:
+                offset: int, normalise: Callable[[RawExport, SurveySource, Form], Any]
+                ) -> Roster:
     """Read ``src``'s roster and link each member to its household row.
 
     ``keys`` are the household export's submission keys (in its row order, as recognised),
@@ -100,11 +109,7 @@ def read_roster(src: SurveySource, households: RawExport, keys: pd.Series, form:
                                m.na_values or src.na_values, sheet, src.limits)
     label = raw.path.name if sheet is None or kind == "odk_zip" else f"{path.name} [{sheet}]"
     mform = member_form(form)
-    pseudo = SurveySource(path=raw.path, labels=m.labels, field_mapping=m.field_mapping)
-    from profiling.ingest import check_mapping
-
-    check_mapping(mform, pseudo)
-    norm = normalise(raw, pseudo, mform)  # type: ignore[operator]
+    norm = normalise(raw, roster_source(raw.path, m), mform)
     frame = norm.frame
     link = m.link or next((c for c in LINKS if c in raw.table.columns), None)
     if link is None or link not in raw.table.columns:
