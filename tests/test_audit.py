@@ -316,6 +316,18 @@ def test_phones_are_found_in_national_and_international_form(demo, tmp_path):
     assert sorted(f.file for f in audit(pub, secrets)) == ["a.txt", "b.txt"]
 
 
+def test_a_decimal_number_is_not_a_phone_and_a_phone_is_placed_by_line(demo, tmp_path):
+    """A share printed with many decimals holds the phone's digits, but is a number; the
+    phone itself, further on, is found on its own line, at its own offset."""
+    _, out, _ = demo
+    pub = _copy(out, tmp_path)
+    secrets = _secrets_with(demo, phone="0811 0000 0002")
+    text = "share;0811.00000002\nx;1.0811000000\ncall;0811 0000 0002\n"
+    (pub / "a.csv").write_text(text)
+    found = [f for f in audit(pub, secrets) if f.file == "a.csv"]
+    assert [f.where for f in found] == [f"line 3, offset {text.index('0811 0000')}"]
+
+
 def test_vendored_assets_are_checked_by_hash_not_scanned(demo, tmp_path):
     result, out, secrets = demo
     pub = _copy(out, tmp_path)

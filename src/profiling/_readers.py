@@ -206,14 +206,15 @@ def _parse_csv(path: Path, kind: str, encoding: str, na: list[str], raw: bytes,
                                            block_size=1 << 24),
             parse_options=pacsv.ParseOptions(delimiter=delim, newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=True,
+                column_types=dict.fromkeys(header, pa.large_string()), strings_can_be_null=True,
                 quoted_strings_can_be_null=True, null_values=["", *na]),
         )
     except pa.ArrowInvalid as exc:  # UTF-8 was validated above: a malformed record
         log.debug("%s: pyarrow could not parse (%s); reading row by row", path, exc)
         return _read_csv_rows(path, kind, data, header, delim, na,
                               hashing.result().hexdigest())
-    frame = _strip_blank_arrow(table).to_pandas(types_mapper={pa.string(): STRING}.get)
+    # large strings, as pandas keeps them: no column is converted on the way in
+    frame = _strip_blank_arrow(table).to_pandas(types_mapper={pa.large_string(): STRING}.get)
     rows = np.arange(2, len(frame) + 2, dtype=np.int64)
     return RawExport(path, kind, frame, rows, hashing.result().hexdigest())
 
@@ -358,7 +359,7 @@ def _strip_blank_arrow(table: pa.Table) -> pa.Table:
         col = table.column(i)
         blank = pc.utf8_is_space(col)
         if pc.any(blank).as_py():
-            table = table.set_column(i, name, pc.if_else(blank, pa.scalar(None, pa.string()),
+            table = table.set_column(i, name, pc.if_else(blank, pa.scalar(None, col.type),
                                                          col))
     return table
 

@@ -82,9 +82,6 @@ _ID_TRIM = ".:"  # a sentence's full stop or a label's colon after an ID
 #: Phones: a run of digits with the spacing and punctuation numbers are written with.
 #: Seven to fifteen digits (E.164's longest), not inside a word or a longer number.
 _PHONE = re.compile(r"(?<![0-9A-Za-z.])\+?\d(?:[\s().\-/]{0,3}\d){6,14}(?![0-9A-Za-z])")
-_NOT_DIGIT = str.maketrans("", "", " \t\n\r\f\v().-/+")
-#: ... but a decimal number (``0.984375``) is not a phone number.
-_DECIMAL = re.compile(r"-?\d+\.\d+")
 
 
 def value_kind(field: str) -> str:
@@ -455,6 +452,7 @@ class _Checker:
         self._pending_chars = 0
         self._tree: Any = None
         self._transform: _Local | None = None
+        self._box = (0.0, 0.0, 0.0, 0.0)
         self._boundary: Any = None
         self._vertex_numbers = np.zeros(0)
         # the value sets (Arrow kernels, which release the GIL) on a second core while the
@@ -474,7 +472,11 @@ class _Checker:
 
             tr = self._transform = _Local(float(np.median(s.lon)), float(np.median(s.lat)))
             x, y = tr.transform(s.lon, s.lat)
-            self._tree = cKDTree(np.column_stack([x, y]))
+            # built unbalanced (sliding midpoint): a third of the time, and as fast to query
+            self._tree = cKDTree(np.column_stack([x, y]), balanced_tree=False,
+                                 compact_nodes=False)
+            self._box = (float(x.min()) - NEAR_M, float(x.max()) + NEAR_M,
+                         float(y.min()) - NEAR_M, float(y.max()) + NEAR_M)
             if s.boundaries is not None:
                 import shapely
 
@@ -527,20 +529,7 @@ class _Checker:
                 words = [str(t) for t in tokens[i:i + n].to_pylist()]
                 hits.append((g, _offset(str(texts[g].as_py()), words, split), name))
         if len(self._phones):
-            runs: list[str] = []
-            spots: list[tuple[int, int]] = []
-            for g, (_, t) in enumerate(batch):
-                for m in _PHONE.finditer(t):
-                    run = m.group(0)
-                    if _DECIMAL.fullmatch(run):
-                        continue
-                    digits = run.translate(_NOT_DIGIT)
-                    if len(digits) >= MIN_PHONE_DIGITS and digits.isdigit():
-                        runs.append(digits)
-                        spots.append((g, m.start()))
-            probe = pa.array(runs, pa.string())
-            hits += [(*spots[i], f) for i, f in _lookup(probe, self._phones,
-                                                        self._phone_fields)]
+            hits += self._phone_hits(batch)
         out: list[Finding] = []
         seen: set[tuple[int, str, int]] = set()
         for g, start, name in sorted(hits):
@@ -551,6 +540,32 @@ class _Checker:
                 where = f"line {line}, offset {start}" if start >= 0 else "text"
                 out.append(Finding("personal", rel, where,
                                    f"a value of the personal field {name!r}"))
+        return out
+
+    def _phone_hits(self, batch: list[tuple[str, str]]) -> list[tuple[int, int, str]]:
+        """``(text, offset, field)`` of every phone number in the texts: the runs of digits
+        are found by one regular expression per text, and kept, reduced to digits and looked
+        up column-wise (Arrow); only a run that is found is looked for again, for its offset."""
+        runs: list[str] = []
+        owner: list[int] = []
+        for g, (_, t) in enumerate(batch):
+            found = _PHONE.findall(t)
+            runs += found
+            owner += [g] * len(found)
+        if not runs:
+            return []
+        arr = pa.array(runs, pa.string())
+        # a decimal number (0.984375) is not a phone number
+        keep = pc.invert(pc.match_substring_regex(arr, r"^-?\d+\.\d+$"))
+        digits = pc.replace_substring_regex(arr, r"[\s\v().\-/+]", "")
+        keep = pc.and_(pc.and_(keep, pc.utf8_is_digit(digits)),
+                       pc.greater_equal(pc.utf8_length(digits), MIN_PHONE_DIGITS))
+        idx = np.flatnonzero(np.asarray(keep))
+        probe = pc.take(digits, pa.array(idx))
+        out = []
+        for i, f in _lookup(probe, self._phones, self._phone_fields):
+            g, run = owner[idx[i]], runs[idx[i]]
+            out.append((g, _phone_offset(batch[g][1], run), f))
         return out
 
     # -- coordinates -----------------------------------------------------------------------
@@ -576,7 +591,15 @@ class _Checker:
                 continue
             assert self._transform is not None
             x, y = self._transform.transform(lon[ok], lat[ok])
-            d, _ = self._tree.query(np.column_stack([x, y]), k=1)
+            # only points within the households' box (widened by 20 m) are looked up, and the
+            # search stops at 20 m: a table's shares (0.61, 0.58) are thousands of kilometres
+            # from any household and cost nothing
+            x0, x1, y0, y1 = self._box
+            inside = (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+            d = np.full(len(x), np.inf)
+            if inside.any():
+                d[inside], _ = self._tree.query(np.column_stack([x[inside], y[inside]]), k=1,
+                                                distance_upper_bound=NEAR_M * (1 + 1e-9))
             near = d <= NEAR_M
             if near.any() and self._boundary is not None:
                 import shapely
@@ -650,6 +673,14 @@ class _Checker:
                     out += self.coordinates(f"{rel}:{layer}", coords.ravel(),
                                             "geometry", pairs=True)
         return out
+
+
+def _phone_offset(text: str, run: str) -> int:
+    """Where in ``text`` the phone number written ``run`` stands as a number of its own."""
+    for m in _PHONE.finditer(text):
+        if m.group(0) == run:
+            return m.start()
+    return -1
 
 
 def _offset(text: str, words: list[str], split: str) -> int:

@@ -67,17 +67,40 @@ _DEC_RE = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 # several operations; these do not)
 # --------------------------------------------------------------------------------------------
 
-def _arrow(s: pd.Series) -> pa.Array:
-    """The strings of a series as one Arrow array (nulls for missing)."""
+def _arrow(s: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """The strings of a series as Arrow large strings (nulls for missing), as pandas holds
+    them: no copy, and the chunks of a CSV read in blocks are kept (Arrow's kernels take
+    them as they are)."""
     arr = s.array.__arrow_array__() if hasattr(s.array, "__arrow_array__") else pa.array(
-        s.astype(object).where(s.notna(), None), type=pa.string())
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    return arr.cast(pa.string())
+        s.astype(object).where(s.notna(), None), type=pa.large_string())
+    return arr if pa.types.is_large_string(arr.type) else arr.cast(pa.large_string())
+
+
+def rows_where(frame: pd.DataFrame, mask: np.ndarray | pd.Series) -> pd.DataFrame:
+    """The rows of ``frame`` where ``mask`` holds: what ``frame.loc[mask]`` gives, but each
+    Arrow-backed column filtered chunk by chunk (``pyarrow.compute.filter``). pandas' take
+    first concatenates a column's chunks (a CSV read in blocks has dozens), then copies it
+    again: on a city's export that is seconds a filter, here a fraction of one."""
+    keep = np.asarray(mask, dtype=bool)
+    if keep.all():
+        return frame
+    m = pa.array(keep)
+    cols: dict[object, object] = {}
+    for name, s in frame.items():
+        arr = s.array
+        if isinstance(arr, pd.arrays.ArrowStringArray):
+            cols[name] = pd.arrays.ArrowStringArray(
+                pc.filter(arr.__arrow_array__(), m), dtype=arr.dtype)
+        else:
+            cols[name] = arr[keep]
+    out = pd.DataFrame(cols, index=frame.index[keep], copy=False)
+    out.columns = frame.columns
+    return out
 
 
 def _series(arr: pa.Array, index: pd.Index) -> pd.Series:
-    return pd.Series(pd.arrays.ArrowStringArray(arr) if pa.types.is_string(arr.type) else arr,
+    text = pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
+    return pd.Series(pd.arrays.ArrowStringArray(arr) if text else arr,
                      index=index).astype(STRING)
 
 
@@ -85,8 +108,8 @@ def _numbers(s: pd.Series, pattern: str = _DEC_RE) -> np.ndarray:
     """Numbers written as text (trimmed, matching ``pattern``) as floats; NaN otherwise."""
     arr = pc.utf8_trim_whitespace(_arrow(s))
     ok = pc.fill_null(pc.match_substring_regex(arr, pattern), False)
-    clean = pc.if_else(ok, pc.replace_substring_regex(arr, r"^\+", ""), pa.scalar(None,
-                                                                                  pa.string()))
+    clean = pc.if_else(ok, pc.replace_substring_regex(arr, r"^\+", ""),
+                       pa.scalar(None, arr.type))
     return np.asarray(pc.cast(clean, pa.float64()).to_numpy(zero_copy_only=False), dtype=float)
 
 
@@ -596,7 +619,7 @@ class _Rejects:
         m = np.asarray(mask, dtype=bool)
         if not m.any():
             return
-        sub = base.loc[m]
+        sub = rows_where(base[[c for c in ("_file", "_row", "key") if c in base]], m)
         vals = value if isinstance(value, str) else value[m].astype("string")
         reasons = reason if isinstance(reason, str) else reason[m].astype("string")
         self.parts.append(pd.DataFrame({
@@ -772,7 +795,7 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
 
     # 1. keys and duplicates -------------------------------------------------------------
     key = pc.replace_substring_regex(pc.utf8_trim_whitespace(_arrow(frame["key"])), r"^uuid:", "")
-    frame["key"] = _series(pc.if_else(pc.equal(key, ""), pa.scalar(None, pa.string()), key),
+    frame["key"] = _series(pc.if_else(pc.equal(key, ""), pa.scalar(None, key.type), key),
                            frame.index)
     no_key = frame["key"].isna().to_numpy()
     rejects.add(frame, no_key, "key", "", ROW_REJECTED,
@@ -790,7 +813,7 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
     dup = frame.index.isin(losers)
     n_dup = int(dup.sum())
     if no_key.any() or n_dup:
-        frame = frame.loc[~no_key & ~dup]  # one take of every column, not two
+        frame = rows_where(frame, ~no_key & ~dup)  # one filter of every column, not two
     if "submission_time" in frame.columns:
         # a time that does not parse is unknown: it never decides between duplicates (it sorts
         # before every known time) and is listed as a dropped value
@@ -895,7 +918,7 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
     households["status"] = status
     personal_cols = [q.name for q in form.questions.values()
                      if q.privacy == "direct" and q.name in frame.columns]
-    personal = frame.loc[status == "accepted", ["key", *personal_cols]].rename(
+    personal = rows_where(frame[["key", *personal_cols]], status == "accepted").rename(
         columns={q: _column_name(form, form.questions[q]) for q in personal_cols})
     members = None
     if rosters:
@@ -1064,7 +1087,7 @@ def _validate(q: Question, s: pd.Series, form: Form) -> tuple[pd.Series, np.ndar
         tokens = pc.list_flatten(lists)
         parent = np.asarray(pc.list_parent_indices(lists))
         tok_bad = ~np.asarray(pc.fill_null(pc.is_in(tokens, value_set=pa.array(
-            form.choice_names(q.name), pa.string())), False))
+            form.choice_names(q.name), tokens.type)), False))
         bad = present & (np.bincount(parent, weights=tok_bad, minlength=len(s)) > 0)
         v = _series(arr, s.index)
         reason[bad] = f"holds an answer that is not a choice of the list {q.list_name!r}"
@@ -1201,7 +1224,7 @@ def _result(households: pd.DataFrame, form: Form, rejects: _Rejects, n_read: int
                   "values_dropped": int((rej["action"] == VALUE_DROPPED).sum())}
         return IngestResult(hh, pd.DataFrame(columns=["key"]), rej, subs, counts, inputs)
     status = households["status"]
-    accepted = households.loc[status == "accepted"].drop(columns=["status"])
+    accepted = rows_where(households.drop(columns=["status"]), status == "accepted")
     # a rejected row is listed once, as rejected: its invalid answers are not "dropped" values
     dropped = rej["action"] == VALUE_DROPPED
     not_accepted = pd.unique(households.loc[status != "accepted", "key"].astype(object))
