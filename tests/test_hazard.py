@@ -408,7 +408,10 @@ def test_class_raster(tmp_path: Path):
     assert got.loc["S0", "landslide_class_2_share"] == 0
     assert got.loc["S0", "landslide_class_3_share"] == pytest.approx(0.25)
     assert got.loc["S0", "landslide_max"] == 3
-    assert "landslide_mean" not in got  # ordinal classes have no mean
+    # CONTRACT.md §3: every hazard has its mean, a class raster's the mean class over the
+    # modelled area (3 cells of class 1 and 1 of class 3)
+    assert got.loc["S0", "landslide_mean"] == pytest.approx((3 * 1 + 3) / 4)
+    assert got.loc["S1", "landslide_mean"] == pytest.approx((3 + 2 + 2) / 3)
     assert got.loc["S0", "landslide_area_share_high"] == pytest.approx(0.25)
     # S1: cells 3, 0 (nodata), 2, 2: three modelled cells
     assert got.loc["S1", "landslide_coverage"] == pytest.approx(0.75)
@@ -664,3 +667,18 @@ def test_preview_within_bounds_reads_only_that_part(depth_raster: Path):
     assert (p.transform.c, p.transform.f) == (t.c + 30 * t.a, t.f + 20 * t.e)
     outside = preview(layer, 20, bounds=(0.0, 0.0, 1.0, 1.0))
     assert outside.values.size == 0
+
+
+def test_class_columns_of_settlement_chunks_concatenate_as_one_computation(tmp_path: Path):
+    """On Dask, settlements are computed in chunks: a class that a chunk's cells never hold
+    is 0 there (not unknown), and the columns stand as one computation orders them."""
+    from profiling.hazard import concat_zones
+
+    data = np.array([[1, 1, 2, 2], [1, 3, 3, 0], [2, 2, 2, 2]], np.uint8)
+    path = write_raster(tmp_path / "classes.tif", data, nodata=0)
+    gdf = zones(cell_box(0, 0, 2, 2), cell_box(2, 1, 2, 2))
+    src = HazardSource(name="ls", path=path, kind="class", thresholds={"high": 3})
+    whole = settlement_exposure(gdf, [src])
+    parts = [settlement_exposure(gdf.iloc[[i]], [src]) for i in range(2)]
+    assert "ls_class_1_share" not in parts[1]  # S1's cells hold classes 2 and 3 only
+    pd.testing.assert_frame_equal(concat_zones(parts), whole)

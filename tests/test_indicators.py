@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from profiling.indicators import (
     INDICATOR_NAMES,
+    HazardRule,
     Thresholds,
     aggregate,
     city_summary,
@@ -156,7 +157,7 @@ def test_every_indicator_has_a_hand_worked_case():
 
 def test_thresholds_come_from_the_configuration():
     t = Thresholds(persons_per_room=2.0, water_minutes=15, toilet_households=3,
-                   flood_exposed=0.3, flood_high=1.0)
+                   hazards=(HazardRule("flood", 0.3, 1.0),))
     assert value({"hh_size": 5, "rooms_sleeping": 2}, "overcrowded", t) is True
     assert value({"water_source": "public_tap", "water_minutes": 20}, "water_basic", t) is False
     assert value({"toilet_shared": "yes", "toilet_households": 3}, "sanitation_adequate",

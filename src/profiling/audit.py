@@ -311,15 +311,18 @@ def vendored_assets() -> dict[str, str]:
 #: share of the files: a batch's look-up streams every personal value once, so fewer, larger
 #: batches are cheaper.
 PARALLEL_FROM = 400
-_SHARED: tuple[_Checker, Path] | None = None  # what a forked auditor reads (set before the fork)
+_SHARED: tuple[Checker, Path] | None = None  # what a forked auditor reads (set before the fork)
 
 
-def audit(out_dir: str | Path, secrets: Secrets,
+def audit(out_dir: str | Path, secrets: Secrets | Checker,
           on_file: Callable[[], None] | None = None, workers: int | None = None
           ) -> list[Finding]:
     """Every finding in every file below ``out_dir`` (``on_file`` is called after each file:
     progress). Many files are read in ``workers`` forked processes (default: the usable
-    cores), each with the same checker; the findings are the same, in file order."""
+    cores), each with the same checker; the findings are the same, in file order.
+
+    ``secrets`` may be a :class:`Checker` built beforehand (a run builds it on a second core
+    while it publishes)."""
     global _SHARED
     import multiprocessing
     import os
@@ -329,7 +332,7 @@ def audit(out_dir: str | Path, secrets: Secrets,
 
     out = Path(out_dir)
     files = sorted(p for p in out.rglob("*") if p.is_file())
-    checker = _Checker(secrets)
+    checker = secrets if isinstance(secrets, Checker) else Checker(secrets)
     vendored_assets()  # hashed once, before any fork
     n = workers if workers is not None else usable_cores()
     parallel = n > 1 and len(files) >= PARALLEL_FROM and os.name == "posix"
@@ -387,7 +390,7 @@ def _audit_files(files: list[Path]) -> list[Finding]:
     return findings + checker.flush()
 
 
-def _audit_file(checker: _Checker, out: Path, path: Path) -> list[Finding]:
+def _audit_file(checker: Checker, out: Path, path: Path) -> list[Finding]:
     """The findings of one file that do not wait for a batch (its text is queued for the
     personal values)."""
     vendored = vendored_assets()
@@ -424,7 +427,11 @@ def _audit_file(checker: _Checker, out: Path, path: Path) -> list[Finding]:
     return findings
 
 
-class _Checker:
+class Checker:
+    """The secrets of :class:`Secrets` indexed for the audit: the personal values normalised
+    into Arrow sets by kind, the households' points in a k-d tree, the boundaries in an
+    STRtree. Built once; read by every file's check (and by forked auditors)."""
+
     def __init__(self, s: Secrets) -> None:
         self.s = s
         kinds: dict[str, tuple[list[pa.Array], list[pa.Array]]] = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import (
@@ -24,8 +24,13 @@ from pydantic import (
 
 from profiling._errors import ConfigError
 
+if TYPE_CHECKING:
+    from profiling.indicators import HazardRule
+
 #: Default thresholds (metres) of the reference flood layer (CONTRACT.md §3).
 FLOOD_THRESHOLDS = {"exposed": 0.15, "high": 0.5}
+#: The reference flood layer's default weight among the CUF criteria.
+FLOOD_CUF_WEIGHT = 0.15
 
 SurveyFormat = Literal["auto", "kobo_csv", "kobo_xlsx", "odk_csv", "odk_zip", "csv", "xlsx",
                        "geojson", "gpkg"]
@@ -225,14 +230,27 @@ class SurveySource(_Strict):
 
 
 class HazardSource(_Strict):
-    """A hazard raster: ``depth`` (metres, nodata = not modelled) or ``class`` (ordinal)."""
+    """A hazard raster (CONTRACT.md §3): ``depth`` (metres, nodata = not modelled), ``class``
+    (ordinal susceptibility classes) or ``continuous`` (a value in ``unit``, such as land
+    surface temperature in °C). Every hazard is treated alike, by its name."""
 
-    name: str
+    #: Names the columns (``<name>_exposed``, ``<name>_area_share``...): lower-case letters,
+    #: digits and ``_``, starting with a letter.
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
     path: Path
-    kind: Literal["depth", "class"] = "depth"
+    kind: Literal["depth", "class", "continuous"] = "depth"
     #: Value at or above which a cell or a household counts (``exposed: 0.15`` metres, or a
-    #: class number for ``class`` rasters).
+    #: class number for ``class`` rasters); ``exposed`` gives ``<name>_exposed`` and
+    #: ``<name>_area_share``, ``high`` ``<name>_high_area_share`` and ``hazardous_location``.
     thresholds: dict[str, float] = Field(default_factory=dict)
+    #: The unit of a ``continuous`` value (``°C``); ``m`` for a depth, none for classes.
+    unit: str | None = Field(default=None, max_length=16)
+    #: The value in words, for tables, the map's legend and the atlas (default: from the name
+    #: and kind: ``flood depth``, ``landslide class``, ``heat value``).
+    label: str | None = Field(default=None, max_length=80)
+    #: A weight for ranking CUF candidates on ``<name>_area_share`` (default: not a criterion,
+    #: except for the reference flood layer, which the default criteria already hold).
+    cuf_weight: float | None = Field(default=None, ge=0)
     #: ``class`` rasters: the class values to report (default: the integers 0-255 found).
     classes: list[float] | None = None
     #: The band to read from a multi-band file that is not a stack of scenarios (from 1).
@@ -249,8 +267,18 @@ class HazardSource(_Strict):
 
     @model_validator(mode="after")
     def _flood_defaults(self) -> HazardSource:
+        # the only place a hazard's name decides anything: the reference layer's defaults
         if self.name == "flood" and self.kind == "depth":
             self.thresholds = {**FLOOD_THRESHOLDS, **self.thresholds}
+            self.cuf_weight = FLOOD_CUF_WEIGHT if self.cuf_weight is None else self.cuf_weight
+        if self.kind == "continuous" and not self.unit:
+            raise ValueError(f"hazard {self.name!r} is continuous: give its 'unit' (°C, say)")
+        if self.kind == "depth":
+            self.unit = self.unit or "m"
+        if self.label is not None and re.search(r"[<>{}\x00-\x1f]", self.label):
+            raise ValueError(f"hazard {self.name!r}: 'label' must be plain text")
+        if self.unit is not None and re.search(r"[<>{}\x00-\x1f]", self.unit):
+            raise ValueError(f"hazard {self.name!r}: 'unit' must be plain text")
         if self.classes is not None and self.kind != "class":
             raise ValueError("'classes' applies to kind: class only")
         if self.return_periods is not None and self.scenarios is not None:
@@ -263,6 +291,22 @@ class HazardSource(_Strict):
         if (self.return_periods or self.scenarios) and self.dimension is None:
             self.dimension = "band"
         return self
+
+
+    def rule(self) -> HazardRule:
+        """What this hazard's figures compare with, for the indicators (CONTRACT.md §3)."""
+        from profiling.indicators import HazardRule
+
+        return HazardRule(self.name, self.thresholds.get("exposed"), self.thresholds.get("high"),
+                          self.kind, self.unit or "", self.words)
+
+    @property
+    def words(self) -> str:
+        """The value in words: the ``label``, or ``<name> depth``/``class``/``value``."""
+        if self.label:
+            return self.label
+        return f"{self.name.replace('_', ' ')} " + {"depth": "depth", "class": "class",
+                                                     "continuous": "value"}[self.kind]
 
 
 class Assignment(_Strict):

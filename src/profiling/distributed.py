@@ -387,7 +387,9 @@ def heavy_stages(client: Client, cfg: Config, settlements: Settlements,
     zones = None
     if hazards:
         ids = pd.Index(settlements.frame["settlement_id"].to_numpy(), name="settlement_id")
-        zones = (pd.concat(zone_parts).reindex(ids) if zone_parts
+        from profiling.hazard import concat_zones
+
+        zones = (concat_zones(zone_parts).reindex(ids) if zone_parts
                  else pd.DataFrame(index=ids))
     return HeavyResult(zones, counts, cells)
 

@@ -10,9 +10,9 @@ For every hazard raster (CONTRACT.md §3) and every scenario of a stack:
       the share of the settlement's area that the raster models: covered by cells with data,
       0 to 1; NaN ("no coverage") when the settlement lies wholly outside the raster or only
       over nodata (and then every other column is NaN too, never 0).
-  ``<name>_mean`` (``depth`` rasters)
-      the coverage-weighted mean over the modelled area, sum(w * v) / sum(w):
-      ``flood_mean`` is CONTRACT.md's ``flood_depth_mean``.
+  ``<name>_mean``
+      the coverage-weighted mean over the modelled area, sum(w * v) / sum(w) (for a ``class``
+      raster, the mean class): ``flood_mean`` is CONTRACT.md's ``flood_depth_mean``.
   ``<name>_max``
       the highest value of a cell with data that the polygon touches (coverage > 0).
   ``<name>_area_share_<threshold>``
@@ -728,8 +728,9 @@ def _zone_frame(layer: HazardLayer, res: ScanResult, area: np.ndarray,
             known = valid > 0
             out: dict[str, np.ndarray] = {}
             out["coverage"] = np.where(known & (area > 0), np.minimum(valid / area, 1.0), np.nan)
-            if layer.kind != "class":  # the mean of ordinal classes means nothing
-                out["mean"] = np.where(known, a[:, K.ACC_SUM] / valid, np.nan)
+            # for classes, the mean class over the modelled area (CONTRACT.md §3 gives every
+            # hazard a mean): a summary of ordinal classes, read beside their shares
+            out["mean"] = np.where(known, a[:, K.ACC_SUM] / valid, np.nan)
             out["max"] = np.where(known & np.isfinite(a[:, K.ACC_MAX]), a[:, K.ACC_MAX],
                                   np.nan)
             for k, t in enumerate(res.thresholds):
@@ -756,6 +757,40 @@ def _zone_frame(layer: HazardLayer, res: ScanResult, area: np.ndarray,
             cols[f"{layer.name}_expected_annual_{key}"] = expected_annual(stack,
                                                                            layer.return_periods)
     return pd.DataFrame(cols, index=index)
+
+
+_CLASS_COLUMN = re.compile(r"^(.+)_class_(.+)_share$")
+
+
+def concat_zones(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Settlement exposure computed in parts (chunks of settlements, on Dask workers) as one
+    frame, the same as one computation would give. A class raster without declared classes
+    has a column per class found in a part's cells: a class absent from a part is 0 there
+    (where the raster models the settlement), not unknown, and its column stands with its
+    layer's, in class order."""
+    zones = pd.concat(list(parts))
+    placed: dict[str, float] = {}
+    for i, c in enumerate(zones.columns):
+        m = _CLASS_COLUMN.match(str(c))
+        if m is None:
+            placed[str(c)] = float(i)
+            continue
+        coverage = f"{m[1]}_coverage"
+        if coverage in zones.columns:
+            fill = zones[coverage].notna() & zones[c].isna()
+            zones.loc[fill, c] = 0.0
+    base = dict(placed)  # the columns that are not classes
+    for c in zones.columns:
+        m = _CLASS_COLUMN.match(str(c))
+        if m is not None:
+            own = [v for k, v in base.items() if k.startswith(f"{m[1]}_")
+                   and not k.startswith(f"{m[1]}_expected_annual")]
+            try:
+                rank = float(m[2].replace("p", ".").replace("m", "-"))
+            except ValueError:
+                rank = 0.0
+            placed[str(c)] = max(own, default=len(zones.columns)) + 0.5 + rank * 1e-6
+    return zones[sorted(zones.columns, key=lambda c: placed[str(c)])]
 
 
 def _class_label(c: float) -> str:

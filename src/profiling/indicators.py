@@ -12,8 +12,9 @@ buried in a rule.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,34 @@ CONTRACT = "CONTRACT.md §4 (this project's enumeration contract)"
 
 
 @dataclass(frozen=True)
+class HazardRule:
+    """What one hazard's figures compare with (CONTRACT.md §3): its name, the ``exposed`` and
+    ``high`` thresholds (either may be absent), its kind and unit, and its value in words
+    (``flood depth``, ``landslide susceptibility class``, ``land surface temperature``)."""
+
+    name: str
+    exposed: float | None = None
+    high: float | None = None
+    kind: str = "depth"
+    unit: str = "m"
+    words: str = ""
+
+    def value(self, v: float | None) -> str:
+        """A threshold with its unit: ``0.15 m``, ``35 °C``, ``3``."""
+        return "" if v is None else f"{v:g} {self.unit}".strip()
+
+    @property
+    def mean_column(self) -> str:
+        """The settlement column of the mean value: ``<name>_depth_mean`` for a depth (the
+        flood layer's ``flood_depth_mean``), ``<name>_mean`` otherwise."""
+        return f"{self.name}_depth_mean" if self.kind == "depth" else f"{self.name}_mean"
+
+
+#: The reference flood layer's rule (CONTRACT.md §3), the default of :class:`Thresholds`.
+FLOOD = HazardRule("flood", 0.15, 0.5, "depth", "m", "flood depth")
+
+
+@dataclass(frozen=True)
 class Thresholds:
     """The values the rules compare with; every output states the ones used."""
 
@@ -39,10 +68,9 @@ class Thresholds:
     water_minutes: float = 30.0
     #: a shared toilet is still ``sanitation_adequate`` for at most this many households.
     toilet_households: float = 2.0
-    #: flood depth (m) at or above which a household is ``flood_exposed``.
-    flood_exposed: float = 0.15
-    #: flood depth (m) at or above which a household is in a ``hazardous_location``.
-    flood_high: float = 0.5
+    #: the hazards and their thresholds: ``<name>_exposed`` for each with an ``exposed``
+    #: threshold, ``hazardous_location`` over those with a ``high`` one.
+    hazards: tuple[HazardRule, ...] = (FLOOD,)
     #: the documents that make a household ``tenure_documented`` (SDG 1.4.2 leaves the list
     #: to each country; the default is CONTRACT.md §4's).
     tenure_documents: tuple[str, ...] = (
@@ -59,6 +87,10 @@ class Thresholds:
             v = getattr(self, f.name)
             if f.name == "tenure_documents":
                 out[f.name] = ", ".join(f"`{x}`" for x in v)
+            elif f.name == "hazards":
+                for h in v:
+                    out |= {f"{h.name}_{k}": getattr(h, k) for k in ("exposed", "high")
+                            if getattr(h, k) is not None}
             elif isinstance(v, (int, float)):
                 out[f.name] = v
         return out
@@ -148,6 +180,8 @@ class Indicator:
     source: str
     compute: Callable[[pd.DataFrame, Thresholds, dict[str, pd.Series]], pd.Series]
     needs: tuple[str, ...] = field(default=())
+    #: read from hazard rasters (``needs`` names their value columns), not from the surveys
+    hazard: bool = False
 
 
 def _water_improved(hh: pd.DataFrame, t: Thresholds, d: dict[str, pd.Series]) -> pd.Series:
@@ -227,12 +261,47 @@ def _female_headed(hh: pd.DataFrame, t: Thresholds, d: dict[str, pd.Series]) -> 
     return is_in(_col(hh, "hh_head_sex"), ("female",))
 
 
-def _flood_exposed(hh: pd.DataFrame, t: Thresholds, d: dict[str, pd.Series]) -> pd.Series:
-    return compare(_col(hh, "flood"), np.greater_equal, t.flood_exposed)
+def _exposed(h: HazardRule, hh: pd.DataFrame, t: Thresholds,
+             d: dict[str, pd.Series]) -> pd.Series:
+    assert h.exposed is not None
+    return compare(_col(hh, h.name), np.greater_equal, h.exposed)
 
 
-def _hazardous_location(hh: pd.DataFrame, t: Thresholds, d: dict[str, pd.Series]) -> pd.Series:
-    return compare(_col(hh, "flood"), np.greater_equal, t.flood_high)
+def _hazardous_location(rules: tuple[HazardRule, ...], hh: pd.DataFrame, t: Thresholds,
+                        d: dict[str, pd.Series]) -> pd.Series:
+    """Kleene "or" over the hazards: true when any value is at or above its ``high``
+    threshold, false when every value is known and below, unknown otherwise."""
+    out = pd.Series(pd.array([False] * len(hh), dtype=BOOL), index=hh.index)
+    for h in rules:
+        assert h.high is not None
+        out = out | compare(_col(hh, h.name), np.greater_equal, h.high)
+    return out
+
+
+def hazard_indicators(rules: Sequence[HazardRule]) -> list[Indicator]:
+    """The household indicators of the configured hazards (CONTRACT.md §3): ``<name>_exposed``
+    for each hazard with an ``exposed`` threshold, and ``hazardous_location`` over every hazard
+    with a ``high`` one."""
+    out = [Indicator(f"{h.name}_exposed", f"{h.words} of the raster cell holding the "
+                     f"household's point ≥ {h.value(h.exposed)} (nodata, or a point outside the "
+                     "raster: unknown)", CONTRACT, partial(_exposed, h), (h.name,), hazard=True)
+           for h in rules if h.exposed is not None]
+    high = tuple(h for h in rules if h.high is not None)
+    if high:
+        out.append(Indicator(
+            "hazardous_location", "under the household's point, " + "; or ".join(
+                f"{h.words} ≥ {h.value(h.high)}" for h in high) + (
+                " (true as soon as one is; false when every value is known and below)"
+                if len(high) > 1 else ""),
+            CONTRACT, partial(_hazardous_location, high), tuple(h.name for h in high),
+            hazard=True))
+    return out
+
+
+def is_hazard_indicator(name: str) -> bool:
+    """Whether an indicator is read from a hazard raster (CONTRACT.md §3 names them
+    ``<hazard>_exposed`` and ``hazardous_location``)."""
+    return name == "hazardous_location" or name.endswith("_exposed")
 
 
 def _slum_household(hh: pd.DataFrame, t: Thresholds, d: dict[str, pd.Series]) -> pd.Series:
@@ -248,7 +317,7 @@ def _slum_household(hh: pd.DataFrame, t: Thresholds, d: dict[str, pd.Series]) ->
     return out
 
 
-INDICATORS: list[Indicator] = [
+SURVEY_INDICATORS: list[Indicator] = [
     Indicator("water_improved", "`water_source` is not `unprotected_well`, `unprotected_spring` "
               "or `surface_water` (packaged and delivered water count as improved)", JMP_WATER,
               _water_improved, ("water_source",)),
@@ -291,18 +360,23 @@ INDICATORS: list[Indicator] = [
     Indicator("female_headed", "the head of household is female: the roster's member whose "
               "`member_relation` is `head`, or `hh_head_sex` without a roster", CONTRACT,
               _female_headed, ("hh_head_sex",)),
-    Indicator("flood_exposed", "flood depth of the raster cell holding the household's point ≥ "
-              "{flood_exposed:g} m (nodata, or a point outside the raster: unknown)", CONTRACT,
-              _flood_exposed, ("flood",)),
-    Indicator("hazardous_location", "the same depth ≥ {flood_high:g} m", CONTRACT,
-              _hazardous_location, ("flood",)),
-    Indicator("slum_household", "lacks one or more of improved water (`water_improved`), "
+]
+SLUM = Indicator("slum_household", "lacks one or more of improved water (`water_improved`), "
               "adequate sanitation (`sanitation_adequate`), sufficient living area (not "
               "`overcrowded`), durable housing (`durable_housing`), secure tenure "
               "(`tenure_secure`): true as soon as one is lacking, unknown only when none is "
               "lacking and one is unknown; a component the surveys never collected is left "
-              "out (the run names the components it used)", UN_HABITAT, _slum_household),
-]
+              "out (the run names the components it used)", UN_HABITAT, _slum_household)
+
+
+def indicators_for(t: Thresholds) -> list[Indicator]:
+    """Every household indicator of a run, in the tables' order: the survey-based ones, the
+    hazards' (:func:`hazard_indicators` of ``t.hazards``), then ``slum_household``."""
+    return [*SURVEY_INDICATORS, *hazard_indicators(t.hazards), SLUM]
+
+
+#: The indicators with the default thresholds (the reference flood layer as the one hazard).
+INDICATORS: list[Indicator] = indicators_for(Thresholds())
 INDICATOR_NAMES = [i.name for i in INDICATORS]
 #: The needs a household may name in ``priority_needs`` (up to three).
 PRIORITY_NEEDS = ("water", "toilets", "drainage", "waste", "electricity", "paths_roads",
@@ -314,17 +388,13 @@ DEPRIVATIONS = {
     "tenure": ("tenure_secure", False),
 }
 
-#: Fields of the hazard rasters, not of the surveys: never "not collected".
-HAZARD_FIELDS = ("flood",)
-
-
 def not_collected(columns: Iterable[str]) -> frozenset[str]:
     """The indicators whose fields no survey of the run collected: any of the survey fields an
     indicator needs is missing from ``columns`` (the households' columns: a field that is
     present but blank was collected, and its answers are unknown)."""
     have = set(columns)
-    return frozenset(i.name for i in INDICATORS if i.needs and not any(
-        f in HAZARD_FIELDS for f in i.needs) and not set(i.needs) <= have)
+    return frozenset(i.name for i in SURVEY_INDICATORS if i.needs
+                     and not set(i.needs) <= have)
 
 
 def coverage(households: pd.DataFrame) -> list[tuple[str, str, int, int]]:
@@ -335,8 +405,8 @@ def coverage(households: pd.DataFrame) -> list[tuple[str, str, int, int]]:
     gone = not_collected(households.columns)
     n = len(households)
     out = []
-    for ind in INDICATORS:
-        if not ind.needs or any(f in HAZARD_FIELDS for f in ind.needs):
+    for ind in SURVEY_INDICATORS:
+        if not ind.needs:
             continue
         if ind.name in gone:
             out.append((ind.name, "not collected", 0, n))
@@ -410,8 +480,9 @@ def compute_indicators(hh: pd.DataFrame, thresholds: Thresholds | None = None) -
     ----------
     hh
         Households with the reference answers under their short names (``water_source``,
-        ``hh_size``...) and, for the flood indicators, ``flood``: the depth (m) of the raster
-        cell holding the household's point (NaN where unknown).
+        ``hh_size``...) and, for each hazard's indicators, a column named after the hazard
+        (``flood``): the value of the raster cell holding the household's point (NaN where
+        unknown).
     thresholds
         The values the rules compare with, and the indicators the surveys never collected
         (``not_collected``: all unknown here, and left out of the slum status).
@@ -428,7 +499,7 @@ def compute_indicators(hh: pd.DataFrame, thresholds: Thresholds | None = None) -
     """
     t = thresholds or Thresholds()
     done: dict[str, pd.Series] = {}
-    for ind in INDICATORS:
+    for ind in indicators_for(t):
         done[ind.name] = (pd.Series(pd.array([pd.NA] * len(hh), dtype=BOOL), index=hh.index)
                           if ind.name in t.not_collected else ind.compute(hh, t, done)
                           .astype(BOOL))
@@ -559,12 +630,18 @@ def aggregate(households: pd.DataFrame, indicators: pd.DataFrame, by: str = "set
     return finish(partial_counts(households, indicators, by), index, min_cell_size)
 
 
-#: Indicators the city summary also weighs by persons (``<name>_persons_true``/``_known``).
-PERSON_WEIGHTED = ("flood_exposed", "hazardous_location")
+def _summed_names(hazards: Iterable[str] = ()) -> list[str]:
+    """The indicators counted per settlement: the survey-based ones, the hazard ones given
+    (``<hazard>_exposed``, ``hazardous_location``), ``slum_household`` and the rest."""
+    return [*(i.name for i in SURVEY_INDICATORS), *hazards, SLUM.name, "deprived_3plus",
+            *(f"priority_{n}" for n in PRIORITY_NEEDS)]
 
 
-def _summed_names() -> list[str]:
-    return [*INDICATOR_NAMES, "deprived_3plus", *(f"priority_{n}" for n in PRIORITY_NEEDS)]
+def _hazards_in(columns: Iterable[object], suffix: str = "") -> list[str]:
+    """The hazard indicators among ``columns`` (an indicator frame's, or counts' with the
+    ``suffix`` their counts carry), in order."""
+    names = [str(c)[:len(str(c)) - len(suffix)] for c in columns if str(c).endswith(suffix)]
+    return [n for n in names if is_hazard_indicator(n)]
 
 
 def partial_counts(households: pd.DataFrame, indicators: pd.DataFrame,
@@ -583,7 +660,7 @@ def partial_counts(households: pd.DataFrame, indicators: pd.DataFrame,
         per indicator ``<name>_true`` and ``<name>_known``; ``slum_persons`` and
         ``slum_known_persons``, ``slum_known_n``; per ladder level ``<ladder>_ladder_<level>``
         (households) and ``<ladder>_ladder_<level>_persons``, ``<ladder>_ladder_known`` and
-        ``<ladder>_ladder_known_persons``; for the flood indicators ``<name>_persons_true`` and
+        ``<ladder>_ladder_known_persons``; for the hazard indicators ``<name>_persons_true`` and
         ``<name>_persons_known`` (the person-weighted figures of :func:`city_summary`).
     """
     # one factorisation of the groups, then a weighted bincount per column: columnar, and
@@ -604,7 +681,8 @@ def partial_counts(households: pd.DataFrame, indicators: pd.DataFrame,
         return true, known
 
     cols: dict[str, np.ndarray] = {"households": total(), "population": total(size)}
-    for name in _summed_names():
+    hazards = _hazards_in(indicators.columns)
+    for name in _summed_names(hazards):
         true, known = flags(indicators[name])
         cols[f"{name}_true"] = total(true.astype(float))
         cols[f"{name}_known"] = total(known.astype(float))
@@ -612,7 +690,7 @@ def partial_counts(households: pd.DataFrame, indicators: pd.DataFrame,
     cols["slum_persons"] = total(np.where(true, size, 0.0))
     cols["slum_known_persons"] = total(np.where(known, size, 0.0))
     cols["slum_known_n"] = total(known.astype(float))
-    for name in PERSON_WEIGHTED:
+    for name in hazards:  # the city summary weighs hazard exposure by persons too
         true, known = flags(indicators[name])
         cols[f"{name}_persons_true"] = total(np.where(true, size, 0.0))
         cols[f"{name}_persons_known"] = total(np.where(known, size, 0.0))
@@ -644,7 +722,7 @@ def finish(counts: pd.DataFrame, groups: Iterable[str],
     c = counts.reindex(index, fill_value=0.0)
     cols: dict[str, pd.Series] = {"households": c["households"].astype(float),
                                   "population": c["population"].astype(float)}
-    for name in _summed_names():
+    for name in _summed_names(_hazards_in(c.columns, "_persons_true")):
         x = c[f"{name}_true"].astype(float)
         n = c[f"{name}_known"].astype(float)
         cols[f"{name}_share"] = x / n.where(n > 0)
@@ -711,15 +789,15 @@ def render_docs(thresholds: Thresholds | None = None) -> str:
         "`_lo` and `_hi` are the 95% Wilson interval. Figures from fewer households than the "
         "minimum cell size are left empty.",
         "",
-        "Default settings (the configuration's `indicators` section; the flood depths come from "
-        "the flood hazard's `thresholds`): " + ", ".join(
+        "Default settings (the configuration's `indicators` section; a hazard's come from its "
+        "`thresholds`, here the reference flood layer's): " + ", ".join(
             f"`{k}` = {v:g}" if isinstance(v, float | int) else f"`{k}` = {v}"
             for k, v in values.items()) + ".",
         "",
         "| indicator | true when | source |",
         "|---|---|---|",
     ]
-    for ind in INDICATORS:
+    for ind in indicators_for(t):
         lines.append(f"| `{ind.name}` | {ind.rule.format(**values)} | {ind.source} |")
     lines += ["", "`slum_population_share`: persons (`hh_size`) in slum households over persons "
               "in households whose slum status is known (SDG 11.1.1 counts people).", "",
@@ -817,27 +895,46 @@ DEPARTURES = [
 # The settlement table (CONTRACT.md §5) and the city summary
 # --------------------------------------------------------------------------------------------
 
-def contract_columns() -> list[str]:
-    """Columns CONTRACT.md §5 fixes, in order."""
+def contract_columns(hazards: Sequence[HazardRule] = (FLOOD,)) -> list[str]:
+    """Columns CONTRACT.md §5 fixes, in order, with the area figures of ``hazards`` (§3)."""
+    names = [i.name for i in indicators_for(Thresholds(hazards=tuple(hazards)))]
     return (["settlement_id", "name", "households", "population"]
-            + [f"{i}_{s}" for i in INDICATOR_NAMES for s in ("share", "n")]
-            + ["slum_population_share", "flood_area_share", "flood_depth_mean", "cuf_score",
-               "cuf_rank"])
+            + [f"{i}_{s}" for i in names for s in ("share", "n")]
+            + ["slum_population_share", *(c for h in hazards for c in area_columns(h)),
+               "cuf_score", "cuf_rank"])
+
+
+def area_columns(h: HazardRule) -> list[str]:
+    """A hazard's area-based settlement columns (CONTRACT.md §3): ``<name>_area_share`` (at or
+    above ``exposed``), ``<name>_high_area_share`` (at or above ``high``) and the mean value
+    (:attr:`HazardRule.mean_column`)."""
+    return ([f"{h.name}_area_share"] if h.exposed is not None else []) + (
+        [f"{h.name}_high_area_share"] if h.high is not None else []) + [h.mean_column]
+
+
+def _area_names(h: HazardRule) -> dict[str, str]:
+    """Exposure columns (:mod:`profiling.hazard`) to the settlement table's names."""
+    return {f"{h.name}_area_share_exposed": f"{h.name}_area_share",
+            f"{h.name}_area_share_high": f"{h.name}_high_area_share",
+            f"{h.name}_mean": h.mean_column}
 
 
 def settlement_indicators(settlements: pd.DataFrame, counts: pd.DataFrame,
                           min_cell_size: int = 5,
                           exposure: pd.DataFrame | None = None,
-                          omit: Iterable[str] = ()) -> pd.DataFrame:
+                          omit: Iterable[str] = (),
+                          hazards: Sequence[HazardRule] = (FLOOD,)) -> pd.DataFrame:
     """The settlement table: one row per settlement (every one, with households or not).
 
     ``counts`` are the :func:`partial_counts` of the households inside the settlements (made in
     one piece, or summed over Dask partitions); the table is made from them by :func:`finish`.
-    ``exposure`` holds area-based hazard figures indexed by ``settlement_id``; its
-    ``flood_area_share_exposed`` and ``flood_mean`` give the contract's ``flood_area_share`` and
-    ``flood_depth_mean``. Area-based figures describe land, not households, and are never
-    suppressed. ``cuf_score``/``cuf_rank`` are left empty for the prioritisation stage.
-    The indicators of ``omit`` (not collected: :func:`not_collected`) have no columns.
+    ``exposure`` holds area-based hazard figures indexed by ``settlement_id``
+    (:mod:`profiling.hazard`'s columns); each of ``hazards`` gets its :func:`area_columns`
+    (empty without exposure), and the other exposure columns (coverage, maximum, classes,
+    scenarios) follow under their own names. Area-based figures describe land, not
+    households, and are never suppressed. ``cuf_score``/``cuf_rank`` are left empty for the
+    prioritisation stage. The indicators of ``omit`` (not collected: :func:`not_collected`)
+    have no columns.
     """
     ids = settlements["settlement_id"].tolist()
     agg = finish(counts, ids, min_cell_size)
@@ -845,22 +942,17 @@ def settlement_indicators(settlements: pd.DataFrame, counts: pd.DataFrame,
     if gone:
         agg = agg.drop(columns=gone, errors="ignore").copy()  # one block again
     extra: dict[str, object] = {
-        "name": settlements.set_index("settlement_id").loc[ids, "name"].to_numpy(),
-        "flood_area_share": np.nan, "flood_depth_mean": np.nan,
-    }
+        "name": settlements.set_index("settlement_id").loc[ids, "name"].to_numpy()}
+    extra |= {c: np.nan for h in hazards for c in area_columns(h)}
     if exposure is not None and len(exposure):
         ex = exposure.reindex(ids)
-        if "flood_area_share_exposed" in ex:
-            extra["flood_area_share"] = ex["flood_area_share_exposed"].to_numpy()
-        if "flood_mean" in ex:
-            extra["flood_depth_mean"] = ex["flood_mean"].to_numpy()
+        names = {k: v for h in hazards for k, v in _area_names(h).items()}
         for c in ex.columns:
-            if c not in ("flood_area_share_exposed", "flood_mean"):
-                extra[c if c.startswith("flood") else f"hazard_{c}"] = ex[c].to_numpy()
+            extra[names.get(c, c)] = ex[c].to_numpy()
     extra["cuf_score"] = np.nan
     extra["cuf_rank"] = pd.array([pd.NA] * len(ids), dtype="Int64")
     table = pd.concat([agg.reset_index(), pd.DataFrame(extra, index=range(len(ids)))], axis=1)
-    lead = [c for c in contract_columns() if c in table.columns]
+    lead = [c for c in contract_columns(hazards) if c in table.columns]
     rest = [c for c in table.columns if c not in lead]
     return table[lead + rest]
 
@@ -952,16 +1044,27 @@ def city_summary(counts: pd.DataFrame, thresholds: Thresholds | None = None,
                     f"{name}{part}_known", "share of adults",
                     f"SDG 1.4.2, per adult: {who} for whom it holds over {who} whose answer "
                     f"is known; it holds for {rule}")
-    for name, label in (("flood_exposed", f"at or above {t.flood_exposed:g} m"),
-                        ("hazardous_location", f"at or above {t.flood_high:g} m")):
+    for name, label, unknown in _hazard_words(t.hazards):
         restrict(f"{name}_n")
         add(f"{name}_households", f"{name}_true", f"{name}_known", f"{name}_known",
-            "share of households", f"households whose point's flood depth is {label} over "
-            "households with a modelled depth")
+            "share of households", f"households whose point's {label} over households "
+            f"{unknown}")
         add(f"{name}_persons", f"{name}_persons_true", f"{name}_persons_known", f"{name}_known",
-            "share of persons", f"persons in households whose point's flood depth is {label} "
-            "over persons in households with a modelled depth")
+            "share of persons", f"persons in households whose point's {label} over persons "
+            f"in households {unknown}")
     return pd.DataFrame(rows)
+
+
+def _hazard_words(rules: Sequence[HazardRule]) -> list[tuple[str, str, str]]:
+    """``(indicator, what holds, whose value is known)`` of each hazard indicator, in words."""
+    out = [(f"{h.name}_exposed", f"{h.words} is at or above {h.value(h.exposed)}",
+            f"with a modelled {h.words}") for h in rules if h.exposed is not None]
+    high = [h for h in rules if h.high is not None]
+    if high:
+        out.append(("hazardous_location", " or ".join(
+            f"{h.words} is at or above {h.value(h.high)}" for h in high),
+            "whose location is known to be hazardous or not"))
+    return out
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m profiling.indicators > docs/...`

@@ -13,7 +13,7 @@ import math
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,12 +28,13 @@ from profiling._readers import sha256_of
 from profiling._stages import Progress, Stages
 from profiling.aggregates import hexagon_counts, write_aggregates
 from profiling.audit import NEAR_M, Finding, Secrets, audit, report
-from profiling.config import Config, load_interventions
+from profiling.config import Config, HazardSource, load_interventions
 from profiling.distributed import Execution, HeavyResult, cluster, heavy_stages, placer
 from profiling.form import Form, read_xlsform, reference_form
 from profiling.indicators import (
     DEPRIVATIONS,
-    INDICATORS,
+    SURVEY_INDICATORS,
+    HazardRule,
     Thresholds,
     city_summary,
     compute_indicators,
@@ -135,15 +136,17 @@ def _check_inputs(cfg: Config, from_store: bool = False) -> None:
 
 
 def thresholds(cfg: Config) -> Thresholds:
-    """The indicator thresholds of a configuration (flood ones from the ``flood`` hazard)."""
-    flood = next((h for h in cfg.hazards if h.name == "flood"), None)
-    t = flood.thresholds if flood is not None else {}
+    """The indicator thresholds of a configuration, each hazard's from its own entry."""
     return Thresholds(persons_per_room=cfg.indicators.persons_per_room,
                       water_minutes=cfg.indicators.water_minutes,
                       toilet_households=cfg.indicators.toilet_households,
-                      flood_exposed=t.get("exposed", Thresholds.flood_exposed),
-                      flood_high=t.get("high", Thresholds.flood_high),
+                      hazards=hazard_rules(cfg),
                       tenure_documents=tuple(cfg.indicators.tenure_documents))
+
+
+def hazard_rules(cfg: Config) -> tuple[HazardRule, ...]:
+    """What each configured hazard's figures compare with (CONTRACT.md §3)."""
+    return tuple(h.rule() for h in cfg.hazards)
 
 
 def with_collected(t: Thresholds, households: pd.DataFrame) -> Thresholds:
@@ -151,7 +154,7 @@ def with_collected(t: Thresholds, households: pd.DataFrame) -> Thresholds:
     warned about once: they are left out of the tables, and of the slum status."""
     gone = not_collected(households.columns)
     for name in sorted(gone):
-        needs = next(i.needs for i in INDICATORS if i.name == name)
+        needs = next(i.needs for i in SURVEY_INDICATORS if i.name == name)
         absent = [f for f in needs if f not in households.columns]
         log.warning("%s is not computed: no survey of the run collected %s; it is left out of "
                     "the tables and the map%s", name, ", ".join(absent),
@@ -202,8 +205,11 @@ def run(cfg: Config, out_dir: str | Path | None = None,
         settlements = load_settlements(cfg)
     # without settlements there is nothing for workers to do: no cluster is started
     ex = Execution.from_settings(cfg.execution) if settlements is not None else Execution()
-    # the map's hazard overlays need only the rasters: rendered in the background meanwhile
-    background = ThreadPoolExecutor(1, thread_name_prefix="overlays")
+    # the map's hazard overlays need only the rasters: rendered meanwhile in a forked process
+    # (forked now, while this process has one thread): a thread would share the process's
+    # warning filters, which Python's warnings.catch_warnings() swaps without a lock, so a
+    # library's block in one thread can undo rasterio's in the other
+    background = _background()
     overlays = None
     if settlements is not None and settlements.has_geometry:
         from profiling.publish import start_overlays
@@ -236,6 +242,18 @@ def run(cfg: Config, out_dir: str | Path | None = None,
     return result
 
 
+def _background() -> Executor:
+    """One worker for the hazard overlays: a forked process where fork is safe, else a
+    thread."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    if os.name == "posix":
+        return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+    return ThreadPoolExecutor(1, thread_name_prefix="overlays")
+
+
 def _writing(exc: OSError, staging: Path) -> bool:
     """Whether an error of the system came from writing the outputs (not reading inputs)."""
     import errno
@@ -249,7 +267,6 @@ def _run(cfg: Config, out: Path, stages: Stages, settlements: Settlements | None
          ex: Execution, overlays: Future[Any] | None, t0: float, started: datetime,
          from_store: bool) -> RunResult:
     outputs: dict[str, Path] = {}
-    table = city = None
     with cluster(ex) as client:
         # with a store, the run analyses what `profiling load` has put in it
         with stages.stage("ingest", 0, "rows") as st:
@@ -276,10 +293,20 @@ def _run(cfg: Config, out: Path, stages: Stages, settlements: Settlements | None
     if settlements is not None and result.members is not None:
         with stages.stage("persons", len(result.members), "persons"):
             heavy.counts = with_persons(heavy.counts, result, t)
+    return _publish_and_audit(cfg, out, stages, settlements, result, heavy if (
+        settlements is not None) else None, t, overlays, t0, started, from_store, outputs)
+
+
+def _publish_and_audit(cfg: Config, out: Path, stages: Stages, settlements: Settlements | None,
+                       result: IngestResult, heavy: HeavyResult | None, t: Thresholds,
+                       overlays: Future[Any] | None, t0: float, started: datetime,
+                       from_store: bool, outputs: dict[str, Path]) -> RunResult:
+    table = city = None
     with stages.stage("tables"):
-        if settlements is not None:
+        if settlements is not None and heavy is not None:
             table = settlement_indicators(settlements.frame, heavy.counts, cfg.min_cell_size,
-                                          heavy.zones, omit=t.not_collected)
+                                          heavy.zones, omit=t.not_collected,
+                                          hazards=t.hazards)
             city = city_summary(heavy.counts, t, cfg.min_cell_size, published=table)
             cuf = run_cuf(cfg, table)
             table = cuf.settlements
@@ -360,7 +387,8 @@ def with_persons(counts: pd.DataFrame, result: IngestResult, t: Thresholds) -> p
 
     assert result.members is not None
     hh = result.households
-    documented = next(i for i in INDICATORS if i.name == "tenure_documented").compute(hh, t, {})
+    documented = next(i for i in SURVEY_INDICATORS
+                      if i.name == "tenure_documented").compute(hh, t, {})
     persons = person_counts(person_indicators(result.members, hh, documented))
     return counts.join(persons, how="outer").fillna(0.0)
 
@@ -483,23 +511,20 @@ def household_stages(cfg: Config, settlements: Settlements, households: pd.DataF
     return HeavyResult(zones, counts, cells)
 
 
+def hazard_criterion(h: HazardSource) -> Criterion:
+    """A hazard's CUF criterion: the share of a settlement's modelled area at or above its
+    ``exposed`` threshold, weighted by its ``cuf_weight``."""
+    rule = h.rule()
+    return Criterion(h.name, f"{h.name}_area_share", float(h.cuf_weight or 0.0), True,
+                     f"share of the settlement's modelled area where {h.words} is at or "
+                     f"above {rule.value(rule.exposed)}")
+
+
 def run_cuf(cfg: Config, table: pd.DataFrame, budget: float | None = None,
             weights: dict[str, float] | None = None) -> CufResult:
     """The CUF stage on a settlement table, as configured (budget and weights overridable)."""
     c = cfg.cuf
-    if c.criteria:
-        criteria = [Criterion(name, x.column, x.weight, x.higher_is_worse, x.label)
-                    for name, x in c.criteria.items()]
-    else:
-        criteria = list(DEFAULT_CRITERIA)
-    if weights:
-        known = {k.name for k in criteria}
-        unknown = sorted(set(weights) - known)
-        if unknown:
-            raise ConfigError(f"--weights names unknown criteria {', '.join(unknown)}; the "
-                              f"criteria are {', '.join(sorted(known))}")
-        criteria = [Criterion(k.name, k.column, weights.get(k.name, k.weight),
-                              k.higher_is_worse, k.label) for k in criteria]
+    criteria = cuf_criteria(cfg, weights)
     interventions = [Intervention(**iv.model_dump()) for iv in
                      load_interventions(c.interventions)] if c.interventions else []
     try:
@@ -511,6 +536,31 @@ def run_cuf(cfg: Config, table: pd.DataFrame, budget: float | None = None,
                           min_cell_size=cfg.min_cell_size)
     except ValueError as exc:
         raise ConfigError(f"CUF prioritisation: {exc}") from None
+
+
+def cuf_criteria(cfg: Config, weights: dict[str, float] | None = None) -> list[Criterion]:
+    """The ranking's criteria: the configuration's, or the defaults with each hazard that has
+    a ``cuf_weight``; ``weights`` overrides weights by criterion name."""
+    c = cfg.cuf
+    if c.criteria:
+        criteria = [Criterion(name, x.column, x.weight, x.higher_is_worse, x.label)
+                    for name, x in c.criteria.items()]
+    else:
+        criteria = list(DEFAULT_CRITERIA)
+        # each hazard with a CUF weight ranks on its exposed area share (the flood layer's is
+        # 0.15 by default), among the defaults before the community's own priority
+        at = next((i for i, k in enumerate(criteria) if k.name == "community"), len(criteria))
+        criteria[at:at] = [hazard_criterion(h) for h in cfg.hazards
+                           if h.cuf_weight is not None and "exposed" in h.thresholds]
+    if weights:
+        known = {k.name for k in criteria}
+        unknown = sorted(set(weights) - known)
+        if unknown:
+            raise ConfigError(f"--weights names unknown criteria {', '.join(unknown)}; the "
+                              f"criteria are {', '.join(sorted(known))}")
+        criteria = [Criterion(k.name, k.column, weights.get(k.name, k.weight),
+                              k.higher_is_worse, k.label) for k in criteria]
+    return criteria
 
 
 def reprioritise(cfg: Config, out_dir: str | Path | None = None, budget: float | None = None,

@@ -46,7 +46,9 @@ class Criterion:
     label: str = ""
 
 
-#: The default criteria: deprivation, services, people affected, hazard, community priority.
+#: The default criteria: deprivation, services, people affected, community priority; each
+#: configured hazard with a ``cuf_weight`` joins them (the flood layer's weight is 0.15 by
+#: default: :func:`profiling.pipeline.hazard_criterion`).
 DEFAULT_CRITERIA: tuple[Criterion, ...] = (
     Criterion("slum", "slum_household_share", 0.25, True, "share of slum households"),
     Criterion("water", "water_basic_share", 0.15, False,
@@ -54,8 +56,6 @@ DEFAULT_CRITERIA: tuple[Criterion, ...] = (
     Criterion("sanitation", "sanitation_basic_share", 0.15, False,
               "share of households with basic sanitation"),
     Criterion("people", "population", 0.20, True, "persons enumerated"),
-    Criterion("flood", "flood_area_share", 0.15, True,
-              "share of the settlement's modelled area flooded at or above the exposure depth"),
     Criterion("community", "community_priority_share", 0.10, True,
               "share of households naming the need they most often name among those the fund "
               "can answer"),

@@ -51,6 +51,7 @@ def publish(out_dir: str | Path, cfg: Config, pdf: bool = False,
 
     tables = read_tables(out_dir)
     tables.consent_outside_form = consent_statements(cfg)
+    tables.hazards = tuple(h.rule() for h in cfg.hazards)
     written: dict[str, Path] = {}
     written.update(write_atlas(tables, on_page))
     if tables.has_geometry:

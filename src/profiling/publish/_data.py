@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from profiling._errors import ConfigError
+from profiling.indicators import HazardRule
 from profiling.outputs import read_csv
 
 
@@ -24,32 +25,58 @@ class MapIndicator:
 
     column: str
     label: str
-    kind: str  # "share", "share_area", "rank", "number", "metres"
+    kind: str  # "share", "share_area", "rank", "number", or a unit ("m", "°C")
     higher_is_worse: bool = True
     household_based: bool = True
 
 
-#: The main indicators, drawn by default.
+#: The main household indicators, drawn by default (each hazard's area share follows them).
 MAIN_INDICATORS: tuple[MapIndicator, ...] = (
     MapIndicator("slum_household_share", "Slum households", "share"),
     MapIndicator("water_basic_share", "Basic drinking water", "share", False),
     MapIndicator("sanitation_basic_share", "Basic sanitation", "share", False),
     MapIndicator("tenure_secure_share", "Secure tenure", "share", False),
     MapIndicator("overcrowded_share", "Overcrowded households", "share"),
-    MapIndicator("flood_area_share", "Area flooded at or above the exposure depth",
-                 "share_area", True, False),
-    MapIndicator("cuf_rank", "CUF priority rank (1 = first)", "rank", False),
 )
-_BY_COLUMN = {m.column: m for m in MAIN_INDICATORS}
+RANK = MapIndicator("cuf_rank", "CUF priority rank (1 = first)", "rank", False)
 
 
-def indicator(column: str) -> MapIndicator:
-    """The display definition of a column (a generic one for columns not listed)."""
-    if column in _BY_COLUMN:
-        return _BY_COLUMN[column]
+def hazard_area_indicators(h: HazardRule) -> list[MapIndicator]:
+    """A hazard's area figures (CONTRACT.md §3) for display: the shares of the modelled area
+    at or above its thresholds and its mean value, in its unit. They describe land, not
+    households: never suppressed."""
+    out = []
+    if h.exposed is not None:
+        out.append(MapIndicator(f"{h.name}_area_share", f"Area where {h.words} ≥ "
+                                f"{h.value(h.exposed)}", "share_area", True, False))
+    if h.high is not None:
+        out.append(MapIndicator(f"{h.name}_high_area_share", f"Area where {h.words} ≥ "
+                                f"{h.value(h.high)}", "share_area", True, False))
+    out.append(MapIndicator(h.mean_column, f"Mean {h.words} over the modelled area",
+                            h.unit or "number", True, False))
+    return out
+
+
+def main_indicators(hazards: tuple[HazardRule, ...] = ()) -> list[MapIndicator]:
+    """What the map draws by default: the main indicators, each hazard's exposed area share,
+    and the CUF rank."""
+    return [*MAIN_INDICATORS, *(hazard_area_indicators(h)[0] for h in hazards
+                                if h.exposed is not None), RANK]
+
+
+def indicator(column: str, hazards: tuple[HazardRule, ...] = ()) -> MapIndicator:
+    """The display definition of a column (a generic one for columns not listed): a column
+    of a hazard's area figures (``<hazard>_...`` but not ``<hazard>_exposed_...``) is about
+    land, not households."""
+    known = {m.column: m for m in [*MAIN_INDICATORS, RANK, *(
+        m for h in hazards for m in hazard_area_indicators(h))]}
+    if column in known:
+        return known[column]
     kind = "share" if column.endswith("_share") else "number"
+    land = any(column.startswith(f"{h.name}_") and not column.startswith(f"{h.name}_exposed")
+               for h in hazards)
     return MapIndicator(column, column.replace("_", " ").capitalize(), kind,
-                        household_based=not column.startswith("flood_area"))
+                        household_based=not land)
 
 
 def missing(x: object) -> bool:
@@ -70,8 +97,10 @@ def fmt(x: object, kind: str = "share") -> str:
     v = float(x)  # type: ignore[arg-type]
     if kind.startswith("share"):
         return f"{v:.0%}"
-    if kind == "metres":
+    if kind in ("metres", "m"):
         return f"{v:.2f} m"
+    if kind not in ("share", "rank", "number", "share_area"):  # a unit: °C, class...
+        return f"{v:,.1f} {kind}"
     if kind == "rank":
         return f"{v:.0f}"
     return f"{v:,.0f}" if float(v).is_integer() or abs(v) >= 100 else f"{v:,.2f}"
@@ -97,6 +126,8 @@ class RunTables:
     #: How consent was obtained outside the form, per export that had no consent field (from
     #: the configuration; shown in the atlas).
     consent_outside_form: tuple[str, ...] = ()
+    #: The run's hazards (from the configuration): their area figures, sections and legends.
+    hazards: tuple[HazardRule, ...] = ()
 
     @property
     def k(self) -> int:
@@ -184,7 +215,26 @@ def read_tables(out: str | Path) -> RunTables:
     return RunTables(out, table, pri if pri is not None else pd.DataFrame(),
                      city if city is not None else pd.DataFrame(), params,
                      hexes if hexes is not None else pd.DataFrame(),
-                     dates if dates is not None else pd.DataFrame(), opt("cuf_portfolio.csv"))
+                     dates if dates is not None else pd.DataFrame(), opt("cuf_portfolio.csv"),
+                     hazards=run_hazards(out))
+
+
+def run_hazards(out: Path) -> tuple[HazardRule, ...]:
+    """The hazards of the run that wrote ``out``, as its manifest records its configuration
+    (none while a run is still writing: it passes its own)."""
+    import json
+
+    from profiling.config import HazardSource
+
+    path = out / "run_manifest.json"
+    if not path.exists() or path.stat().st_size > 16 * 2**20:
+        return ()
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))["configuration"]["hazards"]
+        return tuple(HazardSource.model_validate(e).rule() for e in entries)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: its configuration's hazards cannot be read ({exc!s:.200})"
+                          ) from None
 
 
 def _number_or_text(v: object) -> float | str:

@@ -13,8 +13,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from profiling.indicators import INDICATORS, LADDERS, PRIORITY_NEEDS, level_label
-from profiling.publish._data import RunTables, fmt, missing, safe_id, suppressed_text
+from profiling.indicators import (
+    LADDERS,
+    PRIORITY_NEEDS,
+    HazardRule,
+    Thresholds,
+    indicators_for,
+    level_label,
+)
+from profiling.publish._data import (
+    RunTables,
+    fmt,
+    hazard_area_indicators,
+    missing,
+    safe_id,
+    suppressed_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +45,6 @@ SECTIONS = {
     "Services": ["water_improved", "water_basic", "water_on_premises", "sanitation_improved",
                  "sanitation_basic", "sanitation_adequate", "open_defecation",
                  "handwashing_basic", "waste_collected", "electricity_access"],
-    "Hazard exposure of households": ["flood_exposed", "hazardous_location"],
     "Households": ["female_headed"],
 }
 #: Sections counted in persons (from the household roster): title -> (unit, indicators).
@@ -51,8 +64,6 @@ LABELS = {
     "sanitation_adequate": "Adequate sanitation (UN-Habitat)",
     "open_defecation": "Open defecation", "handwashing_basic": "Handwashing with water and soap",
     "waste_collected": "Waste collected", "electricity_access": "Electricity",
-    "flood_exposed": "Households at or above the flood exposure depth",
-    "hazardous_location": "Households at or above the high flood depth",
     "female_headed": "Households headed by a woman",
     "adult_tenure_documented": "Adults named on a tenure document",
     "adult_tenure_documented_female": "Women named on a tenure document",
@@ -76,13 +87,32 @@ def _environment() -> Any:
                               trim_blocks=True, lstrip_blocks=True)
 
 
-def _share_rows(row: Any, names: list[str], k: int) -> list[dict[str, str]]:
+def hazard_labels(hazards: tuple[HazardRule, ...]) -> dict[str, str]:
+    """The hazard indicators' labels: ``Households where flood depth ≥ 0.15 m``..."""
+    out = {f"{h.name}_exposed": f"Households where {h.words} ≥ {h.value(h.exposed)}"
+           for h in hazards if h.exposed is not None}
+    high = [h for h in hazards if h.high is not None]
+    if high:
+        out["hazardous_location"] = "Households in a hazardous location (" + "; or ".join(
+            f"{h.words} ≥ {h.value(h.high)}" for h in high) + ")"
+    return out
+
+
+def _sections(hazards: tuple[HazardRule, ...]) -> dict[str, list[str]]:
+    """The page's sections of household shares, the hazards' among them."""
+    names = list(hazard_labels(hazards))
+    return {**SECTIONS, **({"Hazard exposure of households": names} if names else {})}
+
+
+def _share_rows(row: Any, names: list[str], k: int,
+                labels: dict[str, str] | None = None) -> list[dict[str, str]]:
     rows = []
+    labels = {**LABELS, **(labels or {})}
     for n in names:
         if f"{n}_share" not in row:
             continue
         share, count = row[f"{n}_share"], row.get(f"{n}_n")
-        rows.append({"label": LABELS.get(n, n), "share": fmt(share, "share"),
+        rows.append({"label": labels.get(n, n), "share": fmt(share, "share"),
                      "n": fmt(count, "number") if not missing(count) else
                      f"fewer than {k} known"})
     return rows
@@ -128,16 +158,18 @@ def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
                 needs.append((float(v), need.replace("_", " "), fmt(v, "share")))
         needs.sort(key=lambda x: -x[0])
     unknown = []
+    indicators = indicators_for(Thresholds(hazards=tables.hazards))
+    labels = {**LABELS, **hazard_labels(tables.hazards)}
     if not sup:
         hh = float(row["households"])
-        for ind in INDICATORS:
+        for ind in indicators:
             n = row.get(f"{ind.name}_n")
             if not missing(n):
-                unknown.append({"label": LABELS.get(ind.name, ind.name),
+                unknown.append({"label": labels.get(ind.name, ind.name),
                                 "unknown": fmt(hh - float(n), "number")})
     thresholds = tables.parameters
-    defs = [{"name": i.name, "label": LABELS.get(i.name, i.name),
-             "rule": _words(i.rule, thresholds), "source": i.source} for i in INDICATORS]
+    defs = [{"name": i.name, "label": labels.get(i.name, i.name),
+             "rule": _words(i.rule, thresholds), "source": i.source} for i in indicators]
     return {
         "id": sid, "name": str(row["name"]), "suppressed": sup, "k": k,
         "suppressed_text": suppressed_text(k),
@@ -149,14 +181,13 @@ def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
             *((label, fmt(row[c], "number")) for c, label in PERSON_FIGURES
               if c in row and not missing(row[c])),
         ],
-        "area": [("Area flooded at or above the exposure depth",
-                  fmt(row.get("flood_area_share"), "share")),
-                 ("Mean flood depth over the modelled area",
-                  fmt(row.get("flood_depth_mean"), "metres"))],
+        "area": [(m.label, fmt(row.get(m.column), m.kind)) for h in tables.hazards
+                 for m in hazard_area_indicators(h)],
         "ladders": [] if sup else [_ladder(row, n, tables.parameters) for n in LADDERS],
         "sections": {} if sup else {
             title: {"unit": unit, "rows": rows} for title, unit, rows in [
-                *((t, "households", _share_rows(row, names, k)) for t, names in SECTIONS.items()),
+                *((t, "households", _share_rows(row, names, k, labels))
+                  for t, names in _sections(tables.hazards).items()),
                 *((t, u, _share_rows(row, names, k)) for t, (u, names) in
                   PERSON_SECTIONS.items())] if rows},
         "needs": needs,
@@ -207,12 +238,16 @@ def _render_pages(records: list[dict[str, Any]]) -> list[tuple[str, str, dict[st
             "slum": "" if sup else fmt(row.get("slum_household_share"), "share"),
             "slum_value": "" if sup or missing(row.get("slum_household_share"))
             else float(row["slum_household_share"]),
-            "flood": fmt(row.get("flood_area_share"), "share"),
-            "flood_value": "" if missing(row.get("flood_area_share"))
-            else float(row["flood_area_share"]),
+            "hazards": [(fmt(row.get(c), "share"), "" if missing(row.get(c))
+                         else float(row[c])) for c in _index_hazards(tables)],
             "rank": ctx["rank"] or "", "rank_value": ctx["rank"] or "",
             "suppressed": sup}))
     return done
+
+
+def _index_hazards(tables: RunTables) -> list[str]:
+    """The hazards' exposed area shares, a column each in the atlas index."""
+    return [f"{h.name}_area_share" for h in tables.hazards if h.exposed is not None]
 
 
 def write_atlas(tables: RunTables, on_page: Callable[[], None] | None = None,
@@ -269,6 +304,8 @@ def write_atlas(tables: RunTables, on_page: Callable[[], None] | None = None,
                          "value": fmt(r.value, kind), "definition": str(r.definition)})
     index = env.get_template("atlas_index.html").render(
         settlements=rows, city=city, k=tables.k,
+        hazard_columns=[f"Area where {h.words} ≥ {h.value(h.exposed)}" for h in tables.hazards
+                        if h.exposed is not None],
         consent_outside_form=list(tables.consent_outside_form),
         slum_components=tables.slum_components)
     (folder / "index.html").write_text(index, encoding="utf-8")

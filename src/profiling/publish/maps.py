@@ -9,6 +9,7 @@ aggregated and suppressed by the pipeline.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -22,12 +23,15 @@ import numpy as np
 import pandas as pd
 
 from profiling.config import MapSettings
+from profiling.indicators import HazardRule
 from profiling.publish._data import (
     MAIN_INDICATORS,
     MapIndicator,
     RunTables,
     fmt,
+    hazard_area_indicators,
     indicator,
+    main_indicators,
     missing,
     safe_id,
     suppressed_text,
@@ -40,6 +44,11 @@ ASSETS = "map_files"
 PALETTE = ["#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"]
 NO_DATA = "#d9d9d9"
 HAZARD_BLUES = ["#c6dbef", "#6baed6", "#08519c"]
+#: Overlay colours by kind of hazard: depths in blues, classes in browns, continuous values
+#: (heat) in reds, the lightest first.
+HAZARD_COLOURS = {"depth": HAZARD_BLUES,
+                  "class": ["#ffffd4", "#fee391", "#fec44f", "#fe9929", "#d95f0e", "#993404"],
+                  "continuous": ["#fcbba1", "#fb6a4a", "#a50f15"]}
 #: Simplification tolerance for display (degrees; about 2 m at the equator).
 SIMPLIFY_DEG = 2e-5
 
@@ -148,11 +157,11 @@ def display_geometry(table: pd.DataFrame) -> Any:
 
 
 def _mapped(tables: RunTables, settings: MapSettings) -> list[MapIndicator]:
-    cols = settings.indicators or [m.column for m in MAIN_INDICATORS]
-    return [indicator(c) for c in cols if c in tables.settlements.columns]
+    cols = settings.indicators or [m.column for m in main_indicators(tables.hazards)]
+    return [indicator(c, tables.hazards) for c in cols if c in tables.settlements.columns]
 
 
-def popup_rows(row: Any, k: int) -> list[list[str]]:
+def popup_rows(row: Any, k: int, hazards: tuple[HazardRule, ...] = ()) -> list[list[str]]:
     """The mini-profile of a settlement: (label, figure) pairs, no household figure when the
     settlement is suppressed."""
     rows: list[list[str]] = []
@@ -164,8 +173,10 @@ def popup_rows(row: Any, k: int) -> list[list[str]]:
         for m in MAIN_INDICATORS:
             if m.household_based and m.kind == "share" and m.column in row:
                 rows.append([m.label, fmt(row[m.column], m.kind)])
-    if "flood_area_share" in row:
-        rows.append(["Area flooded (≥ exposure depth)", fmt(row["flood_area_share"], "share")])
+    for h in hazards:  # land, not households: shown even where households are suppressed
+        m = hazard_area_indicators(h)[0]
+        if m.column in row:
+            rows.append([m.label, fmt(row[m.column], m.kind)])
     if "cuf_rank" in row:
         rows.append(["CUF rank", fmt(row["cuf_rank"], "rank")
                      if not missing(row["cuf_rank"]) else "not ranked"])
@@ -204,7 +215,7 @@ def map_data(tables: RunTables, settings: MapSettings, hazards: list[dict[str, A
                 "id": str(row["settlement_id"]), "name": str(row["name"]),
                 "href": f"atlas/{safe_id(row['settlement_id'])}.html", "suppressed": sup,
                 "cls": {m.column: classes[m.column][i] for m in mapped}, "fig": figs,
-                "popup": popup_rows(row, k)},
+                "popup": popup_rows(row, k, tables.hazards)},
         })
     return {"k": k, "suppressed": suppressed_text(k), "no_data": NO_DATA, "layers": layers,
             "settlements": {"type": "FeatureCollection", "features": features},
@@ -256,6 +267,49 @@ def save_overlays(overlays: list[tuple[dict[str, Any], np.ndarray]], folder: Pat
 OVERLAY_MARGIN = 0.25
 
 
+def _bins(h: Any, data: np.ndarray) -> list[tuple[float, float, str]]:
+    """The overlay's classes of value ``(from, to, label)``: a depth from above 0 m, through
+    its ``exposed`` and ``high`` thresholds; a continuous value at and above its thresholds
+    (or, without any, in three bins of equal count between its quantiles)."""
+    unit = f" {h.unit}" if h.unit else ""
+    if h.kind == "depth":
+        lo, hi = h.thresholds.get("exposed", 0.15), h.thresholds.get("high", 0.5)
+        return [(0.0, lo, f"above 0 to {lo:g}{unit}"), (lo, hi, f"{lo:g} to {hi:g}{unit}"),
+                (hi, np.inf, f"{hi:g}{unit} or more")]
+    cuts = sorted(v for k, v in h.thresholds.items() if k in ("exposed", "high"))
+    if not cuts:
+        known = data[~np.isnan(data)]
+        if not len(known):
+            return []
+        q = np.quantile(known, [1 / 3, 2 / 3])
+        cuts = [float(known.min()), float(q[0]), float(q[1])]
+    edges = [*cuts, np.inf]
+    return [(a, b, f"{a:.3g} to {b:.3g}{unit}" if np.isfinite(b) else f"{a:.3g}{unit} or more")
+            for a, b in itertools.pairwise(edges)]
+
+
+def _colour(h: Any, data: np.ndarray, rgba: np.ndarray) -> tuple[list[list[str]], str]:
+    """Paint ``rgba`` from ``data`` by the hazard's kind; its legend and what it shows."""
+    import matplotlib.colors as mcolors
+
+    colours = HAZARD_COLOURS[h.kind]
+    legend = []
+    if h.kind == "class":
+        vals = [v for v in np.unique(data[~np.isnan(data)]) if v != 0][:8]
+        for i, v in enumerate(vals):  # the classes found, spread over the palette
+            colour = colours[round(i * (len(colours) - 1) / max(len(vals) - 1, 1))]
+            rgba[data == v] = _rgba(mcolors.to_rgb(colour), 0.75)
+            legend.append([colour, f"class {v:g}"])
+        return legend, h.words
+    bins = _bins(h, data)
+    for (a, b, label), colour in zip(bins, colours[-len(bins):], strict=True):
+        sel = (data > a if a == 0 and h.kind == "depth" else data >= a) & (data < b)
+        rgba[sel] = _rgba(mcolors.to_rgb(colour), 0.75)
+        legend.append([colour, label])
+    unit = {"m": "metres"}.get(h.unit or "", h.unit or "")
+    return legend, f"{h.words} ({unit})" if unit else h.words
+
+
 def render_overlays(hazards: list[Any], around: tuple[Any, Any] | None = None
                     ) -> list[tuple[dict[str, Any], np.ndarray]]:
     """Each configured hazard raster coloured in EPSG:4326 (an RGBA array), with its legend;
@@ -266,7 +320,6 @@ def render_overlays(hazards: list[Any], around: tuple[Any, Any] | None = None
     most :data:`OVERLAY_MAX_SIDE` pixels on the long side, one tile at a time), then warped,
     so memory does not grow with the raster's size. The legend names the source file and, for
     a stack of return periods, the one shown (the first layer)."""
-    import matplotlib.colors as mcolors
     import rasterio
     from rasterio.warp import Resampling, calculate_default_transform, reproject
 
@@ -297,24 +350,7 @@ def render_overlays(hazards: list[Any], around: tuple[Any, Any] | None = None
                           dst_transform=dst_t, dst_crs="EPSG:4326",
                           resampling=Resampling.nearest, src_nodata=np.nan, dst_nodata=np.nan)
         rgba = np.zeros((hgt, w, 4), dtype=np.uint8)
-        if h.kind == "depth":
-            lo, hi = h.thresholds.get("exposed", 0.15), h.thresholds.get("high", 0.5)
-            bins = [(0.0, lo, f"above 0 to {lo:g} m"), (lo, hi, f"{lo:g} to {hi:g} m"),
-                    (hi, np.inf, f"{hi:g} m or more")]
-            legend = []
-            for (a, b, label), colour in zip(bins, HAZARD_BLUES, strict=True):
-                sel = (data > a if a == 0 else data >= a) & (data < b)
-                rgba[sel] = _rgba(mcolors.to_rgb(colour), 0.75)
-                legend.append([colour, label])
-            unit = "flood depth (metres)"
-        else:
-            vals = [v for v in np.unique(data[~np.isnan(data)]) if v != 0][:8]
-            legend = []
-            for i, v in enumerate(vals):
-                colour = HAZARD_BLUES[min(i * len(HAZARD_BLUES) // max(len(vals), 1), 2)]
-                rgba[data == v] = _rgba(mcolors.to_rgb(colour), 0.75)
-                legend.append([colour, f"class {v:g}"])
-            unit = "susceptibility class"
+        legend, unit = _colour(h, data, rgba)
         name = f"hazard_{safe_id(h.name)}.png"
         west, north = dst_t.c, dst_t.f
         east, south = west + dst_t.a * w, north + dst_t.e * hgt
