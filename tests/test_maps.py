@@ -120,9 +120,9 @@ def test_display_geometry_keeps_a_coverage(demo: Path) -> None:
 
 def test_layers_hold_the_main_indicators_with_their_classes(demo: Path) -> None:
     d = map_data(demo)
-    # the main indicators, the demo's one hazard (flood) by its exposed area share, the rank
+    # the main indicators, each of the demo's hazards by its exposed area share, the rank
     assert [lay["key"] for lay in d["layers"]] == [m.column for m in MAIN_INDICATORS] + [
-        "flood_area_share", "cuf_rank"]
+        "flood_area_share", "landslide_area_share", "heat_area_share", "cuf_rank"]
     table = pd.read_csv(demo / "settlement_indicators.csv", dtype={"settlement_id": str})
     slum = next(lay for lay in d["layers"] if lay["key"] == "slum_household_share")
     assert len(slum["colours"]) == len(slum["labels"])
@@ -140,7 +140,10 @@ def test_small_settlement_carries_no_household_figure(demo: Path) -> None:
     assert jk01["suppressed"] is True
     rows = dict(jk01["popup"])
     assert rows["Households"] == "suppressed (fewer than 5 households)"
-    assert set(rows) == {"Households", "Area where flood depth ≥ 0.15 m", "CUF rank"}
+    # land, not households: each hazard's area share is shown even here
+    assert set(rows) == {"Households", "Area where flood depth ≥ 0.15 m",
+                         "Area where landslide susceptibility class ≥ 3",
+                         "Area where land surface temperature ≥ 34 °C", "CUF rank"}
     assert jk01["fig"]["slum_household_share"] == "suppressed (fewer than 5 households)"
 
 

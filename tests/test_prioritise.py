@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from profiling import ConfigError
 from profiling.prioritise import (
     Criterion,
     Intervention,
@@ -242,3 +244,25 @@ def test_sample_city_explanations_add_up(tmp_path):
     table = result.settlements.set_index("settlement_id")
     assert table["cuf_rank"].dropna().astype(int).tolist() != []
     assert math.isnan(table.loc["JK01", "cuf_score"])
+
+
+def test_only_the_rankings_own_errors_become_configuration_errors(monkeypatch):
+    """A CUF configuration the ranking cannot use is a ConfigError (exit 2, with the message);
+    any other error inside it is a bug and is not dressed up as one."""
+    from profiling import PrioritisationError, pipeline
+    from profiling.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml")
+    table = pd.DataFrame({"settlement_id": ["A"], "name": ["A"], "households": [10.0]})
+    with pytest.raises(PrioritisationError, match=r"^CUF prioritisation: the settlement "
+                                                  r"table has no column"):
+        pipeline.run_cuf(cfg, table)
+    assert issubclass(PrioritisationError, ConfigError)
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(pipeline, "prioritise", broken)
+    with pytest.raises(ValueError, match="a bug") as caught:
+        pipeline.run_cuf(cfg, table)
+    assert not isinstance(caught.value, ConfigError)

@@ -17,9 +17,14 @@ from importlib.metadata import PackageNotFoundError, version
 from profiling._errors import (
     BoundaryError,
     ConfigError,
+    DisclosureError,
     FormError,
+    HazardError,
     InputFileError,
+    OutputError,
+    PrioritisationError,
     ProfilingError,
+    StoreError,
 )
 
 try:
@@ -30,8 +35,13 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "BoundaryError",
     "ConfigError",
+    "DisclosureError",
     "FormError",
+    "HazardError",
     "InputFileError",
+    "OutputError",
+    "PrioritisationError",
     "ProfilingError",
+    "StoreError",
     "__version__",
 ]

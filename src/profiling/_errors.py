@@ -7,7 +7,9 @@ field and the value, and say what was expected. Personal values never appear in 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 class ProfilingError(Exception):
@@ -37,3 +39,37 @@ class FormError(InputFileError):
 
 class BoundaryError(InputFileError):
     """Settlement boundaries are unusable (missing columns, duplicate ids, CRS problems)."""
+
+
+class HazardError(InputFileError):
+    """A hazard raster is unusable (no CRS, unreadable, bands that do not match the configuration,
+    rotated grid the kernels cannot handle, ...)."""
+
+
+class PrioritisationError(ConfigError):
+    """The CUF ranking or portfolio cannot be made from this configuration and table (no
+    criterion readable, a negative budget, constraints that cannot all be met)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"CUF prioritisation: {problem}")
+
+
+class StoreError(ProfilingError, RuntimeError):
+    """The store cannot be opened or written (wrong file, wrong secret, unreachable server)."""
+
+
+class OutputError(ProfilingError, OSError):
+    """The output location cannot be written: not a folder, not writable, full."""
+
+
+class DisclosureError(ProfilingError):
+    """The audit found personal or re-identifiable data in a run's outputs (``findings``: the
+    audit's findings, each naming a file and where in it, never the value)."""
+
+    def __init__(self, out: str | Path, findings: Sequence[Any]) -> None:
+        self.findings = list(findings)
+        shown = "\n".join(str(f) for f in self.findings[:10])
+        more = (f"\n... and {len(self.findings) - 10} more" if len(self.findings) > 10 else "")
+        super().__init__(f"{out}: the disclosure audit found {len(self.findings)} problem(s); "
+                         f"the run is not marked complete and nothing should be published:\n"
+                         f"{shown}{more}")

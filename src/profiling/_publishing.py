@@ -21,15 +21,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from profiling._errors import ConfigError, ProfilingError
+from profiling._errors import ConfigError, OutputError
 
 MANIFEST = "run_manifest.json"
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
-
-
-class OutputError(ProfilingError, OSError):
-    """The output location cannot be written: not a folder, not writable, full."""
 
 
 def _sidecar(out: Path, what: str) -> Path:

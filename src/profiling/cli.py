@@ -343,14 +343,14 @@ def load(
     quiet: Quiet = False,
 ) -> None:
     """Append exports to the enumeration store (a file loaded before changes nothing)."""
-    from profiling import store
+    from profiling import pipeline
 
     with _guard(verbose, quiet):
         cfg = load_config(config)
         n = len(exports) if exports else len(cfg.surveys)
         bar, task = _progress(n)
         with bar:
-            summaries = store.load_configured(
+            summaries = pipeline.load_configured(
                 cfg, exports, note=note,
                 progress=lambda _: bar.advance(task))  # type: ignore[arg-type]
     if not quiet:

@@ -38,7 +38,8 @@ import numpy as np
 import pandas as pd
 
 from profiling._errors import ConfigError, InputFileError, ProfilingError
-from profiling.form import PERSONAL_FIELDS, REFERENCE_FIELDS
+from profiling.form import PERSONAL_FIELDS
+from profiling.households import STAGE_COLUMNS, HeavyResult, household_stage, stage_frame
 from profiling.indicators import Thresholds, compute_indicators, partial_counts
 
 if TYPE_CHECKING:
@@ -53,14 +54,9 @@ log = logging.getLogger(__name__)
 
 #: Short names of the personal questions: never sent to a worker.
 PERSONAL = frozenset(f.rsplit("/", 1)[-1] for f in PERSONAL_FIELDS)
-#: Interview metadata that no computation on a worker needs.
-_METADATA = frozenset({"start", "end", "enumerator", "consent", "gps", "settlement_reported"})
-#: The only household columns a worker receives: the answers the indicators read, the point and
-#: the settlement it was placed in.
-WORKER_COLUMNS = tuple(
-    [n for n in (f.rsplit("/", 1)[-1] for f in REFERENCE_FIELDS)
-     if n not in PERSONAL and n not in _METADATA]
-    + ["longitude", "latitude", "settlement_id"])
+#: The only household columns a worker receives: the answers the indicators declare they read,
+#: the point and the settlement it was placed in (:data:`profiling.households.STAGE_COLUMNS`).
+WORKER_COLUMNS = STAGE_COLUMNS
 #: Settlement columns a worker receives.
 SETTLEMENT_COLUMNS = ("settlement_id", "geometry")
 #: Hilbert curve precision (2**16 cells a side over the households' extent).
@@ -171,7 +167,7 @@ def _check_workers(client: Client, execution: Execution) -> None:
 
 def worker_frame(households: pd.DataFrame) -> pd.DataFrame:
     """The households as workers see them: :data:`WORKER_COLUMNS` only (those present)."""
-    return households[[c for c in WORKER_COLUMNS if c in households.columns]]
+    return stage_frame(households)
 
 
 def _check_sendable(frame: pd.DataFrame) -> None:
@@ -241,26 +237,11 @@ def settlement_chunks(settlements: gpd.GeoDataFrame, size: int) -> list[gpd.GeoD
 
 def household_task(part: pd.DataFrame, hazards: Sequence[HazardSource], t: Thresholds,
                    h3_resolution: int = 9) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One partition: the hazard values under its points, its indicators, and what comes back
-    to the client: its partial settlement counts and its partial hexagon counts (a few rows a
-    settlement and a cell; no household leaves the worker)."""
-    from profiling.aggregates import hexagon_counts
-
-    values = None
-    if hazards:
-        from profiling import hazard
-
-        _, points = hazard.exposure(None, part["longitude"].to_numpy(dtype=float),
-                                    part["latitude"].to_numpy(dtype=float), hazards, threads=1)
-        values = hazard.value_columns(points, hazards)
-        values.index = part.index
-        part = pd.concat([part, values], axis=1)
-    ind = compute_indicators(part, t)
-    inside = part["settlement_id"].notna().to_numpy()
-    counts = partial_counts(part.loc[inside], ind.loc[inside], "settlement_id")
-    cells = hexagon_counts(part["latitude"], part["longitude"], ind["slum_household"],
-                           h3_resolution)
-    return counts, cells
+    """One partition through :func:`profiling.households.household_stage` (the stage a run in
+    process calls for the whole city); only its partial settlement and hexagon counts return
+    to the client (a few rows a settlement and a cell; no household leaves the worker)."""
+    r = household_stage(part, hazards, t, h3_resolution, threads=1)
+    return r.counts, r.hexagons
 
 
 def zone_task(chunk: gpd.GeoDataFrame, hazards: Sequence[HazardSource]) -> pd.DataFrame:
@@ -332,18 +313,6 @@ def placer(client: Client, settlements: Settlements, size: int) -> Placer:
         return Placement(inside, nearest, distance)
 
     return run
-
-
-@dataclass
-class HeavyResult:
-    """What the heavy stages give back to the pipeline, in process or from Dask: the settlements'
-    area-based hazard statistics (None without hazards), their summed
-    :func:`profiling.indicators.partial_counts` (households inside a settlement) and the summed
-    :func:`profiling.aggregates.hexagon_counts` (every household with a point)."""
-
-    zones: pd.DataFrame | None
-    counts: pd.DataFrame
-    hexagons: pd.DataFrame
 
 
 def add_counts(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:

@@ -66,7 +66,7 @@ from affine import Affine
 from pyproj import CRS
 
 from profiling import _coverage as K
-from profiling._errors import BoundaryError, InputFileError
+from profiling._errors import BoundaryError, HazardError
 from profiling.config import HazardSource
 from profiling.join import box_cells, crs_name, project_points, usable_cores
 
@@ -87,11 +87,6 @@ GDAL_CACHE_MIB = 64
 os.environ.setdefault("GDAL_CACHEMAX", str(GDAL_CACHE_MIB))
 #: Integer values taken as classes of a ``class`` raster whose classes are not configured.
 DEFAULT_CLASSES = np.arange(256, dtype=np.float64)
-
-
-class HazardError(InputFileError):
-    """A hazard raster is unusable (no CRS, unreadable, bands that do not match the configuration,
-    rotated grid the kernels cannot handle, ...)."""
 
 
 # --------------------------------------------------------------------------------------------

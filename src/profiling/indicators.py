@@ -13,7 +13,7 @@ buried in a rule.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import partial
 
 import numpy as np
@@ -28,6 +28,9 @@ JMP_SAN = "WHO/UNICEF JMP sanitation ladder (2017; SDG 6.2.1)"
 JMP_HYG = "WHO/UNICEF JMP hygiene ladder (2017; SDG 6.2.1)"
 SDG_142 = "UN-Habitat and World Bank, SDG 1.4.2 metadata"
 CONTRACT = "CONTRACT.md §4 (this project's enumeration contract)"
+#: Each source in a few words, for a table that cites it on every row (the full text once).
+SOURCE_SHORT = {UN_HABITAT: "UN-Habitat", JMP_WATER: "JMP water", JMP_SAN: "JMP sanitation",
+                JMP_HYG: "JMP hygiene", SDG_142: "SDG 1.4.2", CONTRACT: "Contract §4"}
 
 
 @dataclass(frozen=True)
@@ -180,8 +183,13 @@ class Indicator:
     source: str
     compute: Callable[[pd.DataFrame, Thresholds, dict[str, pd.Series]], pd.Series]
     needs: tuple[str, ...] = field(default=())
+    #: further fields it reads when they are there (none of them is needed to compute it)
+    reads: tuple[str, ...] = field(default=())
     #: read from hazard rasters (``needs`` names their value columns), not from the surveys
     hazard: bool = False
+    #: how the map and the atlas name it, and the atlas section it stands in
+    label: str = ""
+    section: str = ""
 
 
 def _water_improved(hh: pd.DataFrame, t: Thresholds, d: dict[str, pd.Series]) -> pd.Series:
@@ -284,7 +292,9 @@ def hazard_indicators(rules: Sequence[HazardRule]) -> list[Indicator]:
     with a ``high`` one."""
     out = [Indicator(f"{h.name}_exposed", f"{h.words} of the raster cell holding the "
                      f"household's point ≥ {h.value(h.exposed)} (nodata, or a point outside the "
-                     "raster: unknown)", CONTRACT, partial(_exposed, h), (h.name,), hazard=True)
+                     "raster: unknown)", CONTRACT, partial(_exposed, h), (h.name,), hazard=True,
+                     label=f"Households where {h.words} ≥ {h.value(h.exposed)}",
+                     section=HAZARD_SECTION)
            for h in rules if h.exposed is not None]
     high = tuple(h for h in rules if h.high is not None)
     if high:
@@ -294,7 +304,9 @@ def hazard_indicators(rules: Sequence[HazardRule]) -> list[Indicator]:
                 " (true as soon as one is; false when every value is known and below)"
                 if len(high) > 1 else ""),
             CONTRACT, partial(_hazardous_location, high), tuple(h.name for h in high),
-            hazard=True))
+            hazard=True, label="Households in a hazardous location (" + "; or ".join(
+                f"{h.words} ≥ {h.value(h.high)}" for h in high) + ")",
+            section=HAZARD_SECTION))
     return out
 
 
@@ -334,7 +346,8 @@ SURVEY_INDICATORS: list[Indicator] = [
               ("toilet_type", "toilet_shared")),
     Indicator("sanitation_adequate", "`sanitation_improved` and (`toilet_shared` = `no` or "
               "`toilet_households` ≤ {toilet_households:g})", UN_HABITAT, _sanitation_adequate,
-              ("toilet_type", "toilet_shared")),  # a shared toilet's users may be unknown
+              ("toilet_type", "toilet_shared"),  # a shared toilet's users may be unknown
+              reads=("toilet_households",)),
     Indicator("open_defecation", "`toilet_type` = `no_facility`", JMP_SAN, _open_defecation,
               ("toilet_type",)),
     Indicator("handwashing_basic", "`handwashing` = `water_and_soap` (observed)", JMP_HYG,
@@ -369,10 +382,61 @@ SLUM = Indicator("slum_household", "lacks one or more of improved water (`water_
               "out (the run names the components it used)", UN_HABITAT, _slum_household)
 
 
+#: Fields read beside the indicators' own: the ladders' (water available when needed, the
+#: handwashing facility), the priorities', and the household size every count weighs persons by.
+OTHER_READS = ("water_sufficient", "handwashing", "priority_needs", "hh_size")
+
+
+def fields_read() -> tuple[str, ...]:
+    """Every survey field the household computation reads (:func:`compute_indicators` and
+    :func:`partial_counts`), as the indicators declare them: what a Dask worker receives."""
+    out: dict[str, None] = {}
+    for ind in SURVEY_INDICATORS:
+        out |= dict.fromkeys((*ind.needs, *ind.reads))
+    return (*out, *(f for f in OTHER_READS if f not in out))
+
+
+#: The atlas's sections of household shares, in order, and how each indicator is named there
+#: and on the map: (section, label) by indicator.
+SECTION_ORDER = ("Tenure", "Housing and overcrowding", "Services", "Hazard exposure of households",
+                 "Households")
+HAZARD_SECTION = "Hazard exposure of households"
+_SHOWN = {
+    "tenure_documented": ("Tenure", "Tenure documented"),
+    "tenure_perceived_secure": ("Tenure", "No fear of eviction"),
+    "tenure_secure": ("Tenure", "Secure tenure (documented or no fear of eviction)"),
+    "durable_housing": ("Housing and overcrowding", "Durable housing"),
+    "overcrowded": ("Housing and overcrowding", "Overcrowded"),
+    "slum_household": ("Housing and overcrowding", "Slum households (UN-Habitat)"),
+    "water_improved": ("Services", "Improved water source"),
+    "water_basic": ("Services", "Basic drinking water"),
+    "water_on_premises": ("Services", "Water on premises"),
+    "sanitation_improved": ("Services", "Improved sanitation"),
+    "sanitation_basic": ("Services", "Basic sanitation"),
+    "sanitation_adequate": ("Services", "Adequate sanitation (UN-Habitat)"),
+    "open_defecation": ("Services", "Open defecation"),
+    "handwashing_basic": ("Services", "Handwashing with water and soap"),
+    "waste_collected": ("Services", "Waste collected"),
+    "electricity_access": ("Services", "Electricity"),
+    "female_headed": ("Households", "Households headed by a woman"),
+}
+SURVEY_INDICATORS = [replace(i, section=_SHOWN[i.name][0], label=_SHOWN[i.name][1])
+                     for i in SURVEY_INDICATORS]
+SLUM = replace(SLUM, section=_SHOWN[SLUM.name][0], label=_SHOWN[SLUM.name][1])
+
+
 def indicators_for(t: Thresholds) -> list[Indicator]:
     """Every household indicator of a run, in the tables' order: the survey-based ones, the
     hazards' (:func:`hazard_indicators` of ``t.hazards``), then ``slum_household``."""
     return [*SURVEY_INDICATORS, *hazard_indicators(t.hazards), SLUM]
+
+
+def sections(indicators: Iterable[Indicator]) -> dict[str, list[Indicator]]:
+    """The indicators by atlas section, in :data:`SECTION_ORDER` and the registry's order."""
+    out: dict[str, list[Indicator]] = {name: [] for name in SECTION_ORDER}
+    for ind in indicators:
+        out.setdefault(ind.section, []).append(ind)
+    return {k: v for k, v in out.items() if v}
 
 
 #: The indicators with the default thresholds (the reference flood layer as the one hazard).

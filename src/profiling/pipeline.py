@@ -12,34 +12,33 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from profiling import __version__
-from profiling._errors import ConfigError, ProfilingError
+from profiling._errors import ConfigError, DisclosureError
 from profiling._publishing import disk_full, locked, os_error, swap_in
 from profiling._readers import sha256_of
 from profiling._stages import Progress, Stages
-from profiling.aggregates import hexagon_counts, write_aggregates
-from profiling.audit import NEAR_M, Finding, Secrets, audit, report
+from profiling.aggregates import write_aggregates
+from profiling.audit import NEAR_M, Finding, Secrets, audit
 from profiling.config import Config, HazardSource, load_interventions
-from profiling.distributed import Execution, HeavyResult, cluster, heavy_stages, placer
+from profiling.distributed import Execution, cluster, heavy_stages, placer
 from profiling.form import Form, read_xlsform, reference_form
+from profiling.households import HeavyResult, household_stage, with_hazard_values
 from profiling.indicators import (
     DEPRIVATIONS,
     SURVEY_INDICATORS,
     HazardRule,
     Thresholds,
     city_summary,
-    compute_indicators,
     not_collected,
-    partial_counts,
     settlement_indicators,
     slum_components,
 )
@@ -48,6 +47,9 @@ from profiling.join import Settlements, prepare, read_boundaries
 from profiling.outputs import read_csv, write_csv
 from profiling.prioritise import DEFAULT_CRITERIA, Criterion, CufResult, Intervention, prioritise
 from profiling.supervision import supervision_report
+
+if TYPE_CHECKING:
+    from profiling.store import LoadSummary
 
 log = logging.getLogger(__name__)
 
@@ -59,18 +61,6 @@ PRIORITIES = "cuf_priorities.csv"
 PORTFOLIO = "cuf_portfolio.csv"
 MANIFEST = "run_manifest.json"
 SUPERVISION = "supervision_report.csv"
-
-
-class DisclosureError(ProfilingError):
-    """The audit found personal or re-identifiable data in a run's outputs."""
-
-    def __init__(self, out: Path, findings: list[Finding]) -> None:
-        self.findings = findings
-        shown = report(findings[:10])
-        more = f"\n... and {len(findings) - 10} more" if len(findings) > 10 else ""
-        super().__init__(f"{out}: the disclosure audit found {len(findings)} problem(s); the run "
-                         f"is not marked complete and nothing should be published:\n"
-                         f"{shown}{more}")
 
 
 @dataclass
@@ -105,6 +95,29 @@ def load_form(cfg: Config) -> Form:
                               f"{'ambiguous' if hits else 'not a field'} in {form.source}")
         form.questions[hits[0]] = replace(form.questions[hits[0]], privacy=privacy)
     return form
+
+
+def load_configured(cfg: Config, exports: Sequence[str | Path] | None = None, *,
+                    note: str | None = None,
+                    progress: Callable[[str], None] | None = None) -> list[LoadSummary]:
+    """``profiling load``: ingest ``exports`` (default: the configured surveys) with the
+    configuration's form, boundaries and rules, and load each into the configured store
+    (:func:`profiling.store.load_exports` stores; this sequences)."""
+    from profiling.store import Provenance, load_exports, open_configured, sources_for
+
+    sources = sources_for(cfg, exports)
+    if not sources:
+        raise ConfigError("nothing to load: give export files, or list them under 'surveys'")
+    if cfg.boundaries is None and cfg.settlement_assignment.by == "location":
+        raise ConfigError("households are placed by location, which needs 'boundaries'")
+    form = load_form(cfg)
+    settlements = load_settlements(cfg)
+    with open_configured(cfg) as store:
+        return load_exports(store, sources, form, settlements,
+                            assign_by=cfg.settlement_assignment.by,
+                            assign_column=cfg.settlement_assignment.column,
+                            max_distance_m=cfg.max_distance_m,
+                            provenance=Provenance(note=note), progress=progress)
 
 
 def load_settlements(cfg: Config) -> Settlements | None:
@@ -478,37 +491,17 @@ def hazard_exposure(cfg: Config, settlements: Settlements, households: pd.DataFr
     """Households with each hazard's value at their point (a column named after the hazard),
     and the settlements' area-based exposure (None without hazards). ``on_tiles`` learns how
     many tiles each raster will read, ``on_tile`` each one read (progress)."""
-    if not cfg.hazards:
-        return households, None
-    from profiling import hazard
-
-    polygons = settlements.frame if settlements.has_geometry else None
-    zones, points = hazard.exposure(polygons, households["longitude"].to_numpy(dtype=float),
-                                    households["latitude"].to_numpy(dtype=float), cfg.hazards,
-                                    on_tiles=on_tiles, on_tile=on_tile)
-    values = hazard.value_columns(points, cfg.hazards)
-    values.index = households.index
-    return pd.concat([households, values], axis=1), zones
+    return with_hazard_values(households, cfg.hazards, settlements.frame if (
+        settlements.has_geometry) else None, on_tiles=on_tiles, on_tile=on_tile)
 
 
 def household_stages(cfg: Config, settlements: Settlements, households: pd.DataFrame,
                      t: Thresholds, stages: Stages | None = None) -> HeavyResult:
-    """The heavy stages in this process: hazard exposure, the household indicators, and their
-    settlement and hexagon counts (what :func:`profiling.distributed.heavy_stages` adds up over
-    Dask partitions)."""
-    stages = stages or Stages()
-    n = len(households)
-    with stages.stage("hazard exposure", 0, "tiles") as st:
-        households, zones = hazard_exposure(cfg, settlements, households, st.grow, st.advance)
-    with stages.stage("indicators", n, "households"):
-        ind = compute_indicators(households, t)
-    with stages.stage("counts", n, "households"):
-        # households outside every settlement (no settlement id) belong to no group
-        counts = partial_counts(households, ind, "settlement_id")
-    with stages.stage("hexagons", n, "households"):
-        cells = hexagon_counts(households["latitude"], households["longitude"],
-                               ind["slum_household"], cfg.map.h3_resolution)
-    return HeavyResult(zones, counts, cells)
+    """The heavy stage in this process (:func:`profiling.households.household_stage`, which
+    :func:`profiling.distributed.heavy_stages` runs on Dask partitions)."""
+    return household_stage(households, cfg.hazards, t, cfg.map.h3_resolution,
+                           polygons=settlements.frame if settlements.has_geometry else None,
+                           stages=stages)
 
 
 def hazard_criterion(h: HazardSource) -> Criterion:
@@ -527,15 +520,14 @@ def run_cuf(cfg: Config, table: pd.DataFrame, budget: float | None = None,
     criteria = cuf_criteria(cfg, weights)
     interventions = [Intervention(**iv.model_dump()) for iv in
                      load_interventions(c.interventions)] if c.interventions else []
-    try:
-        return prioritise(table, criteria, interventions,
-                          budget=c.budget if budget is None else budget,
-                          settlement_cap=c.settlement_cap,
-                          community_min_share=c.community_min_share, top_n=c.top_n,
-                          perturbations=c.perturbations, spread=c.weight_spread, seed=c.seed,
-                          min_cell_size=cfg.min_cell_size)
-    except ValueError as exc:
-        raise ConfigError(f"CUF prioritisation: {exc}") from None
+    # the ranking's own errors on this configuration and table are PrioritisationErrors (a
+    # ConfigError: exit 2 with the message); any other error is a bug and surfaces as one
+    return prioritise(table, criteria, interventions,
+                      budget=c.budget if budget is None else budget,
+                      settlement_cap=c.settlement_cap,
+                      community_min_share=c.community_min_share, top_n=c.top_n,
+                      perturbations=c.perturbations, spread=c.weight_spread, seed=c.seed,
+                      min_cell_size=cfg.min_cell_size)
 
 
 def cuf_criteria(cfg: Config, weights: dict[str, float] | None = None) -> list[Criterion]:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from profiling._errors import PrioritisationError
 from profiling.indicators import INDICATOR_NAMES
 from profiling.publish._data import fmt
 
@@ -86,8 +87,8 @@ class Intervention:
 
     def __post_init__(self) -> None:
         if (self.households_per_unit is None) == (self.units_per_household is None):
-            raise ValueError(f"intervention {self.id!r}: give exactly one of "
-                             "households_per_unit or units_per_household")
+            raise PrioritisationError(f"intervention {self.id!r}: give exactly one of "
+                                      "households_per_unit or units_per_household")
 
 
 @dataclass
@@ -122,15 +123,15 @@ def rank(settlements: pd.DataFrame, criteria: Sequence[Criterion] = DEFAULT_CRIT
     """
     criteria = tuple(criteria)
     if not criteria:
-        raise ValueError("the ranking needs at least one criterion")
+        raise PrioritisationError("the ranking needs at least one criterion")
     left_out: list[tuple[Criterion, str]] = []
     absent = [c for c in criteria if c.column not in settlements]
     # an indicator's column is absent when its fields were not collected (CONTRACT.md §4)
     uncollected = [c for c in absent if c.column in _INDICATOR_COLUMNS]
     missing = [c.column for c in absent if c not in uncollected]
     if missing:
-        raise ValueError(f"the settlement table has no column(s) {', '.join(missing)} for the "
-                         "ranking criteria")
+        raise PrioritisationError(f"the settlement table has no column(s) "
+                                  f"{', '.join(missing)} for the ranking criteria")
     for c in uncollected:
         log.warning("ranking without criterion %s: %s was not collected", c.name, c.column)
         left_out.append((c, f"{c.column} was not computed: the surveys did not collect its "
@@ -144,11 +145,11 @@ def rank(settlements: pd.DataFrame, criteria: Sequence[Criterion] = DEFAULT_CRIT
         left_out += [(c, f"no settlement has a value of {c.column}") for c in empty]
         criteria = tuple(c for c in criteria if c not in empty)
     if not criteria:
-        raise ValueError("none of the ranking criteria can be read: "
+        raise PrioritisationError("none of the ranking criteria can be read: "
                          + "; ".join(why for _, why in left_out))
     weights = np.array([c.weight for c in criteria], dtype=float)
     if (weights < 0).any() or weights.sum() <= 0:
-        raise ValueError("criterion weights must be non-negative and not all zero")
+        raise PrioritisationError("criterion weights must be non-negative and not all zero")
     weights = weights / weights.sum()
     out = pd.DataFrame(index=settlements.index)
     out["settlement_id"] = settlements["settlement_id"]
@@ -364,9 +365,10 @@ def portfolio(cands: pd.DataFrame, budget: float, settlement_cap: float | None =
     choice (named as such) when the solver does not finish.
     """
     if budget < 0:
-        raise ValueError(f"the budget must not be negative (got {budget:g})")
+        raise PrioritisationError(f"the budget must not be negative (got {budget:g})")
     if not 0 <= community_min_share <= 1:
-        raise ValueError(f"community_min_share must lie in [0, 1] (got {community_min_share})")
+        raise PrioritisationError(f"community_min_share must lie in [0, 1] (got "
+                                  f"{community_min_share})")
     if cands.empty or budget == 0:
         return _portfolio_frame(cands, np.zeros(len(cands)), np.zeros(len(cands)), "milp",
                                 budget)
@@ -411,8 +413,9 @@ def portfolio(cands: pd.DataFrame, budget: float, settlement_cap: float | None =
     try:
         units, method, bound = _solve(A, lo_all, hi_all, cols_gain, upper, groups, time_limit)
     except _Infeasible as exc:
-        raise ValueError(f"the portfolio constraints cannot all be met ({exc}); lower "
-                         "community_min_share or raise the budget or settlement cap") from None
+        raise PrioritisationError(
+            f"the portfolio constraints cannot all be met ({exc}); lower community_min_share "
+            "or raise the budget or settlement cap") from None
     if units is None:
         log.warning("the optimiser did not finish: using the greedy fallback")
         x = greedy(cands, budget, settlement_cap)

@@ -162,6 +162,16 @@ PERSON_INDICATORS = {
                                      "right to live here in the next 5 years (member_fears_loss "
                                      "= no; dont_know counts as false; SDG 1.4.2 (b))",
 }
+#: The atlas's section of person-level shares, and how each share is named there.
+PERSON_SECTION = "Tenure of adults (SDG 1.4.2, from the household rosters)"
+PERSON_LABELS = {
+    "adult_tenure_documented": "Adults named on a tenure document",
+    "adult_tenure_documented_female": "Women named on a tenure document",
+    "adult_tenure_documented_male": "Men named on a tenure document",
+    "adult_tenure_perceived_secure": "Adults not fearing the loss of their home",
+    "adult_tenure_perceived_secure_female": "Women not fearing the loss of their home",
+    "adult_tenure_perceived_secure_male": "Men not fearing the loss of their home",
+}
 #: The sexes each person-level share is split by.
 SEXES = ("female", "male")
 #: Age bands of the persons counts: (suffix, lowest age, highest age or None).

@@ -16,10 +16,13 @@ from typing import Any
 from profiling.indicators import (
     LADDERS,
     PRIORITY_NEEDS,
+    SOURCE_SHORT,
     HazardRule,
+    Indicator,
     Thresholds,
     indicators_for,
     level_label,
+    sections,
 )
 from profiling.publish._data import (
     RunTables,
@@ -29,6 +32,7 @@ from profiling.publish._data import (
     safe_id,
     suppressed_text,
 )
+from profiling.roster import PERSON_LABELS, PERSON_SECTION
 
 log = logging.getLogger(__name__)
 
@@ -39,39 +43,8 @@ LADDER_COLOURS = {
 }
 LADDER_TITLES = {"water": "Drinking water (JMP ladder)", "sanitation": "Sanitation (JMP ladder)",
                  "hygiene": "Hygiene (JMP ladder)"}
-SECTIONS = {
-    "Tenure": ["tenure_documented", "tenure_perceived_secure", "tenure_secure"],
-    "Housing and overcrowding": ["durable_housing", "overcrowded", "slum_household"],
-    "Services": ["water_improved", "water_basic", "water_on_premises", "sanitation_improved",
-                 "sanitation_basic", "sanitation_adequate", "open_defecation",
-                 "handwashing_basic", "waste_collected", "electricity_access"],
-    "Households": ["female_headed"],
-}
 #: Sections counted in persons (from the household roster): title -> (unit, indicators).
-PERSON_SECTIONS = {
-    "Tenure of adults (SDG 1.4.2, from the household rosters)": ("adults", [
-        "adult_tenure_documented", "adult_tenure_documented_female",
-        "adult_tenure_documented_male", "adult_tenure_perceived_secure",
-        "adult_tenure_perceived_secure_female", "adult_tenure_perceived_secure_male"]),
-}
-LABELS = {
-    "tenure_documented": "Tenure documented", "tenure_perceived_secure": "No fear of eviction",
-    "tenure_secure": "Secure tenure (documented or no fear of eviction)",
-    "durable_housing": "Durable housing", "overcrowded": "Overcrowded",
-    "slum_household": "Slum households (UN-Habitat)", "water_improved": "Improved water source",
-    "water_basic": "Basic drinking water", "water_on_premises": "Water on premises",
-    "sanitation_improved": "Improved sanitation", "sanitation_basic": "Basic sanitation",
-    "sanitation_adequate": "Adequate sanitation (UN-Habitat)",
-    "open_defecation": "Open defecation", "handwashing_basic": "Handwashing with water and soap",
-    "waste_collected": "Waste collected", "electricity_access": "Electricity",
-    "female_headed": "Households headed by a woman",
-    "adult_tenure_documented": "Adults named on a tenure document",
-    "adult_tenure_documented_female": "Women named on a tenure document",
-    "adult_tenure_documented_male": "Men named on a tenure document",
-    "adult_tenure_perceived_secure": "Adults not fearing the loss of their home",
-    "adult_tenure_perceived_secure_female": "Women not fearing the loss of their home",
-    "adult_tenure_perceived_secure_male": "Men not fearing the loss of their home",
-}
+PERSON_SECTIONS = {PERSON_SECTION: ("adults", list(PERSON_LABELS))}
 #: The roster's counts of persons shown among a page's key figures.
 PERSON_FIGURES = [("persons", "Persons listed in the household rosters"),
                   ("persons_female", "Women and girls"), ("persons_male", "Men and boys"),
@@ -87,27 +60,27 @@ def _environment() -> Any:
                               trim_blocks=True, lstrip_blocks=True)
 
 
-def hazard_labels(hazards: tuple[HazardRule, ...]) -> dict[str, str]:
-    """The hazard indicators' labels: ``Households where flood depth ≥ 0.15 m``..."""
-    out = {f"{h.name}_exposed": f"Households where {h.words} ≥ {h.value(h.exposed)}"
-           for h in hazards if h.exposed is not None}
-    high = [h for h in hazards if h.high is not None]
-    if high:
-        out["hazardous_location"] = "Households in a hazardous location (" + "; or ".join(
-            f"{h.words} ≥ {h.value(h.high)}" for h in high) + ")"
-    return out
+def _area_row(h: HazardRule, row: Any) -> dict[str, str]:
+    """One hazard's area figures on a page: the shares of the modelled area at or above its
+    thresholds (with the thresholds) and its mean, in its unit; ``–`` where not computed."""
+    figures = {m.column: fmt(row.get(m.column), m.kind) for m in hazard_area_indicators(h)}
+    return {"hazard": h.words,
+            "exposed": "" if h.exposed is None else
+            f"{figures[f'{h.name}_area_share']} (≥ {h.value(h.exposed)})",
+            "high": "" if h.high is None else
+            f"{figures[f'{h.name}_high_area_share']} (≥ {h.value(h.high)})",
+            "mean": figures[h.mean_column]}
 
 
-def _sections(hazards: tuple[HazardRule, ...]) -> dict[str, list[str]]:
-    """The page's sections of household shares, the hazards' among them."""
-    names = list(hazard_labels(hazards))
-    return {**SECTIONS, **({"Hazard exposure of households": names} if names else {})}
+def _labels(indicators: list[Indicator]) -> dict[str, str]:
+    """How the page names each share: the indicators' labels (the registry's) and the roster's
+    person-level ones."""
+    return {**PERSON_LABELS, **{i.name: i.label or i.name for i in indicators}}
 
 
 def _share_rows(row: Any, names: list[str], k: int,
-                labels: dict[str, str] | None = None) -> list[dict[str, str]]:
+                labels: dict[str, str]) -> list[dict[str, str]]:
     rows = []
-    labels = {**LABELS, **(labels or {})}
     for n in names:
         if f"{n}_share" not in row:
             continue
@@ -159,7 +132,7 @@ def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
         needs.sort(key=lambda x: -x[0])
     unknown = []
     indicators = indicators_for(Thresholds(hazards=tables.hazards))
-    labels = {**LABELS, **hazard_labels(tables.hazards)}
+    labels = _labels(indicators)
     if not sup:
         hh = float(row["households"])
         for ind in indicators:
@@ -169,7 +142,9 @@ def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
                                 "unknown": fmt(hh - float(n), "number")})
     thresholds = tables.parameters
     defs = [{"name": i.name, "label": labels.get(i.name, i.name),
-             "rule": _words(i.rule, thresholds), "source": i.source} for i in indicators]
+             "rule": _words(i.rule, thresholds),
+             "source": SOURCE_SHORT.get(i.source, i.source)} for i in indicators]
+    cited = {i.source: None for i in indicators}
     return {
         "id": sid, "name": str(row["name"]), "suppressed": sup, "k": k,
         "suppressed_text": suppressed_text(k),
@@ -181,14 +156,13 @@ def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
             *((label, fmt(row[c], "number")) for c, label in PERSON_FIGURES
               if c in row and not missing(row[c])),
         ],
-        "area": [(m.label, fmt(row.get(m.column), m.kind)) for h in tables.hazards
-                 for m in hazard_area_indicators(h)],
+        "area": [_area_row(h, row) for h in tables.hazards],
         "ladders": [] if sup else [_ladder(row, n, tables.parameters) for n in LADDERS],
         "sections": {} if sup else {
             title: {"unit": unit, "rows": rows} for title, unit, rows in [
-                *((t, "households", _share_rows(row, names, k, labels))
-                  for t, names in _sections(tables.hazards).items()),
-                *((t, u, _share_rows(row, names, k)) for t, (u, names) in
+                *((t, "households", _share_rows(row, [i.name for i in inds], k, labels))
+                  for t, inds in sections(indicators).items()),
+                *((t, u, _share_rows(row, names, k, labels)) for t, (u, names) in
                   PERSON_SECTIONS.items())] if rows},
         "needs": needs,
         "rank": None if missing(row.get("cuf_rank")) else fmt(row["cuf_rank"], "rank"),
@@ -201,6 +175,7 @@ def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
         "dates": None if drow is None else (str(drow["first_interview"]),
                                             str(drow["last_interview"])),
         "definitions": defs,
+        "sources": [(SOURCE_SHORT[x], x) for x in cited if x in SOURCE_SHORT],
         "consent_outside_form": list(tables.consent_outside_form),
         "slum_components": tables.slum_components,
     }

@@ -55,7 +55,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from profiling import __version__
-from profiling._errors import ConfigError, ProfilingError
+from profiling._errors import ConfigError, StoreError
 from profiling._readers import STRING, sha256_of
 from profiling.config import Config, SurveySource
 from profiling.form import Form
@@ -90,10 +90,6 @@ _CHECK = b"profiling store: secret check"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 COUNT_KEYS = ("read", "accepted", "rejected", "duplicates", "no_consent", "outside_settlements",
               "values_dropped")
-
-
-class StoreError(ProfilingError, RuntimeError):
-    """The store cannot be opened or written (wrong file, wrong secret, unreachable server)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -1165,28 +1161,6 @@ def sources_for(cfg: Config, exports: Sequence[str | Path] | None) -> list[Surve
     return out
 
 
-def load_configured(cfg: Config, exports: Sequence[str | Path] | None = None, *,
-                    note: str | None = None,
-                    progress: Callable[[str], None] | None = None) -> list[LoadSummary]:
-    """``profiling load``: ingest ``exports`` (default: the configured surveys) with the
-    configuration's form, boundaries and rules, and load each into the configured store."""
-    from profiling.pipeline import load_form, load_settlements
-
-    sources = sources_for(cfg, exports)
-    if not sources:
-        raise ConfigError("nothing to load: give export files, or list them under 'surveys'")
-    if cfg.boundaries is None and cfg.settlement_assignment.by == "location":
-        raise ConfigError("households are placed by location, which needs 'boundaries'")
-    form = load_form(cfg)
-    settlements = load_settlements(cfg)
-    with open_configured(cfg) as store:
-        return load_exports(store, sources, form, settlements,
-                            assign_by=cfg.settlement_assignment.by,
-                            assign_column=cfg.settlement_assignment.column,
-                            max_distance_m=cfg.max_distance_m,
-                            provenance=Provenance(note=note), progress=progress)
-
-
 __all__ = [
     "HOUSEHOLDS_VIEW",
     "SECRET_ENV",
@@ -1195,7 +1169,6 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreStatus",
-    "load_configured",
     "load_exports",
     "open_configured",
     "open_store",
