@@ -67,15 +67,37 @@ def test_planted_personal_values_are_found_everywhere(demo, tmp_path):
     layer = gpd.read_file(pub / "settlements.gpkg", layer="settlement_indicators")
     layer.loc[0, "name"] = name
     layer.to_file(pub / "settlements.gpkg", layer="settlement_indicators", driver="GPKG")
+    geo = gpd.read_parquet(pub / "settlements.parquet")
+    geo.loc[3, "name"] = f"{name} and family"
+    geo.to_parquet(pub / "settlements.parquet")
     _png_with_text(pub / "map.png", f"author {nid}")
     _pdf_with_text(pub / "profile.pdf", f"Household of {name}")
     found = {(f.kind, f.file.split(":")[0]) for f in audit(pub, secrets)}
     assert found == {("personal", "cuf_priorities.csv"), ("personal", "page.html"),
                      ("personal", "data.json"), ("personal", "app.js"),
-                     ("personal", "settlements.gpkg"), ("personal", "map.png"),
-                     ("personal", "profile.pdf")}
+                     ("personal", "settlements.gpkg"), ("personal", "settlements.parquet"),
+                     ("personal", "map.png"), ("personal", "profile.pdf")}
     # findings name the field, never the value
     assert not any(name in str(f) or nid in str(f) for f in audit(pub, secrets))
+
+
+def test_geoparquet_geometry_is_checked_for_household_points(demo, tmp_path):
+    """The GeoParquet export is read as a layer: a household's point in its geometry is
+    found (in any CRS), the settlement polygons are not, and a geometry whose CRS is unknown
+    cannot be cleared."""
+    result, out, secrets = demo
+    pub = _copy(out, tmp_path)
+    assert audit(pub, secrets) == []
+    hh = result.ingest.households.dropna(subset=["longitude"]).iloc[7]
+    point = gpd.GeoDataFrame({"n": [1]}, geometry=[shapely.Point(hh["longitude"],
+                                                                 hh["latitude"])],
+                             crs="EPSG:4326").to_crs("EPSG:32748")
+    point.to_parquet(pub / "extra.parquet")
+    gpd.GeoDataFrame({"n": [1]}, geometry=[shapely.Point(0, 0)]).to_parquet(
+        pub / "nocrs.parquet")
+    found = sorted((f.kind, f.file, f.where) for f in audit(pub, secrets))
+    assert found == [("location", "extra.parquet", "geometry"),
+                     ("unreadable", "nocrs.parquet", "geometry")]
 
 
 def test_household_locations_are_found_but_boundaries_are_not(demo, tmp_path):

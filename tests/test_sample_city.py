@@ -162,6 +162,15 @@ def test_settlement_layer_matches_the_csv(demo):
     # the 3-household settlement is suppressed in both
     small = csv_table.set_index("settlement_id").loc["JK01"]
     assert pd.isna(small["households"]) and pd.isna(small["population"])
+    # the GeoParquet export: the same table, column for column, and the same polygons
+    geo = gpd.read_parquet(out / "settlements.parquet")
+    assert list(geo.drop(columns="geometry").columns) == list(csv_table.columns)
+    for c in csv_table.columns:
+        a, b = geo[c].to_numpy(), csv_table[c].to_numpy()
+        same = [x == y or (pd.isna(x) and pd.isna(y)) or (
+            isinstance(y, float) and abs(float(x) - y) < 1e-12) for x, y in zip(a, b, strict=True)]
+        assert all(same), c
+    assert geo.crs == layer.crs and geo.geometry.geom_equals_exact(layer.geometry, 1e-9).all()
 
 
 def test_household_flood_depths_are_the_raster_cells_under_their_points():

@@ -22,8 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from profiling._errors import ConfigError, OutputError
+from profiling.outputs import MANIFEST
 
-MANIFEST = "run_manifest.json"
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from profiling.outputs import write_csv
+from profiling.outputs import DATES, HEXAGONS, write_csv
 
 HEXAGON_COLUMNS = ["h3_cell", "households", "slum_household_share", "slum_household_n"]
 
@@ -106,10 +106,6 @@ def enumeration_dates(households: pd.DataFrame, k: int = 5) -> pd.DataFrame:
 
     out = out.assign(first_interview=day(out["first"]), last_interview=day(out["last"]))
     return out.reset_index()[["settlement_id", "first_interview", "last_interview"]]
-
-
-HEXAGONS = "hexagons.csv"
-DATES = "enumeration_dates.csv"
 
 
 def write_aggregates(out: Path, households: pd.DataFrame, hexagons: pd.DataFrame,

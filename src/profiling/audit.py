@@ -1,7 +1,8 @@
 """The disclosure audit: nothing personal or re-identifiable in what a run publishes.
 
 :func:`audit` reads every file of an output folder (CSV, JSON/GeoJSON, HTML and the scripts and
-styles beside it, GeoPackage attributes and geometries, PNG text chunks, PDF text) for
+styles beside it, GeoPackage and GeoParquet attributes and geometries, PNG text chunks, PDF
+text) for
 
 - ``personal``: any personal value held in the store, found only where it stands as a value,
   by a rule that fits its kind (:func:`value_kind`):
@@ -23,8 +24,9 @@ styles beside it, GeoPackage attributes and geometries, PNG text chunks, PDF tex
 - ``vendored``: a copy of an asset the package ships (Leaflet, its styles and images, the
   map's script) that differs from the package's own: those files are checked by hash, not
   scanned;
-- ``unreadable``: a file the audit cannot read (a format it does not know, such as GeoParquet,
-  a zip or any other binary, or a file that fails to parse). The audit fails closed: what it
+- ``unreadable``: a file the audit cannot read (a format :mod:`profiling.outputs` does not list,
+  such as a zip or any other binary, or a file that fails to parse), or a geometry without a
+  coordinate reference system. The audit fails closed: what it
   cannot read, it cannot clear.
 
 Each finding names the file and where in it. ``profiling run`` audits its own outputs and does
@@ -58,6 +60,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from profiling.outputs import STRUCTURED_FORMATS, TEXT_FORMATS
+
 log = logging.getLogger(__name__)
 
 #: Coordinates closer than this (metres) to a household are a disclosed location.
@@ -69,8 +73,7 @@ MIN_VALUE_LENGTH = 4
 BATCH_CHARS = 64 * 2**20
 #: A phone number has at least this many digits (shorter runs of digits are not sought).
 MIN_PHONE_DIGITS = 7
-_TEXT = {".csv", ".json", ".jsonl", ".geojson", ".html", ".htm", ".js", ".css", ".txt", ".svg",
-         ".md", ".xml", ".tsv"}
+_TEXT = TEXT_FORMATS  # the formats are the output folder's (profiling.outputs)
 _NUMBER = re.compile(r"-?\d{1,3}\.\d{4,}")
 
 #: Names: runs of letters and digits (any script); everything else separates words.
@@ -414,11 +417,14 @@ def _audit_file(checker: Checker, out: Path, path: Path) -> list[Finding]:
                     line for line in text.splitlines() if line.strip()) + "]")
         elif suffix == ".gpkg":
             findings += checker.gpkg(rel, path)
+        elif suffix == ".parquet":
+            findings += checker.parquet(rel, path)
         elif suffix == ".png":
             findings += checker.text(rel, _png_text(path.read_bytes()))
         elif suffix == ".pdf":
             findings += checker.text(rel, _pdf_text(path))
         else:
+            assert suffix not in STRUCTURED_FORMATS, suffix  # each has its reader above
             findings.append(Finding("unreadable", rel, "file", f"a format the audit cannot "
                                     f"read ({suffix or 'no extension'}): it cannot be cleared "
                                     "for publication"))
@@ -664,21 +670,40 @@ class Checker:
 
     def gpkg(self, rel: str, path: Path) -> list[Finding]:
         import pyogrio
-        import shapely
 
         out = []
         for layer, _ in pyogrio.list_layers(path):
-            frame = pyogrio.read_dataframe(path, layer=layer)
-            attrs = pd.DataFrame(frame.drop(columns=frame.geometry.name, errors="ignore")
-                                 ) if hasattr(frame, "geometry") else frame
-            out += self.text(f"{rel}:{layer}", attrs.to_csv(index=False))
-            out += self._small(f"{rel}:{layer}", attrs, "layer")
-            if hasattr(frame, "geometry") and frame.crs is not None:
-                geo = frame.geometry.to_crs("EPSG:4326")
-                coords = shapely.get_coordinates(geo.values)
-                if len(coords):
-                    out += self.coordinates(f"{rel}:{layer}", coords.ravel(),
-                                            "geometry", pairs=True)
+            out += self._layer(f"{rel}:{layer}", pyogrio.read_dataframe(path, layer=layer))
+        return out
+
+    def parquet(self, rel: str, path: Path) -> list[Finding]:
+        """A (Geo)Parquet file: its attributes as text and figures, its geometry's points
+        (a plain Parquet table has attributes only)."""
+        import geopandas as gpd
+        import pyarrow.parquet as pq
+
+        meta = pq.read_metadata(path).metadata or {}
+        frame = gpd.read_parquet(path) if b"geo" in meta else pd.read_parquet(path)
+        return self._layer(rel, frame)
+
+    def _layer(self, where: str, frame: pd.DataFrame) -> list[Finding]:
+        """A table of a structured file: attributes for personal values and small cells,
+        the geometry (in WGS84) for household points."""
+        import shapely
+
+        geometry = getattr(frame, "geometry", None) if hasattr(frame, "crs") else None
+        attrs = pd.DataFrame(frame.drop(columns=geometry.name)) if geometry is not None else (
+            frame)
+        out = self.text(where, attrs.to_csv(index=False))
+        out += self._small(where, attrs, "layer")
+        if geometry is not None:
+            if frame.crs is None:
+                return [*out, Finding("unreadable", where, "geometry", "a geometry without a "
+                                      "coordinate reference system cannot be checked for "
+                                      "household points")]
+            coords = shapely.get_coordinates(geometry.to_crs("EPSG:4326").values)
+            if len(coords):
+                out += self.coordinates(where, coords.ravel(), "geometry", pairs=True)
         return out
 
 

@@ -44,7 +44,21 @@ from profiling.indicators import (
 )
 from profiling.ingest import REJECT_COLUMNS, IngestResult, Placer, fields_not_collected, ingest
 from profiling.join import Settlements, prepare, read_boundaries
-from profiling.outputs import read_csv, write_csv
+from profiling.outputs import (
+    BOUNDARY_FINDINGS,
+    CITY_SUMMARY,
+    MANIFEST,
+    PARAMETERS,
+    PORTFOLIO,
+    PRIORITIES,
+    REJECTS,
+    SETTLEMENT_TABLE,
+    SUPERVISION,
+    read_csv,
+    update_settlements,
+    write_csv,
+    write_settlements,
+)
 from profiling.prioritise import DEFAULT_CRITERIA, Criterion, CufResult, Intervention, prioritise
 from profiling.supervision import supervision_report
 
@@ -53,14 +67,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REJECTS = "rejects.csv"
-SETTLEMENT_TABLE = "settlement_indicators.csv"
-SETTLEMENT_GPKG = "settlements.gpkg"
-CITY_SUMMARY = "city_summary"
-PRIORITIES = "cuf_priorities.csv"
-PORTFOLIO = "cuf_portfolio.csv"
-MANIFEST = "run_manifest.json"
-SUPERVISION = "supervision_report.csv"
 
 
 @dataclass
@@ -337,8 +343,8 @@ def _publish_and_audit(cfg: Config, out: Path, stages: Stages, settlements: Sett
         outputs["supervision"] = out / SUPERVISION
         findings_b = settlements.frame.attrs.get("boundary_findings") if settlements else None
         if findings_b:
-            write_csv(pd.DataFrame(findings_b), out / "boundary_findings.csv")
-            outputs["boundary_findings"] = out / "boundary_findings.csv"
+            write_csv(pd.DataFrame(findings_b), out / BOUNDARY_FINDINGS)
+            outputs["boundary_findings"] = out / BOUNDARY_FINDINGS
     if table is not None:
         from profiling.publish import publish
 
@@ -569,16 +575,7 @@ def reprioritise(cfg: Config, out_dir: str | Path | None = None, budget: float |
         raise ConfigError(f"{path} does not exist: run `profiling run` first")
     table = read_csv(path, dtype={"settlement_id": str, "name": str})
     cuf = run_cuf(cfg, table, budget, weights)
-    write_csv(cuf.settlements, path)
-    gpkg = out / SETTLEMENT_GPKG
-    if gpkg.exists():
-        import geopandas as gpd
-
-        layer = gpd.read_file(gpkg, layer="settlement_indicators")
-        ranks = cuf.settlements.set_index("settlement_id")
-        layer["cuf_score"] = layer["settlement_id"].map(ranks["cuf_score"])
-        layer["cuf_rank"] = layer["settlement_id"].map(ranks["cuf_rank"]).astype("Int64")
-        layer.to_file(gpkg, layer="settlement_indicators", driver="GPKG")
+    update_settlements(out, cuf.settlements, ["cuf_score", "cuf_rank"])
     written = write_cuf(out, cuf)
     reaudit(cfg, out, "profiling prioritise", written.values())
     return cuf
@@ -601,30 +598,24 @@ def write_cuf(out: Path, cuf: CufResult) -> dict[str, Path]:
 
 def _write_tables(out: Path, settlements: Settlements, table: pd.DataFrame, city: pd.DataFrame,
                   t: Thresholds, k: int) -> dict[str, Path]:
-    """The settlement table as CSV and GeoPackage layer, and the city summary (CSV, JSON)."""
-    import geopandas as gpd
-
-    write_csv(table, out / SETTLEMENT_TABLE)
-    gpkg = out / SETTLEMENT_GPKG
-    gpkg.unlink(missing_ok=True)
+    """The settlement table (CSV, GeoPackage layer and GeoParquet), the parameters and the
+    city summary (CSV, JSON)."""
+    geometry = None
     if settlements.has_geometry:
         geo = settlements.frame.set_index("settlement_id").geometry
-        layer = gpd.GeoDataFrame(table, geometry=geo.reindex(table["settlement_id"]).to_numpy(),
-                                 crs=settlements.frame.crs)
-        layer.to_file(gpkg, layer="settlement_indicators", driver="GPKG")
+        geometry = geo.reindex(table["settlement_id"]).to_numpy()
+    written = write_settlements(out, table, geometry, settlements.frame.crs if (
+        settlements.has_geometry) else None)
     params = {"min_cell_size": k, **t.parameters()}
     write_csv(pd.DataFrame({"parameter": list(params), "value": list(params.values())}),
-              out / "parameters.csv")
+              out / PARAMETERS)
     write_csv(city, out / f"{CITY_SUMMARY}.csv")
     records = [{k2: (None if isinstance(v, float) and math.isnan(v) else v)
                 for k2, v in row.items()} for row in city.to_dict("records")]
     (out / f"{CITY_SUMMARY}.json").write_text(json.dumps(
         {"parameters": params, "indicators": records}, indent=2), encoding="utf-8")
-    written = {"settlement_table": out / SETTLEMENT_TABLE, "city_csv": out / f"{CITY_SUMMARY}.csv",
-               "city_json": out / f"{CITY_SUMMARY}.json", "parameters": out / "parameters.csv"}
-    if gpkg.exists():
-        written["settlement_gpkg"] = gpkg
-    return written
+    return written | {"city_csv": out / f"{CITY_SUMMARY}.csv",
+                      "city_json": out / f"{CITY_SUMMARY}.json", "parameters": out / PARAMETERS}
 
 
 def _file_entry(path: Path | None) -> dict[str, str | None]:

@@ -16,7 +16,19 @@ import pandas as pd
 
 from profiling._errors import ConfigError
 from profiling.indicators import HazardRule
-from profiling.outputs import read_csv
+from profiling.outputs import (
+    CITY_SUMMARY,
+    DATES,
+    HEXAGONS,
+    MANIFEST,
+    PARAMETERS,
+    PORTFOLIO,
+    PRIORITIES,
+    SETTLEMENT_GPKG,
+    SETTLEMENT_LAYER,
+    SETTLEMENT_TABLE,
+    read_csv,
+)
 
 
 @dataclass(frozen=True)
@@ -185,15 +197,15 @@ def _rows_by_id(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
 def read_tables(out: str | Path) -> RunTables:
     """Read the settlement table (GeoPackage layer, else CSV) and the tables beside it."""
     out = Path(out)
-    csv = out / "settlement_indicators.csv"
-    gpkg = out / "settlements.gpkg"
+    csv = out / SETTLEMENT_TABLE
+    gpkg = out / SETTLEMENT_GPKG
     if not csv.exists():
         raise ConfigError(f"{csv} does not exist: run `profiling run` first")
     ids = {"settlement_id": str, "name": str}
     if gpkg.exists():
         import geopandas as gpd
 
-        table: pd.DataFrame = gpd.read_file(gpkg, layer="settlement_indicators").to_crs(
+        table: pd.DataFrame = gpd.read_file(gpkg, layer=SETTLEMENT_LAYER).to_crs(
             "EPSG:4326")
         table["settlement_id"] = table["settlement_id"].astype(str)
         table["name"] = table["name"].astype(str)
@@ -204,18 +216,18 @@ def read_tables(out: str | Path) -> RunTables:
         p = out / name
         return read_csv(p, dtype=ids, keep_default_na=True) if p.exists() else None
 
-    pri = opt("cuf_priorities.csv")
-    city = opt("city_summary.csv")
-    par = opt("parameters.csv")
-    hexes = opt("hexagons.csv")
-    dates = opt("enumeration_dates.csv")
+    pri = opt(PRIORITIES)
+    city = opt(f"{CITY_SUMMARY}.csv")
+    par = opt(PARAMETERS)
+    hexes = opt(HEXAGONS)
+    dates = opt(DATES)
     params: dict[str, float | str] = ({str(r.parameter): _number_or_text(r.value)
                                        for r in par.itertuples()}
                                       if par is not None else {"min_cell_size": 5.0})
     return RunTables(out, table, pri if pri is not None else pd.DataFrame(),
                      city if city is not None else pd.DataFrame(), params,
                      hexes if hexes is not None else pd.DataFrame(),
-                     dates if dates is not None else pd.DataFrame(), opt("cuf_portfolio.csv"),
+                     dates if dates is not None else pd.DataFrame(), opt(PORTFOLIO),
                      hazards=run_hazards(out))
 
 
@@ -226,7 +238,7 @@ def run_hazards(out: Path) -> tuple[HazardRule, ...]:
 
     from profiling.config import HazardSource
 
-    path = out / "run_manifest.json"
+    path = out / MANIFEST
     if not path.exists() or path.stat().st_size > 16 * 2**20:
         return ()
     try:

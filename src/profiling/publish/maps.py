@@ -24,6 +24,7 @@ import pandas as pd
 
 from profiling.config import MapSettings
 from profiling.indicators import HazardRule
+from profiling.outputs import MAP, MAP_ASSETS
 from profiling.publish._data import (
     MAIN_INDICATORS,
     MapIndicator,
@@ -39,7 +40,7 @@ from profiling.publish._data import (
 
 log = logging.getLogger(__name__)
 
-ASSETS = "map_files"
+ASSETS = MAP_ASSETS
 #: Sequential palette (ColorBrewer YlOrRd, 5 classes): darker is worse.
 PALETTE = ["#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"]
 NO_DATA = "#d9d9d9"
@@ -447,7 +448,7 @@ def write_map(tables: RunTables, settings: MapSettings, hazards: list[Any] | Non
     root.title = "Settlement profiles: map"  # type: ignore[attr-defined]
     html = root.render()
     _check_offline(html)
-    path = out / "map.html"
+    path = out / MAP
     path.write_text(html, encoding="utf-8")
     return {"map": path}
 
