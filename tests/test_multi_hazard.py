@@ -238,3 +238,61 @@ def test_no_code_after_configuration_loading_tests_a_hazards_name():
                     "flood_depth",):
                 offenders.append(f"{path.name}: {node.value!r}")
     assert offenders == ["indicators.py: 'flood'"]  # the default Thresholds' flood rule
+
+
+def test_a_stack_of_return_periods_gives_expected_annual_exposure(tmp_path: Path):
+    """A flood stack of 10- and 100-year depths: flood_exposed reads the first scenario, and
+    each household's expected annual exposure is worked by hand from the two cells under its
+    point: 0.01 x [100-year exposed] + 0.09 x ([10-year] + [100-year]) / 2."""
+    from profiling import pipeline
+    from profiling.indicators import city_summary, partial_counts, settlement_indicators
+
+    with rasterio.open(SAMPLE / "hazards" / "flood_depth.tif") as src:
+        depth, profile = src.read(1), src.profile
+    wet = depth != profile["nodata"]
+    rp10 = np.where(wet, np.round(depth * 0.6, 2), profile["nodata"]).astype("float32")
+    rp100 = np.where(wet, np.round(depth * 1.3, 2), profile["nodata"]).astype("float32")
+    stack = tmp_path / "flood_stack.tif"
+    with rasterio.open(stack, "w", **{**profile, "count": 2}) as dst:
+        dst.write(np.stack([rp10, rp100]))
+    raw = yaml.safe_load(DEMO.read_text())
+    raw["hazards"] = [{"name": "flood", "path": str(stack), "kind": "depth",
+                       "return_periods": [10, 100]}]
+    for key in ("form", "boundaries"):
+        raw[key] = str((DEMO.parent / raw[key]).resolve())
+    raw["surveys"] = [str((DEMO.parent / s).resolve()) for s in raw["surveys"]]
+    raw.pop("cuf")
+    cfg = parse_config(raw)
+    t = pipeline.thresholds(cfg)
+    assert t.hazards[0].scenarios == ("flood_rp10", "flood_rp100")
+    settlements = pipeline.load_settlements(cfg)
+    res = pipeline.ingest_config(cfg, settlements=settlements)
+    hh, zones = pipeline.hazard_exposure(cfg, settlements, res.households)
+    ind = compute_indicators(hh, t)
+
+    def sample(band: int) -> np.ndarray:
+        with rasterio.open(stack) as src:
+            x, y = Transformer.from_crs("EPSG:4326", src.crs, always_xy=True).transform(
+                hh["longitude"].to_numpy(), hh["latitude"].to_numpy())
+            v = np.array([s[band - 1] for s in src.sample(zip(x, y, strict=True))], float)
+        return np.where(v == profile["nodata"], np.nan, v)
+
+    d10, d100 = sample(1), sample(2)
+    e10, e100 = (d10 >= 0.15).astype(float), (d100 >= 0.15).astype(float)
+    want = np.where(np.isnan(d10) | np.isnan(d100), np.nan,
+                    0.01 * e100 + 0.09 * (e10 + e100) / 2)
+    got = ind["flood_expected_annual_exposed"].to_numpy(dtype=float)
+    assert np.allclose(got, want, equal_nan=True) and np.nanmax(want) > 0
+    assert (ind["flood_exposed"].astype("boolean") == pd.array(d10 >= 0.15, dtype="boolean")
+            ).where(~np.isnan(d10), True).all()
+    inside = hh["settlement_id"].notna().to_numpy()
+    counts = partial_counts(hh.loc[inside], ind.loc[inside])
+    table = settlement_indicators(settlements.frame, counts, 5, zones, hazards=t.hazards)
+    frame = pd.DataFrame({"sid": hh.loc[inside, "settlement_id"], "p": want[inside]})
+    mean = frame.dropna().groupby("sid")["p"].agg(["mean", "size"])
+    shown = table.set_index("settlement_id").loc[mean.index[mean["size"] >= 5]]
+    assert np.allclose(shown["flood_expected_annual_exposed_share"],
+                       mean.loc[shown.index, "mean"])
+    rows = city_summary(counts, t, 5, published=table).set_index("indicator")
+    assert "flood_expected_annual_exposed_households" in rows.index
+    assert "flood_expected_annual_area_share_exposed" in table.columns

@@ -45,6 +45,17 @@ class HazardRule:
     kind: str = "depth"
     unit: str = "m"
     words: str = ""
+    #: a stack of scenarios: the households' value column of each (``flood_rp10``...), the
+    #: first being the one ``<name>_exposed`` reads; with ``return_periods`` (years, in the
+    #: same order), the expected annual exposure is computed too
+    scenarios: tuple[str, ...] = ()
+    return_periods: tuple[float, ...] = ()
+
+    @property
+    def column(self) -> str:
+        """The households' column the indicators read: the value under the point (for a
+        stack, the first scenario's)."""
+        return self.scenarios[0] if self.scenarios else self.name
 
     def value(self, v: float | None) -> str:
         """A threshold with its unit: ``0.15 m``, ``35 °C``, ``3``."""
@@ -272,7 +283,7 @@ def _female_headed(hh: pd.DataFrame, t: Thresholds, d: dict[str, pd.Series]) -> 
 def _exposed(h: HazardRule, hh: pd.DataFrame, t: Thresholds,
              d: dict[str, pd.Series]) -> pd.Series:
     assert h.exposed is not None
-    return compare(_col(hh, h.name), np.greater_equal, h.exposed)
+    return compare(_col(hh, h.column), np.greater_equal, h.exposed)
 
 
 def _hazardous_location(rules: tuple[HazardRule, ...], hh: pd.DataFrame, t: Thresholds,
@@ -282,7 +293,7 @@ def _hazardous_location(rules: tuple[HazardRule, ...], hh: pd.DataFrame, t: Thre
     out = pd.Series(pd.array([False] * len(hh), dtype=BOOL), index=hh.index)
     for h in rules:
         assert h.high is not None
-        out = out | compare(_col(hh, h.name), np.greater_equal, h.high)
+        out = out | compare(_col(hh, h.column), np.greater_equal, h.high)
     return out
 
 
@@ -291,8 +302,10 @@ def hazard_indicators(rules: Sequence[HazardRule]) -> list[Indicator]:
     for each hazard with an ``exposed`` threshold, and ``hazardous_location`` over every hazard
     with a ``high`` one."""
     out = [Indicator(f"{h.name}_exposed", f"{h.words} of the raster cell holding the "
-                     f"household's point ≥ {h.value(h.exposed)} (nodata, or a point outside the "
-                     "raster: unknown)", CONTRACT, partial(_exposed, h), (h.name,), hazard=True,
+                     f"household's point ≥ {h.value(h.exposed)}" + (
+                         f" in scenario {h.column.removeprefix(h.name + '_')}" if h.scenarios
+                         else "") + " (nodata, or a point outside the raster: unknown)",
+                     CONTRACT, partial(_exposed, h), (h.column,), hazard=True,
                      label=f"Households where {h.words} ≥ {h.value(h.exposed)}",
                      section=HAZARD_SECTION)
            for h in rules if h.exposed is not None]
@@ -303,7 +316,7 @@ def hazard_indicators(rules: Sequence[HazardRule]) -> list[Indicator]:
                 f"{h.words} ≥ {h.value(h.high)}" for h in high) + (
                 " (true as soon as one is; false when every value is known and below)"
                 if len(high) > 1 else ""),
-            CONTRACT, partial(_hazardous_location, high), tuple(h.name for h in high),
+            CONTRACT, partial(_hazardous_location, high), tuple(h.column for h in high),
             hazard=True, label="Households in a hazardous location (" + "; or ".join(
                 f"{h.words} ≥ {h.value(h.high)}" for h in high) + ")",
             section=HAZARD_SECTION))
@@ -584,7 +597,29 @@ def compute_indicators(hh: pd.DataFrame, thresholds: Thresholds | None = None) -
         (count < 3) & (count + unknown >= 3))
     for need, named in holds_each(_col(hh, "priority_needs"), PRIORITY_NEEDS).items():
         out[f"priority_{need}"] = named
+    for h in t.hazards:
+        if h.return_periods and h.exposed is not None:
+            out[f"{h.name}{ANNUAL}"] = expected_annual_exposure(hh, h)
     return out
+
+
+#: The suffix of a hazard's expected annual exposure (a household's yearly probability).
+ANNUAL = "_expected_annual_exposed"
+
+
+def expected_annual_exposure(hh: pd.DataFrame, h: HazardRule) -> pd.Series:
+    """Each household's expected annual exposure to a stack of return periods: the area under
+    its risk curve of being at or above ``exposed`` (1 in a scenario where its value is, else
+    0), the trapezoidal rule over the exceedance probabilities 1/T with the rarest scenario
+    held to 0 (:func:`profiling.hazard.expected_annual`): the probability, per year, that the
+    household is exposed. NaN where a scenario's value is unknown."""
+    from profiling.hazard import expected_annual
+
+    assert h.exposed is not None
+    values = np.vstack([pd.to_numeric(_col(hh, c), errors="coerce").to_numpy(dtype=float)
+                        for c in h.scenarios])
+    flags = np.where(np.isnan(values), np.nan, (values >= h.exposed).astype(float))
+    return pd.Series(expected_annual(flags, h.return_periods), index=hh.index)
 
 
 def _ladder(levels: list[str], choices: list[tuple[pd.Series, str]],
@@ -701,11 +736,12 @@ def _summed_names(hazards: Iterable[str] = ()) -> list[str]:
             *(f"priority_{n}" for n in PRIORITY_NEEDS)]
 
 
-def _hazards_in(columns: Iterable[object], suffix: str = "") -> list[str]:
+def _hazards_in(columns: Iterable[object], suffix: str = "", annual: bool = False) -> list[str]:
     """The hazard indicators among ``columns`` (an indicator frame's, or counts' with the
-    ``suffix`` their counts carry), in order."""
+    ``suffix`` their counts carry), in order; with ``annual``, the expected annual exposures
+    instead."""
     names = [str(c)[:len(str(c)) - len(suffix)] for c in columns if str(c).endswith(suffix)]
-    return [n for n in names if is_hazard_indicator(n)]
+    return [n for n in names if (n.endswith(ANNUAL) if annual else is_hazard_indicator(n))]
 
 
 def partial_counts(households: pd.DataFrame, indicators: pd.DataFrame,
@@ -754,6 +790,13 @@ def partial_counts(households: pd.DataFrame, indicators: pd.DataFrame,
     cols["slum_persons"] = total(np.where(true, size, 0.0))
     cols["slum_known_persons"] = total(np.where(known, size, 0.0))
     cols["slum_known_n"] = total(known.astype(float))
+    for c in _hazards_in(indicators.columns, annual=True):
+        p = indicators[c].to_numpy(dtype=float)[ok]  # a probability per household and year
+        known = ~np.isnan(p)
+        cols[f"{c}_true"] = total(np.where(known, p, 0.0))  # expected households a year
+        cols[f"{c}_known"] = total(known.astype(float))
+        cols[f"{c}_persons_true"] = total(np.where(known, p * size, 0.0))
+        cols[f"{c}_persons_known"] = total(np.where(known, size, 0.0))
     for name in hazards:  # the city summary weighs hazard exposure by persons too
         true, known = flags(indicators[name])
         cols[f"{name}_persons_true"] = total(np.where(true, size, 0.0))
@@ -794,6 +837,11 @@ def finish(counts: pd.DataFrame, groups: Iterable[str],
         lo, hi = wilson(x.to_numpy(), n.to_numpy())
         cols[f"{name}_lo"] = pd.Series(lo, index=index)
         cols[f"{name}_hi"] = pd.Series(hi, index=index)
+    for name in _hazards_in(c.columns, "_persons_true", annual=True):
+        # the expected share of households exposed in a year (a mean of probabilities: no
+        # binomial interval)
+        x, n = c[f"{name}_true"].astype(float), c[f"{name}_known"].astype(float)
+        cols[f"{name}_share"], cols[f"{name}_n"] = x / n.where(n > 0), n
     num, den = c["slum_persons"].astype(float), c["slum_known_persons"].astype(float)
     cols["slum_population_share"] = num / den.where(den > 0)
     cols["_slum_known_n"] = c["slum_known_n"].astype(float)
@@ -1108,6 +1156,19 @@ def city_summary(counts: pd.DataFrame, thresholds: Thresholds | None = None,
                     f"{name}{part}_known", "share of adults",
                     f"SDG 1.4.2, per adult: {who} for whom it holds over {who} whose answer "
                     f"is known; it holds for {rule}")
+    for h in t.hazards:
+        name = f"{h.name}{ANNUAL}"
+        if f"{name}_true" not in counts.columns:
+            continue
+        restrict(f"{name}_n")
+        periods = ", ".join(f"{x:g}" for x in h.return_periods)
+        add(f"{name}_households", f"{name}_true", f"{name}_known", f"{name}_known",
+            "share of households a year", f"the expected share of households whose point's "
+            f"{h.words} is at or above {h.value(h.exposed)} in a year: each household's "
+            f"yearly probability from the scenarios of {periods} years (the area under its "
+            "risk curve), summed, over households whose value is known in every scenario")
+        add(f"{name}_persons", f"{name}_persons_true", f"{name}_persons_known",
+            f"{name}_known", "share of persons a year", "the same, of persons")
     for name, label, unknown in _hazard_words(t.hazards):
         restrict(f"{name}_n")
         add(f"{name}_households", f"{name}_true", f"{name}_known", f"{name}_known",

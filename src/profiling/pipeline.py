@@ -164,8 +164,20 @@ def thresholds(cfg: Config) -> Thresholds:
 
 
 def hazard_rules(cfg: Config) -> tuple[HazardRule, ...]:
-    """What each configured hazard's figures compare with (CONTRACT.md §3)."""
-    return tuple(h.rule() for h in cfg.hazards)
+    """What each configured hazard's figures compare with (CONTRACT.md §3); a stack of
+    scenarios is opened (metadata only) for its layers' names and return periods."""
+    from profiling.hazard import open_hazard
+
+    rules = []
+    for h in cfg.hazards:
+        rule = h.rule()
+        if h.dimension is not None and Path(h.path).exists():
+            layer = open_hazard(h)
+            if layer.labels:
+                rule = replace(rule, scenarios=tuple(layer.prefixes()),
+                               return_periods=tuple(layer.return_periods or ()))
+        rules.append(rule)
+    return tuple(rules)
 
 
 def with_collected(t: Thresholds, households: pd.DataFrame) -> Thresholds:
