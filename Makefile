@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/profiling run configs/demo.yaml --out out/demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks sample_data
+	$(BIN)/ruff check src tests benchmarks sample_data scripts
 	$(BIN)/mypy
 
 # The store tests run against GeoPackage and PostGIS: a throwaway PostgreSQL server (installed

@@ -49,3 +49,19 @@ def test_every_error_of_the_package_is_one_family_exported_from_the_top():
     for name in defined:
         error = getattr(profiling, name)
         assert issubclass(error, profiling.ProfilingError) and name in profiling.__all__
+
+
+def test_the_documented_module_graph_is_the_codes():
+    import importlib.util
+    import re
+
+    root = SRC.parents[1]
+    spec = importlib.util.spec_from_file_location("module_graph",
+                                                  root / "scripts" / "module_graph.py")
+    assert spec is not None and spec.loader is not None
+    graph = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(graph)
+    doc = (root / "docs" / "architecture.md").read_text(encoding="utf-8")
+    block = re.search(r"```mermaid\n(.*?)```", doc, re.S)
+    assert block is not None
+    assert block.group(1) == graph.mermaid(), "run scripts/module_graph.py into the document"
