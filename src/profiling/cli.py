@@ -318,14 +318,11 @@ def atlas(
     """Rewrite the map, the settlement atlas and the PNG maps from an earlier run's tables (then
     audit the folder again)."""
     from profiling import pipeline
-    from profiling.publish import publish
 
     with _guard(verbose, quiet):
         cfg = load_config(config)
         folder = Path(out_dir) if out_dir is not None else Path(cfg.output_dir)
-        written = publish(folder, cfg, pdf=pdf)
-        pipeline.reaudit(cfg, folder, "profiling atlas" + (" --pdf" if pdf else ""),
-                         written.values())
+        written = pipeline.republish(cfg, folder, pdf)
     if not quiet:
         pdfs = sum(1 for k in written if k.startswith("pdf_"))
         out.print(f"map, atlas ({sum(1 for k in written if k.startswith('atlas_'))} pages)"
@@ -477,17 +474,13 @@ def profiles(
     import json
 
     from profiling import pipeline
-    from profiling.profiles import regenerate
 
     with _guard(verbose, quiet):
         if all_ == bool(settlement):
             raise ConfigError("give either --all or one or more --settlement ID")
         cfg = load_config(config)
         emit = (lambda e: print(json.dumps(e), flush=True)) if jsonl else None
-        folder = out_dir or cfg.output_dir
-        res = regenerate(folder, None if all_ else settlement, workers, emit)
-        if res.written:
-            pipeline.reaudit(cfg, folder, "profiling profiles")
+        res = pipeline.reprofile(cfg, None if all_ else settlement, out_dir, workers, emit)
     if not quiet and not jsonl:
         if not res.written and not res.failed:
             out.print(f"nothing to do: {len(res.skipped)} profile(s) up to date")

@@ -573,6 +573,32 @@ def cuf_criteria(cfg: Config, weights: dict[str, float] | None = None) -> list[C
     return criteria
 
 
+def republish(cfg: Config, out_dir: str | Path | None = None, pdf: bool = False
+              ) -> dict[str, Path]:
+    """``profiling atlas``: rewrite the map, the atlas (with ``pdf``, its PDFs) and the PNG maps
+    from an earlier run's tables, then audit the folder again (:func:`reaudit`)."""
+    from profiling.publish import publish
+
+    folder = Path(out_dir) if out_dir is not None else Path(cfg.output_dir)
+    written = publish(folder, cfg, pdf=pdf)
+    reaudit(cfg, folder, "profiling atlas" + (" --pdf" if pdf else ""), written.values())
+    return written
+
+
+def reprofile(cfg: Config, ids: Sequence[str] | None = None, out_dir: str | Path | None = None,
+              workers: int = 2, emit: Callable[[dict[str, Any]], None] | None = None) -> Any:
+    """``profiling profiles``: regenerate the settlements' profiles whose inputs changed
+    (:func:`profiling.profiles.regenerate`; every one with ``ids`` None), then audit the folder
+    again when any was written."""
+    from profiling.profiles import regenerate
+
+    folder = Path(out_dir) if out_dir is not None else Path(cfg.output_dir)
+    res = regenerate(folder, ids, workers, emit)
+    if res.written:
+        reaudit(cfg, folder, "profiling profiles")
+    return res
+
+
 def reprioritise(cfg: Config, out_dir: str | Path | None = None, budget: float | None = None,
                  weights: dict[str, float] | None = None) -> CufResult:
     """Rerun only the CUF stage on the settlement table of an earlier run.
