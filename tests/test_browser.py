@@ -146,6 +146,20 @@ def test_map_loads_offline_with_legend_and_layer_control(page, demo: Path) -> No
     watch.assert_clean()
 
 
+def test_a_hazards_land_layer_and_overlay_read_in_its_unit(page, demo: Path) -> None:
+    """The heat layer: the share of land at or above 34 °C, whose legend says nothing of
+    suppression (land is never suppressed), and the temperature overlay's legend in °C."""
+    watch = open_map(page, demo)
+    page.get_by_label("Area where land surface temperature ≥ 34 °C").check()
+    page.get_by_label("Hazard: heat").check()
+    text = page.locator(".pm-legend").inner_text()
+    assert "no data (not modelled)" in text and "suppressed" not in text
+    assert "land surface temperature (°C)" in text and "35.5 °C or more" in text
+    assert "Source: heat_lst.tif" in text
+    shot(page, "map-heat.png")
+    watch.assert_clean()
+
+
 def test_switching_layer_changes_what_is_drawn(page, demo: Path, table: pd.DataFrame) -> None:
     watch = open_map(page, demo)
     before = fills(page)

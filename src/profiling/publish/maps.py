@@ -198,7 +198,8 @@ def map_data(tables: RunTables, settings: MapSettings, hazards: list[dict[str, A
         cols = colours(len(bounds), m.higher_is_worse)
         classes[m.column] = [class_of(v, bounds) for v in values]
         layers.append({"key": m.column, "label": m.label, "method": method,
-                       "colours": cols, "labels": legend_labels(bounds, m.kind, method)})
+                       "colours": cols, "labels": legend_labels(bounds, m.kind, method),
+                       "land": not m.household_based})
     geoms = display_geometry(t)
     import shapely
 

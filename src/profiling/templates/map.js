@@ -133,7 +133,9 @@ function profilingMap(map, D) {
       var s2 = el("span", "pm-swatch");
       s2.style.background = D.no_data;
       nd.appendChild(s2);
-      nd.appendChild(el("span", null, "no data, or " + D.suppressed));
+      // a figure of the land is never suppressed: only "no data" (not modelled) applies
+      nd.appendChild(el("span", null, spec.land ? "no data (not modelled)"
+                                                : "no data, or " + D.suppressed));
       d.appendChild(nd);
     }
     Object.keys(hazardLayers).forEach(function (name) {
