@@ -523,6 +523,31 @@ def audit(
 
 
 @app.command()
+def compare(
+    before: Annotated[Path, typer.Argument(help="The earlier run's output folder.")],
+    after: Annotated[Path, typer.Argument(help="The later run's output folder.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the comparison is written.")],
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Compare two enumerations of a city: per settlement and indicator, the change and its
+    95 % interval, and the settlements added, removed or redrawn (CONTRACT §6)."""
+    from profiling.compare import CHANGE_BY_SETTLEMENT
+    from profiling.compare import compare as run_compare
+
+    with _guard(verbose, quiet):
+        written = run_compare(before, after, out_dir)
+    if not quiet:
+        from profiling.outputs import read_csv
+
+        table = read_csv(written["change_by_settlement"])
+        called = int((table["changed"].astype(str) == "True").sum())
+        out.print(f"{called} change(s) whose 95 % interval excludes 0, over "
+                  f"{table['settlement_id'].nunique()} settlements; written to {out_dir} "
+                  f"({CHANGE_BY_SETTLEMENT} and the rest)")
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     out.print(__version__)

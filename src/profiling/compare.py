@@ -1,0 +1,219 @@
+"""Comparing two enumerations of a city (CONTRACT.md §6): what changed, and where it is sure.
+
+``profiling compare BEFORE AFTER --out DIR`` reads two runs' output folders: their settlement
+tables (already suppressed below k and audited) and their boundaries. It writes
+
+- ``change_by_settlement.csv``: per settlement (matched on ``settlement_id``) and household
+  indicator, the share before and after with its ``_n``, the change (after − before) and its
+  95 % interval by Newcombe's hybrid score method (:func:`newcombe`, from the two Wilson
+  intervals); a change is ``changed`` only when its interval excludes 0. A row whose ``before_n``
+  or ``after_n`` is below k has every figure empty.
+- ``settlement_changes.csv``: settlements only in BEFORE (``removed``), only in AFTER
+  (``added``), or whose boundary changed (``boundary_changed``, with both areas in m²): they are
+  reported, never silently joined.
+- ``compare_manifest.json``: both inputs (their manifests' sha256 and status), households in
+  each round, k.
+
+The household-level parts of §6 (transitions of matched households, and the CUF results'
+difference in differences) need the households of both rounds, which output folders do not
+hold; they are not computed from folders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from profiling._errors import ConfigError
+from profiling.indicators import SLUM, SURVEY_INDICATORS, is_hazard_indicator, wilson
+from profiling.outputs import (
+    MANIFEST,
+    SETTLEMENT_GPKG,
+    SETTLEMENT_LAYER,
+    SETTLEMENT_TABLE,
+    read_csv,
+    write_csv,
+)
+
+log = logging.getLogger(__name__)
+
+CHANGE_BY_SETTLEMENT = "change_by_settlement.csv"
+SETTLEMENT_CHANGES = "settlement_changes.csv"
+COMPARE_MANIFEST = "compare_manifest.json"
+CHANGE_COLUMNS = ["settlement_id", "name", "indicator", "before_share", "before_n", "after_share",
+                  "after_n", "change", "change_lo", "change_hi", "changed"]
+#: A boundary whose area or shape moved by more than this (m²) has changed.
+BOUNDARY_TOLERANCE_M2 = 1.0
+
+
+def newcombe(x1: np.ndarray, n1: np.ndarray, x2: np.ndarray, n2: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The difference p2 − p1 of two independent proportions and its 95 % interval by
+    Newcombe's hybrid score method (1998, method 10), from the Wilson intervals
+    (l1, u1) and (l2, u2) of each:
+
+        lo = d − sqrt((p2 − l2)² + (u1 − p1)²),  hi = d + sqrt((u2 − p2)² + (p1 − l1)²)
+
+    NaN where either n is 0."""
+    x1, n1, x2, n2 = (np.asarray(a, dtype=float) for a in (x1, n1, x2, n2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p1, p2 = x1 / n1, x2 / n2
+    l1, u1 = wilson(x1, n1)
+    l2, u2 = wilson(x2, n2)
+    d = p2 - p1
+    lo = d - np.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2)
+    hi = d + np.sqrt((u2 - p2) ** 2 + (p1 - l1) ** 2)
+    return d, lo, hi
+
+
+@dataclass
+class Run:
+    """One round as its output folder holds it."""
+
+    folder: Path
+    table: pd.DataFrame
+    manifest: dict
+    manifest_sha256: str
+
+    @classmethod
+    def read(cls, folder: Path, role: str) -> Run:
+        table_path, manifest_path = folder / SETTLEMENT_TABLE, folder / MANIFEST
+        if not table_path.exists() or not manifest_path.exists():
+            raise ConfigError(f"{role} {folder}: not a run's output folder (no "
+                              f"{SETTLEMENT_TABLE} or {MANIFEST}); give the folder "
+                              "`profiling run` wrote")
+        raw = manifest_path.read_bytes()
+        try:
+            manifest = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{role} {manifest_path}: not valid JSON ({exc!s:.120})") from None
+        if not isinstance(manifest, dict) or manifest.get("status") != "complete":
+            raise ConfigError(f"{role} {folder}: the run is not complete (status "
+                              f"{manifest.get('status') if isinstance(manifest, dict) else '?'!r})"
+                              ": only an audited run can be compared")
+        table = read_csv(table_path, dtype={"settlement_id": str, "name": str})
+        if "settlement_id" not in table.columns:
+            raise ConfigError(f"{role} {table_path}: has no settlement_id column")
+        return cls(folder, table, manifest, hashlib.sha256(raw).hexdigest())
+
+    @property
+    def k(self) -> int:
+        return int(self.manifest.get("min_cell_size", 5))
+
+
+def indicators_in(table: pd.DataFrame) -> list[str]:
+    """The household indicators (CONTRACT.md §4, the hazards' included) a settlement table
+    publishes, in the registry's order."""
+    names = [i.name for i in SURVEY_INDICATORS]
+    names += [str(c)[:-2] for c in table.columns
+              if str(c).endswith("_n") and is_hazard_indicator(str(c)[:-2])]
+    names.append(SLUM.name)
+    return [n for n in dict.fromkeys(names) if f"{n}_share" in table and f"{n}_n" in table]
+
+
+def change_by_settlement(before: pd.DataFrame, after: pd.DataFrame, k: int) -> pd.DataFrame:
+    """One row per settlement in both rounds and indicator in both tables (§6)."""
+    b, a = before.set_index("settlement_id"), after.set_index("settlement_id")
+    ids = [s for s in a.index if s in b.index]
+    rows = []
+    for name in [n for n in indicators_in(before) if n in indicators_in(after)]:
+        bs, bn = b.loc[ids, f"{name}_share"].astype(float), b.loc[ids, f"{name}_n"].astype(float)
+        as_, an = a.loc[ids, f"{name}_share"].astype(float), a.loc[ids, f"{name}_n"].astype(float)
+        d, lo, hi = newcombe(np.round(bs * bn), bn, np.round(as_ * an), an)
+        ok = (bn >= k).to_numpy() & (an >= k).to_numpy()
+        frame = pd.DataFrame({
+            "settlement_id": ids, "name": a.loc[ids, "name"].to_numpy(), "indicator": name,
+            "before_share": bs.to_numpy(), "before_n": bn.to_numpy(),
+            "after_share": as_.to_numpy(), "after_n": an.to_numpy(), "change": d,
+            "change_lo": lo, "change_hi": hi})
+        figures = CHANGE_COLUMNS[3:10]
+        frame.loc[~ok, figures] = np.nan
+        changed = pd.array((lo > 0) | (hi < 0), dtype="boolean")
+        frame["changed"] = pd.Series(changed).where(ok, pd.NA)
+        rows.append(frame)
+    if not rows:
+        return pd.DataFrame(columns=CHANGE_COLUMNS)
+    return pd.concat(rows, ignore_index=True)[CHANGE_COLUMNS]
+
+
+def settlement_changes(before: Run, after: Run) -> pd.DataFrame:
+    """Settlements added, removed, or whose boundary changed (areas in m²)."""
+    b = before.table.set_index("settlement_id")
+    a = after.table.set_index("settlement_id")
+    rows = [{"settlement_id": s, "name": b.loc[s, "name"], "change": "removed",
+             "area_before_m2": np.nan, "area_after_m2": np.nan}
+            for s in b.index if s not in a.index]
+    rows += [{"settlement_id": s, "name": a.loc[s, "name"], "change": "added",
+              "area_before_m2": np.nan, "area_after_m2": np.nan}
+             for s in a.index if s not in b.index]
+    shapes = [_shapes(r.folder) for r in (before, after)]
+    if all(s is not None for s in shapes):
+        sb, sa = shapes
+        assert sb is not None and sa is not None
+        both = [s for s in sa.index if s in sb.index]
+        crs = sb.estimate_utm_crs()
+        pb, pa = sb.loc[both].to_crs(crs), sa.loc[both].to_crs(crs)
+        moved = pb.geometry.symmetric_difference(pa.geometry, align=True).area
+        for s in both:
+            if moved.loc[s] > BOUNDARY_TOLERANCE_M2:
+                rows.append({"settlement_id": s, "name": a.loc[s, "name"],
+                             "change": "boundary_changed",
+                             "area_before_m2": float(pb.loc[s].geometry.area),
+                             "area_after_m2": float(pa.loc[s].geometry.area)})
+    return pd.DataFrame(rows, columns=["settlement_id", "name", "change", "area_before_m2",
+                                       "area_after_m2"])
+
+
+def _shapes(folder: Path) -> object | None:
+    """A run's settlement polygons by id (None without a GeoPackage: placed by column)."""
+    path = folder / SETTLEMENT_GPKG
+    if not path.exists():
+        return None
+    import geopandas as gpd
+
+    layer = gpd.read_file(path, layer=SETTLEMENT_LAYER, columns=["settlement_id"])
+    layer["settlement_id"] = layer["settlement_id"].astype(str)
+    return layer.set_index("settlement_id")
+
+
+def compare(before_dir: str | Path, after_dir: str | Path, out_dir: str | Path
+            ) -> dict[str, Path]:
+    """Compare two runs' output folders into ``out_dir`` (CONTRACT.md §6); the outputs are
+    audited for small cells before they are left in place."""
+    from profiling.audit import Secrets, audit
+
+    before = Run.read(Path(before_dir), "BEFORE")
+    after = Run.read(Path(after_dir), "AFTER")
+    k = max(before.k, after.k)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = {
+        "change_by_settlement": write_csv(change_by_settlement(before.table, after.table, k),
+                                          out / CHANGE_BY_SETTLEMENT),
+        "settlement_changes": write_csv(settlement_changes(before, after),
+                                        out / SETTLEMENT_CHANGES)}
+    manifest = {
+        "inputs": {role: {"folder": str(r.folder), "manifest_sha256": r.manifest_sha256,
+                          "status": r.manifest.get("status"),
+                          "households": (r.manifest.get("counts") or {}).get("accepted")}
+                   for role, r in (("before", before), ("after", after))},
+        "min_cell_size": k,
+        "matching": {"settlements": "settlement_id",
+                     "households": "not matched: output folders hold no households, so "
+                                   "transitions.csv and cuf_results.csv are not written"},
+        "outputs": sorted(p.name for p in written.values()),
+    }
+    (out / COMPARE_MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    written["manifest"] = out / COMPARE_MANIFEST
+    findings = audit(out, Secrets({}, np.zeros(0), np.zeros(0), k))
+    if findings:
+        from profiling._errors import DisclosureError
+
+        raise DisclosureError(out, findings)
+    return written

@@ -1,0 +1,176 @@
+"""Comparing two enumerations (CONTRACT.md §6): the sample city, then the same city after every
+household got a flush toilet of its own, with one settlement gone and one redrawn."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import openpyxl
+import pandas as pd
+import pytest
+import yaml
+
+from profiling import ConfigError
+from profiling.compare import compare, newcombe
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "configs" / "demo.yaml"
+EXE = str(Path(sys.executable).parent / "profiling")
+
+
+def test_newcombe_interval_is_the_published_one():
+    """Newcombe (1998), Table II, method 10: 56/70 − 48/80 = 0.2000 (0.0524, 0.3339) and
+    9/10 − 3/10 = 0.6000 (0.1705, 0.8090)."""
+    d, lo, hi = newcombe(np.array([48, 3]), np.array([80, 10]), np.array([56, 9]),
+                         np.array([70, 10]))
+    assert d == pytest.approx([0.2, 0.6])
+    assert np.round(lo, 4).tolist() == [0.0524, 0.1705]
+    assert np.round(hi, 4).tolist() == [0.3339, 0.8090]
+
+
+def _wilson(x: float, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson's interval, written out again here from its formula."""
+    p = x / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _after_round(tmp: Path) -> Path:
+    """The sample city re-enumerated: every household now has a flush toilet to the sewer that
+    it does not share; settlement JK31 is gone from the boundaries and JK02 is redrawn 10 m
+    wider."""
+    raw = yaml.safe_load(DEMO.read_text())
+    base = DEMO.parent
+    exports = tmp / "exports"
+    exports.mkdir()
+    surveys = []
+    for s in raw["surveys"]:
+        src = (base / s).resolve()
+        dst = exports / src.name
+        if src.suffix == ".xlsx":
+            wb = openpyxl.load_workbook(src)
+            ws = wb["enumeration"]
+            head = [c.value for c in ws[1]]
+            for row in ws.iter_rows(min_row=2):
+                row[head.index("toilet_type")].value = "flush_sewer"
+                row[head.index("toilet_shared")].value = "no"
+            wb.save(dst)
+        else:
+            sep = ";" if "kobo" in src.name else ","
+            group = "/" if "kobo" in src.name else "-"
+            frame = pd.read_csv(src, sep=sep, dtype=str, keep_default_na=False)
+            frame[f"sanitation{group}toilet_type"] = "flush_sewer"
+            frame[f"sanitation{group}toilet_shared"] = "no"
+            frame.to_csv(dst, sep=sep, index=False,
+                         quoting=csv.QUOTE_ALL if sep == ";" else csv.QUOTE_MINIMAL)
+        surveys.append(str(dst))
+    shapes = gpd.read_file(base / raw["boundaries"])
+    shapes = shapes[shapes["settlement_id"] != "JK31"].copy()
+    utm = shapes.estimate_utm_crs()
+    jk02 = shapes["settlement_id"] == "JK02"
+    shapes.loc[jk02, "geometry"] = shapes.loc[jk02].to_crs(utm).buffer(10).to_crs(shapes.crs)
+    shapes.to_file(tmp / "settlements.gpkg", layer="settlements", driver="GPKG")
+    raw["surveys"] = surveys
+    raw["boundaries"] = str(tmp / "settlements.gpkg")
+    for key in ("form",):
+        raw[key] = str((base / raw[key]).resolve())
+    for h in raw["hazards"]:
+        h["path"] = str((base / h["path"]).resolve())
+    raw["cuf"]["interventions"] = str((base / raw["cuf"]["interventions"]).resolve())
+    path = tmp / "after.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True))
+    return path
+
+
+@pytest.fixture(scope="module")
+def rounds(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    from profiling import pipeline
+    from profiling.config import load_config
+
+    tmp = tmp_path_factory.mktemp("after")
+    after = tmp / "out"
+    pipeline.run(load_config(_after_round(tmp)), after)
+    out = tmp / "compare"
+    compare(demo, after, out)
+    return demo, after, out
+
+
+def test_planted_changes_are_found_with_their_intervals(rounds):
+    before, after, out = rounds
+    got = pd.read_csv(out / "change_by_settlement.csv", dtype={"settlement_id": str})
+    b = pd.read_csv(before / "settlement_indicators.csv", dtype={"settlement_id": str}
+                    ).set_index("settlement_id")
+    a = pd.read_csv(after / "settlement_indicators.csv", dtype={"settlement_id": str}
+                    ).set_index("settlement_id")
+    rows = got[got["indicator"] == "sanitation_basic"].set_index("settlement_id")
+    assert "JK31" not in rows.index and len(rows) == 30
+    checked = 0
+    for sid, r in rows.iterrows():
+        nb, na = b.loc[sid, "sanitation_basic_n"], a.loc[sid, "sanitation_basic_n"]
+        if not (nb >= 5 and na >= 5):
+            assert pd.isna(r["change"]) and pd.isna(r["before_n"]) and pd.isna(r["changed"])
+            continue
+        assert a.loc[sid, "sanitation_basic_share"] == 1.0  # every toilet basic now
+        pb = b.loc[sid, "sanitation_basic_share"]
+        xb = round(pb * nb)
+        lb, ub = _wilson(xb, int(nb))
+        la, ua = _wilson(na, int(na))
+        assert r["change"] == pytest.approx(1.0 - xb / nb)
+        assert r["change_lo"] == pytest.approx(1.0 - xb / nb - math.sqrt(
+            (1.0 - la) ** 2 + (ub - xb / nb) ** 2))
+        assert r["change_hi"] == pytest.approx(1.0 - xb / nb + math.sqrt(
+            (ua - 1.0) ** 2 + (xb / nb - lb) ** 2))
+        assert bool(r["changed"]) == (r["change_lo"] > 0)
+        checked += 1
+    assert checked >= 20
+    assert rows["changed"].astype(str).eq("True").sum() >= 15
+    # an answer nobody changed is never called a change; it is exactly the same wherever the
+    # same households were counted (JK02's wider boundary took a few from its neighbours)
+    tenure = got[got["indicator"] == "tenure_documented"].dropna(subset=["change"])
+    assert len(tenure) >= 20 and not tenure["changed"].astype(str).eq("True").any()
+    same = tenure[tenure["before_n"] == tenure["after_n"]]
+    assert len(same) >= 20 and (same["change"].abs() < 1e-9).all()
+
+
+def test_settlements_added_removed_or_redrawn_are_reported(rounds):
+    _, _, out = rounds
+    changes = pd.read_csv(out / "settlement_changes.csv", dtype={"settlement_id": str})
+    assert sorted(zip(changes["settlement_id"], changes["change"], strict=True)) == [
+        ("JK02", "boundary_changed"), ("JK31", "removed")]
+    jk02 = changes.set_index("settlement_id").loc["JK02"]
+    shape = gpd.read_file(REPO / "sample_data" / "settlements.gpkg")
+    shape = shape[shape["settlement_id"] == "JK02"]
+    utm = shape.to_crs(shape.estimate_utm_crs())
+    assert jk02["area_before_m2"] == pytest.approx(float(utm.area.iloc[0]), rel=1e-6)
+    assert jk02["area_after_m2"] == pytest.approx(float(utm.buffer(10).area.iloc[0]), rel=1e-3)
+    manifest = json.loads((out / "compare_manifest.json").read_text())
+    assert manifest["min_cell_size"] == 5
+    assert manifest["inputs"]["before"]["status"] == "complete"
+
+
+def test_the_command_compares_and_refuses_what_is_not_a_finished_run(rounds, tmp_path):
+    before, after, _ = rounds
+    proc = subprocess.run([EXE, "compare", str(before), str(after), "--out",
+                           str(tmp_path / "c")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "change(s) whose 95 % interval excludes 0" in proc.stdout
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(before, unfinished)
+    manifest = json.loads((unfinished / "run_manifest.json").read_text())
+    manifest["status"] = "incomplete: the audit found disclosures"
+    (unfinished / "run_manifest.json").write_text(json.dumps(manifest))
+    proc = subprocess.run([EXE, "compare", str(unfinished), str(after), "--out",
+                           str(tmp_path / "d")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "not complete" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    with pytest.raises(ConfigError, match="not a run's output folder"):
+        compare(tmp_path, after, tmp_path / "e")
