@@ -26,6 +26,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -170,7 +171,7 @@ def settlement_changes(before: Run, after: Run) -> pd.DataFrame:
                                        "area_after_m2"])
 
 
-def _shapes(folder: Path) -> object | None:
+def _shapes(folder: Path) -> Any:
     """A run's settlement polygons by id (None without a GeoPackage: placed by column)."""
     path = folder / SETTLEMENT_GPKG
     if not path.exists():
