@@ -174,3 +174,50 @@ def test_the_command_compares_and_refuses_what_is_not_a_finished_run(rounds, tmp
     assert "Traceback" not in proc.stderr
     with pytest.raises(ConfigError, match="not a run's output folder"):
         compare(tmp_path, after, tmp_path / "e")
+
+
+def test_cuf_results_are_a_difference_in_differences_of_person_weighted_shares(rounds):
+    """For each funded intervention, worked again here from the two settlement tables and
+    BEFORE's portfolio: the population-weighted share of its indicator in the settlements it
+    funded and in the others, before and after, and (after − before) funded minus unfunded,
+    with the delta method's interval."""
+    before, after, out = rounds
+    portfolio = pd.read_csv(before / "cuf_portfolio.csv", dtype={"settlement_id": str})
+    got = pd.read_csv(out / "cuf_results.csv").set_index(["intervention", "indicator"])
+    b = pd.read_csv(before / "settlement_indicators.csv", dtype={"settlement_id": str}
+                    ).set_index("settlement_id")
+    a = pd.read_csv(after / "settlement_indicators.csv", dtype={"settlement_id": str}
+                    ).set_index("settlement_id")
+    both = [s for s in a.index if s in b.index]
+    pairs = portfolio.dropna(subset=["improves"])[["intervention", "improves"]]
+    assert len(got) == len(pairs.drop_duplicates()) >= 3
+    for (iv, ind), g in portfolio.dropna(subset=["improves"]).groupby(
+            ["intervention", "improves"]):
+        funded = [s for s in both if s in set(g["settlement_id"])]
+        others = [s for s in both if s not in set(g["settlement_id"])]
+
+        def share(t: pd.DataFrame, ids: list[str], ind: str = ind) -> tuple[float, float]:
+            num = den = n = 0.0
+            for s in ids:
+                p, k, pop = t.loc[s, f"{ind}_share"], t.loc[s, f"{ind}_n"], t.loc[s,
+                                                                                 "population"]
+                if pd.notna(p) and k >= 5:
+                    num, den, n = num + p * pop, den + pop, n + k
+            return num / den, n
+
+        (fb, n1), (fa, n2), (ub, n3), (ua, n4) = (share(b, funded), share(a, funded),
+                                                  share(b, others), share(a, others))
+        row = got.loc[(iv, ind)]
+        assert row["funded_settlements"] == len(funded)
+        assert [row[c] for c in ("funded_before", "funded_after", "unfunded_before",
+                                 "unfunded_after")] == pytest.approx([fb, fa, ub, ua])
+        did = (fa - fb) - (ua - ub)
+        se = math.sqrt(sum(p * (1 - p) / n for p, n in ((fb, n1), (fa, n2), (ub, n3),
+                                                        (ua, n4))))
+        assert row["did"] == pytest.approx(did)
+        assert row["did_lo"] == pytest.approx(did - 1.959963984540054 * se)
+        assert row["did_hi"] == pytest.approx(did + 1.959963984540054 * se)
+    # only toilets changed between the rounds; none of the funded interventions improves
+    # them, so no difference in differences is told apart from 0
+    assert not any("sanitation" in ind for _, ind in got.index)
+    assert ((got["did_lo"] < 0) & (got["did_hi"] > 0)).all()

@@ -11,12 +11,14 @@ tables (already suppressed below k and audited) and their boundaries. It writes
 - ``settlement_changes.csv``: settlements only in BEFORE (``removed``), only in AFTER
   (``added``), or whose boundary changed (``boundary_changed``, with both areas in m²): they are
   reported, never silently joined.
+- ``cuf_results.csv``: for each intervention of BEFORE's portfolio and the indicator it improves,
+  the person-weighted shares in the funded and the other settlements, before and after, and the
+  difference in differences with its 95 % interval (:func:`cuf_results`).
 - ``compare_manifest.json``: both inputs (their manifests' sha256 and status), households in
   each round, k.
 
-The household-level parts of §6 (transitions of matched households, and the CUF results'
-difference in differences) need the households of both rounds, which output folders do not
-hold; they are not computed from folders.
+The transitions of matched households (§6) need the households of both rounds, which output
+folders do not hold; they are not computed from folders.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,7 @@ from profiling._errors import ConfigError
 from profiling.indicators import SLUM, SURVEY_INDICATORS, is_hazard_indicator, wilson
 from profiling.outputs import (
     MANIFEST,
+    PORTFOLIO,
     SETTLEMENT_GPKG,
     SETTLEMENT_LAYER,
     SETTLEMENT_TABLE,
@@ -45,6 +49,10 @@ from profiling.outputs import (
 log = logging.getLogger(__name__)
 
 CHANGE_BY_SETTLEMENT = "change_by_settlement.csv"
+CUF_RESULTS = "cuf_results.csv"
+CUF_COLUMNS = ["intervention", "indicator", "funded_settlements", "funded_before",
+               "funded_after", "unfunded_before", "unfunded_after", "did", "did_lo", "did_hi"]
+Z95 = 1.959963984540054
 SETTLEMENT_CHANGES = "settlement_changes.csv"
 COMPARE_MANIFEST = "compare_manifest.json"
 CHANGE_COLUMNS = ["settlement_id", "name", "indicator", "before_share", "before_n", "after_share",
@@ -171,6 +179,56 @@ def settlement_changes(before: Run, after: Run) -> pd.DataFrame:
                                        "area_after_m2"])
 
 
+def _group_share(table: pd.DataFrame, ids: list[str], name: str, k: int
+                 ) -> tuple[float, float]:
+    """A person-weighted share over settlements (each settlement's share weighted by its
+    population, only where its figure is published: ``_n`` at least k) and the households
+    it rests on."""
+    if not ids or f"{name}_share" not in table:
+        return math.nan, 0.0
+    t = table.loc[ids]
+    share, n = t[f"{name}_share"].astype(float), t[f"{name}_n"].astype(float)
+    pop = t["population"].astype(float)
+    ok = share.notna() & (n >= k) & (pop > 0)
+    if not ok.any():
+        return math.nan, 0.0
+    return float((share[ok] * pop[ok]).sum() / pop[ok].sum()), float(n[ok].sum())
+
+
+def cuf_results(before: Run, after: Run, k: int) -> pd.DataFrame | None:
+    """For each intervention of BEFORE's portfolio and the indicator it improves: the
+    person-weighted share in the settlements it funded and in the others, before and after,
+    and the difference in differences with a 95 % interval by the delta method (the four
+    shares taken as independent, each with variance p(1 − p) / n over its households). None
+    when BEFORE has no portfolio, or one written before portfolios named what they improve."""
+    path = before.folder / PORTFOLIO
+    if not path.exists():
+        return None
+    portfolio = read_csv(path, dtype={"settlement_id": str, "improves": str})
+    if "improves" not in portfolio.columns:
+        log.warning("%s names no indicator per intervention (an older run): no CUF results",
+                    path)
+        return None
+    b, a = before.table.set_index("settlement_id"), after.table.set_index("settlement_id")
+    both = [s for s in a.index if s in b.index]
+    rows = []
+    funded_any = portfolio.dropna(subset=["improves"])
+    for (iv, ind), g in funded_any.groupby(["intervention", "improves"], sort=True):
+        funded = [s for s in both if s in set(g["settlement_id"])]
+        unfunded = [s for s in both if s not in set(g["settlement_id"])]
+        shares = [_group_share(t, ids, str(ind), k) for ids in (funded, unfunded)
+                  for t in (b, a)]
+        (fb, _), (fa, _), (ub, _), (ua, _) = shares
+        did = (fa - fb) - (ua - ub)
+        var = sum(p * (1 - p) / n if n > 0 else math.nan for p, n in shares)
+        half = Z95 * math.sqrt(var) if var == var else math.nan
+        rows.append({"intervention": iv, "indicator": ind, "funded_settlements": len(funded),
+                     "funded_before": fb, "funded_after": fa, "unfunded_before": ub,
+                     "unfunded_after": ua, "did": did, "did_lo": did - half,
+                     "did_hi": did + half})
+    return pd.DataFrame(rows, columns=CUF_COLUMNS)
+
+
 def _shapes(folder: Path) -> Any:
     """A run's settlement polygons by id (None without a GeoPackage: placed by column)."""
     path = folder / SETTLEMENT_GPKG
@@ -199,6 +257,9 @@ def compare(before_dir: str | Path, after_dir: str | Path, out_dir: str | Path
                                           out / CHANGE_BY_SETTLEMENT),
         "settlement_changes": write_csv(settlement_changes(before, after),
                                         out / SETTLEMENT_CHANGES)}
+    cuf = cuf_results(before, after, k)
+    if cuf is not None:
+        written["cuf_results"] = write_csv(cuf, out / CUF_RESULTS)
     manifest = {
         "inputs": {role: {"folder": str(r.folder), "manifest_sha256": r.manifest_sha256,
                           "status": r.manifest.get("status"),
@@ -207,7 +268,7 @@ def compare(before_dir: str | Path, after_dir: str | Path, out_dir: str | Path
         "min_cell_size": k,
         "matching": {"settlements": "settlement_id",
                      "households": "not matched: output folders hold no households, so "
-                                   "transitions.csv and cuf_results.csv are not written"},
+                                   "transitions.csv is not written"},
         "outputs": sorted(p.name for p in written.values()),
     }
     (out / COMPARE_MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")

@@ -336,6 +336,7 @@ def candidates(settlements: pd.DataFrame, ranking: Ranking,
             demand = s.get(f"priority_{iv.need}_share", np.nan)
             rows.append({
                 "settlement_id": s["settlement_id"], "intervention": iv.id, "need": iv.need,
+                "improves": iv.improves or "", "improves_is_bad": iv.improves_is_bad,
                 "unit": iv.unit, "unit_cost": iv.unit_cost,
                 "households_in_need": in_need, "persons_in_need": in_need * size,
                 "persons_per_unit": per_unit_hh * size, "max_units": max_units,
@@ -508,16 +509,21 @@ def _portfolio_frame(cands: pd.DataFrame, x: np.ndarray, served: np.ndarray, met
                      budget: float) -> Portfolio:
     if cands.empty:
         table = pd.DataFrame(columns=["settlement_id", "intervention", "need", "units", "unit",
-                                      "cost", "beneficiaries", "community_chosen"])
+                                      "cost", "beneficiaries", "community_chosen", "improves",
+                                      "improves_is_bad"])
         return Portfolio(table, method, budget, 0.0, 0.0)
     chosen = x > 0
+    cands = cands.assign(**{c: cands.get(c, d) for c, d in (("improves", ""),
+                                                            ("improves_is_bad", False))})
     t = cands.loc[chosen, ["settlement_id", "intervention", "need", "unit",
-                           "community_chosen"]].copy()
+                           "community_chosen", "improves", "improves_is_bad"]].copy()
     t["units"] = x[chosen].astype(int)
     t["cost"] = x[chosen] * cands.loc[chosen, "unit_cost"].to_numpy()
     t["beneficiaries"] = np.floor(served[chosen] + 1e-9)
+    # what each intervention improves travels with it, so that a later enumeration can be
+    # compared on it (profiling compare: cuf_results.csv)
     t = t[["settlement_id", "intervention", "need", "units", "unit", "cost", "beneficiaries",
-           "community_chosen"]].reset_index(drop=True)
+           "community_chosen", "improves", "improves_is_bad"]].reset_index(drop=True)
     return Portfolio(t, method, budget, float(t["cost"].sum()),
                      float(counted_beneficiaries(t)))
 
