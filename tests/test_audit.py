@@ -353,6 +353,15 @@ def test_a_decimal_number_is_not_a_phone_and_a_phone_is_placed_by_line(demo, tmp
     assert [f.where for f in found] == [f"line 3, offset {text.index('0811 0000')}"]
 
 
+def test_a_phone_repeated_on_several_lines_is_found_on_each(demo, tmp_path):
+    _, out, _ = demo
+    pub = _copy(out, tmp_path)
+    secrets = _secrets_with(demo, phone="0811 0000 0002")
+    (pub / "b.txt").write_text("a 0811 0000 0002\nb\nc 0811-0000-0002\nd (0811) 0000 0002\n")
+    found = [f.where.split(",")[0] for f in audit(pub, secrets) if f.file == "b.txt"]
+    assert found == ["line 1", "line 3", "line 4"]
+
+
 def test_vendored_assets_are_checked_by_hash_not_scanned(demo, tmp_path):
     result, out, secrets = demo
     pub = _copy(out, tmp_path)

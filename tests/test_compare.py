@@ -194,7 +194,8 @@ def test_cuf_results_are_a_difference_in_differences_of_person_weighted_shares(r
     for (iv, ind), g in portfolio.dropna(subset=["improves"]).groupby(
             ["intervention", "improves"]):
         funded = [s for s in both if s in set(g["settlement_id"])]
-        others = [s for s in both if s not in set(g["settlement_id"])]
+        touched = set(portfolio.loc[portfolio["improves"] == ind, "settlement_id"])
+        others = [s for s in both if s not in touched]
 
         def share(t: pd.DataFrame, ids: list[str], ind: str = ind) -> tuple[float, float]:
             num = den = n = 0.0

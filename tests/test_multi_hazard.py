@@ -206,6 +206,8 @@ def test_a_hazard_given_a_cuf_weight_becomes_a_criterion():
     ({"name": "Heat Wave", "kind": "depth"}, "name"),
     ({"name": "heat", "kind": "continuous", "unit": "°C", "label": "<b>hot</b>"}, "plain text"),
     ({"name": "heat", "kind": "continuous", "unit": "{x}"}, "plain text"),
+    # flood's default high (0.5 m) under a raised exposed threshold: said, not assumed
+    ({"name": "flood", "thresholds": {"exposed": 0.8}}, "is above the 'high' one"),
 ])
 def test_a_hazard_entry_that_cannot_name_columns_or_be_shown_is_refused(entry, words):
     with pytest.raises(ConfigError, match=re.escape(words)):
@@ -281,7 +283,7 @@ def test_a_stack_of_return_periods_gives_expected_annual_exposure(tmp_path: Path
     e10, e100 = (d10 >= 0.15).astype(float), (d100 >= 0.15).astype(float)
     want = np.where(np.isnan(d10) | np.isnan(d100), np.nan,
                     0.01 * e100 + 0.09 * (e10 + e100) / 2)
-    got = ind["flood_expected_annual_exposed"].to_numpy(dtype=float)
+    got = ind["flood_expected_annual_exposure"].to_numpy(dtype=float)
     assert np.allclose(got, want, equal_nan=True) and np.nanmax(want) > 0
     assert (ind["flood_exposed"].astype("boolean") == pd.array(d10 >= 0.15, dtype="boolean")
             ).where(~np.isnan(d10), True).all()
@@ -291,8 +293,59 @@ def test_a_stack_of_return_periods_gives_expected_annual_exposure(tmp_path: Path
     frame = pd.DataFrame({"sid": hh.loc[inside, "settlement_id"], "p": want[inside]})
     mean = frame.dropna().groupby("sid")["p"].agg(["mean", "size"])
     shown = table.set_index("settlement_id").loc[mean.index[mean["size"] >= 5]]
-    assert np.allclose(shown["flood_expected_annual_exposed_share"],
+    assert np.allclose(shown["flood_expected_annual_exposure_share"],
                        mean.loc[shown.index, "mean"])
     rows = city_summary(counts, t, 5, published=table).set_index("indicator")
-    assert "flood_expected_annual_exposed_households" in rows.index
+    # persons: each household's probability weighed by its size, over the settlements whose
+    # figure is published
+    published = set(table.loc[table["flood_expected_annual_exposure_n"].notna(),
+                              "settlement_id"])
+    keep = inside & hh["settlement_id"].isin(published).to_numpy() & ~np.isnan(want)
+    size = hh["hh_size"].to_numpy(dtype=float)[keep]
+    assert rows.loc["flood_expected_annual_exposure_persons", "value"] == pytest.approx(
+        float((want[keep] * size).sum() / size.sum()))
+    assert rows.loc["flood_expected_annual_exposure_households", "value"] == pytest.approx(
+        float(want[keep].mean()))
+    # the contract's area columns read the first scenario, as flood_exposed does
+    assert table["flood_area_share"].notna().sum() >= 25
+    assert np.allclose(table["flood_area_share"], table["flood_rp10_area_share_exposed"],
+                       equal_nan=True)
+    assert np.allclose(table["flood_depth_mean"], table["flood_rp10_mean"], equal_nan=True)
     assert "flood_expected_annual_area_share_exposed" in table.columns
+    assert "flood_expected_annual_exposure_lo" not in table.columns  # not a proportion
+
+
+def test_overlays_render_in_another_process_and_their_warnings_come_back(tmp_path: Path):
+    """The overlays render in a process of its own (a fork server's, not a thread of the run):
+    what it would log, here a raster far from every settlement, returns to the run."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from profiling import pipeline
+    from profiling.publish import start_overlays
+
+    far = tmp_path / "far.tif"
+    profile = {"driver": "GTiff", "width": 4, "height": 4, "count": 1, "dtype": "float32",
+               "crs": "EPSG:32748", "nodata": -9999.0,
+               "transform": rasterio.transform.Affine(10, 0, 200000, 0, -10, 9000000)}
+    with rasterio.open(far, "w", **profile) as dst:
+        dst.write(np.ones((1, 4, 4), "float32"))
+    cfg = parse_config({"surveys": ["a.csv"], "hazards": [{"name": "flood", "path": str(far)}]})
+    settlements = gpd.read_file(SAMPLE / "settlements.gpkg")
+    with pipeline._background() as pool:
+        assert isinstance(pool, ProcessPoolExecutor)
+        future = start_overlays(cfg, pool, (tuple(settlements.total_bounds), settlements.crs))
+        assert future is not None
+        rendered, notes = future.result()
+    assert rendered == []
+    assert [m for _, m in notes] == [f"{far}: the raster does not reach the settlements; "
+                                     "no overlay"]
+
+
+def test_a_hazard_named_like_a_survey_field_is_refused():
+    from profiling.households import with_hazard_values
+
+    cfg = parse_config({"surveys": ["a.csv"], "hazards": [{"name": "hh_size",
+                                                            "path": "x.tif"}]})
+    hh = pd.DataFrame({"hh_size": [3], "longitude": [106.8], "latitude": [-6.2]})
+    with pytest.raises(ConfigError, match="hh_size are also columns of the households"):
+        with_hazard_values(hh, cfg.hazards)

@@ -557,14 +557,14 @@ class Checker:
 
     def _phone_hits(self, batch: list[tuple[str, str]]) -> list[tuple[int, int, str]]:
         """``(text, offset, field)`` of every phone number in the texts: the runs of digits
-        are found by one regular expression per text, and kept, reduced to digits and looked
-        up column-wise (Arrow); only a run that is found is looked for again, for its offset."""
+        are found by one regular expression per text (with their offsets), and kept, reduced
+        to digits and looked up column-wise (Arrow)."""
         runs: list[str] = []
-        owner: list[int] = []
+        spots: list[tuple[int, int]] = []  # (text, offset) of each run, from the same pass
         for g, (_, t) in enumerate(batch):
-            found = _PHONE.findall(t)
-            runs += found
-            owner += [g] * len(found)
+            for m in _PHONE.finditer(t):
+                runs.append(m.group(0))
+                spots.append((g, m.start()))
         if not runs:
             return []
         arr = pa.array(runs, pa.string())
@@ -575,11 +575,8 @@ class Checker:
                        pc.greater_equal(pc.utf8_length(digits), MIN_PHONE_DIGITS))
         idx = np.flatnonzero(np.asarray(keep))
         probe = pc.take(digits, pa.array(idx))
-        out = []
-        for i, f in _lookup(probe, self._phones, self._phone_fields):
-            g, run = owner[idx[i]], runs[idx[i]]
-            out.append((g, _phone_offset(batch[g][1], run), f))
-        return out
+        return [(*spots[idx[i]], f) for i, f in _lookup(probe, self._phones,
+                                                        self._phone_fields)]
 
     # -- coordinates -----------------------------------------------------------------------
     def coordinates(self, rel: str, numbers: np.ndarray, where: str = "text",
@@ -705,14 +702,6 @@ class Checker:
             if len(coords):
                 out += self.coordinates(where, coords.ravel(), "geometry", pairs=True)
         return out
-
-
-def _phone_offset(text: str, run: str) -> int:
-    """Where in ``text`` the phone number written ``run`` stands as a number of its own."""
-    for m in _PHONE.finditer(text):
-        if m.group(0) == run:
-            return m.start()
-    return -1
 
 
 def _offset(text: str, words: list[str], split: str) -> int:

@@ -197,7 +197,8 @@ def _group_share(table: pd.DataFrame, ids: list[str], name: str, k: int
 
 def cuf_results(before: Run, after: Run, k: int) -> pd.DataFrame | None:
     """For each intervention of BEFORE's portfolio and the indicator it improves: the
-    person-weighted share in the settlements it funded and in the others, before and after,
+    person-weighted share in the settlements it funded and in those where nothing funded
+    improves that indicator, before and after,
     and the difference in differences with a 95 % interval by the delta method (the four
     shares taken as independent, each with variance p(1 − p) / n over its households). None
     when BEFORE has no portfolio, or one written before portfolios named what they improve."""
@@ -215,7 +216,10 @@ def cuf_results(before: Run, after: Run, k: int) -> pd.DataFrame | None:
     funded_any = portfolio.dropna(subset=["improves"])
     for (iv, ind), g in funded_any.groupby(["intervention", "improves"], sort=True):
         funded = [s for s in both if s in set(g["settlement_id"])]
-        unfunded = [s for s in both if s not in set(g["settlement_id"])]
+        # the comparison: settlements where nothing was funded for this indicator (another
+        # intervention improving it would bias the difference towards 0)
+        touched = set(funded_any.loc[funded_any["improves"] == ind, "settlement_id"])
+        unfunded = [s for s in both if s not in touched]
         shares = [_group_share(t, ids, str(ind), k) for ids in (funded, unfunded)
                   for t in (b, a)]
         (fb, _), (fa, _), (ub, _), (ua, _) = shares

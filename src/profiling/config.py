@@ -271,6 +271,11 @@ class HazardSource(_Strict):
         if self.name == "flood" and self.kind == "depth":
             self.thresholds = {**FLOOD_THRESHOLDS, **self.thresholds}
             self.cuf_weight = FLOOD_CUF_WEIGHT if self.cuf_weight is None else self.cuf_weight
+        lo, hi = self.thresholds.get("exposed"), self.thresholds.get("high")
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"hazard {self.name!r}: the 'exposed' threshold ({lo:g}) is above "
+                             f"the 'high' one ({hi:g}); give both (the flood layer's defaults "
+                             "are exposed 0.15 and high 0.5)")
         if self.kind == "continuous" and not self.unit:
             raise ValueError(f"hazard {self.name!r} is continuous: give its 'unit' (°C, say)")
         if self.kind == "depth":

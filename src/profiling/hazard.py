@@ -771,6 +771,10 @@ def concat_zones(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
             placed[str(c)] = float(i)
             continue
         coverage = f"{m[1]}_coverage"
+        if coverage not in zones.columns:  # a stack's expected annual class share: any layer's
+            layer = m[1].removesuffix("_expected_annual")
+            coverage = next((str(x) for x in zones.columns if str(x).startswith(f"{layer}_")
+                             and str(x).endswith("_coverage")), coverage)
         if coverage in zones.columns:
             fill = zones[coverage].notna() & zones[c].isna()
             zones.loc[fill, c] = 0.0

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from profiling._errors import ConfigError
 from profiling._stages import Stages
 from profiling.indicators import Thresholds, compute_indicators, fields_read, partial_counts
 
@@ -55,6 +56,11 @@ def with_hazard_values(households: pd.DataFrame, hazards: Sequence[HazardSource]
     if not hazards:
         return households, None
     from profiling import hazard
+
+    clash = sorted(h.name for h in hazards if h.name in households.columns)
+    if clash:
+        raise ConfigError(f"hazard name(s) {', '.join(clash)} are also columns of the "
+                          "households (survey fields): name each hazard otherwise")
 
     zones, points = hazard.exposure(polygons, households["longitude"].to_numpy(dtype=float),
                                     households["latitude"].to_numpy(dtype=float), hazards,

@@ -325,7 +325,8 @@ def hazard_indicators(rules: Sequence[HazardRule]) -> list[Indicator]:
 
 def is_hazard_indicator(name: str) -> bool:
     """Whether an indicator is read from a hazard raster (CONTRACT.md §3 names them
-    ``<hazard>_exposed`` and ``hazardous_location``)."""
+    ``<hazard>_exposed`` and ``hazardous_location``); a stack's expected annual exposure
+    (``<hazard>_expected_annual_exposure``, a probability) is not one of them."""
     return name == "hazardous_location" or name.endswith("_exposed")
 
 
@@ -604,7 +605,7 @@ def compute_indicators(hh: pd.DataFrame, thresholds: Thresholds | None = None) -
 
 
 #: The suffix of a hazard's expected annual exposure (a household's yearly probability).
-ANNUAL = "_expected_annual_exposed"
+ANNUAL = "_expected_annual_exposure"
 
 
 def expected_annual_exposure(hh: pd.DataFrame, h: HazardRule) -> pd.Series:
@@ -1025,10 +1026,11 @@ def area_columns(h: HazardRule) -> list[str]:
 
 
 def _area_names(h: HazardRule) -> dict[str, str]:
-    """Exposure columns (:mod:`profiling.hazard`) to the settlement table's names."""
-    return {f"{h.name}_area_share_exposed": f"{h.name}_area_share",
-            f"{h.name}_area_share_high": f"{h.name}_high_area_share",
-            f"{h.name}_mean": h.mean_column}
+    """Exposure columns (:mod:`profiling.hazard`) to the settlement table's names: those of
+    the layer the household indicators read (a stack's first scenario, ``flood_rp10_...``)."""
+    return {f"{h.column}_area_share_exposed": f"{h.name}_area_share",
+            f"{h.column}_area_share_high": f"{h.name}_high_area_share",
+            f"{h.column}_mean": h.mean_column}
 
 
 def settlement_indicators(settlements: pd.DataFrame, counts: pd.DataFrame,
@@ -1059,8 +1061,12 @@ def settlement_indicators(settlements: pd.DataFrame, counts: pd.DataFrame,
     if exposure is not None and len(exposure):
         ex = exposure.reindex(ids)
         names = {k: v for h in hazards for k, v in _area_names(h).items()}
+        # a stack's scenario columns stay, beside the contract's names for the first one
+        stacked = {k for h in hazards if h.scenarios for k in _area_names(h)}
         for c in ex.columns:
             extra[names.get(c, c)] = ex[c].to_numpy()
+            if c in stacked:
+                extra[c] = ex[c].to_numpy()
     extra["cuf_score"] = np.nan
     extra["cuf_rank"] = pd.array([pd.NA] * len(ids), dtype="Int64")
     table = pd.concat([agg.reset_index(), pd.DataFrame(extra, index=range(len(ids)))], axis=1)

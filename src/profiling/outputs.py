@@ -93,7 +93,8 @@ def update_settlements(out: Path, table: pd.DataFrame, columns: list[str]) -> di
         layer = (gpd.read_file(path, layer=SETTLEMENT_LAYER) if path.suffix == ".gpkg"
                  else gpd.read_parquet(path))
         for c in columns:
-            layer[c] = layer["settlement_id"].map(by_id[c]).astype(table[c].dtype)
+            values = layer["settlement_id"].map(by_id[c])
+            layer[c] = values.astype("Int64") if c.endswith("_rank") else values
         if path.suffix == ".gpkg":
             layer.to_file(path, layer=SETTLEMENT_LAYER, driver="GPKG")
         else:

@@ -13,7 +13,7 @@ import math
 import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -236,10 +236,7 @@ def run(cfg: Config, out_dir: str | Path | None = None,
         settlements = load_settlements(cfg)
     # without settlements there is nothing for workers to do: no cluster is started
     ex = Execution.from_settings(cfg.execution) if settlements is not None else Execution()
-    # the map's hazard overlays need only the rasters: rendered meanwhile in a forked process
-    # (forked now, while this process has one thread): a thread would share the process's
-    # warning filters, which Python's warnings.catch_warnings() swaps without a lock, so a
-    # library's block in one thread can undo rasterio's in the other
+    # the map's hazard overlays need only the rasters: rendered meanwhile in another process
     background = _background()
     overlays = None
     if settlements is not None and settlements.has_geometry:
@@ -274,15 +271,17 @@ def run(cfg: Config, out_dir: str | Path | None = None,
 
 
 def _background() -> Executor:
-    """One worker for the hazard overlays: a forked process where fork is safe, else a
-    thread."""
+    """One worker for the hazard overlays: a process of its own, started by a fork server on
+    Linux (a plain fork would copy this process's locks, a progress bar's among them, in
+    whatever state its threads hold them) and spawned elsewhere. Not a thread: Python's
+    warnings.catch_warnings() swaps the process's filters without a lock, so a library's block
+    in one thread could undo rasterio's in another."""
     import multiprocessing
-    import os
+    import sys
     from concurrent.futures import ProcessPoolExecutor
 
-    if os.name == "posix":
-        return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
-    return ThreadPoolExecutor(1, thread_name_prefix="overlays")
+    method = "forkserver" if sys.platform.startswith("linux") else "spawn"
+    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(method))
 
 
 def _writing(exc: OSError, staging: Path) -> bool:

@@ -33,9 +33,9 @@ def start_overlays(cfg: Config, pool: Executor, around: tuple[Any, Any] | None =
     settlements' bounds and CRS."""
     if not cfg.hazards:
         return None
-    from profiling.publish.maps import render_overlays
+    from profiling.publish.maps import render_overlays_apart
 
-    return pool.submit(render_overlays, list(cfg.hazards), around)
+    return pool.submit(render_overlays_apart, list(cfg.hazards), around)
 
 
 def publish(out_dir: str | Path, cfg: Config, pdf: bool = False,
@@ -55,7 +55,11 @@ def publish(out_dir: str | Path, cfg: Config, pdf: bool = False,
     written: dict[str, Path] = {}
     written.update(write_atlas(tables, on_page))
     if tables.has_geometry:
-        rendered = overlays.result() if overlays is not None else None
+        rendered = None
+        if overlays is not None:
+            rendered, notes = overlays.result()
+            for level, message in notes:  # logged by the process that rendered them
+                log.log(level, "%s", message)
         written.update(write_map(tables, cfg.map, cfg.hazards, rendered))
         written.update(write_pngs(tables, cfg.map))
     if pdf:

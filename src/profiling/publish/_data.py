@@ -6,6 +6,7 @@ Formatting lives here too, so the map, the PNGs and the atlas write every figure
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -29,6 +30,8 @@ from profiling.outputs import (
     SETTLEMENT_TABLE,
     read_csv,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -243,10 +246,17 @@ def run_hazards(out: Path) -> tuple[HazardRule, ...]:
         return ()
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))["configuration"]["hazards"]
-        return tuple(HazardSource.model_validate(e).rule() for e in entries)
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{path}: its configuration's hazards cannot be read ({exc!s:.200})"
                           ) from None
+    rules = []
+    for e in entries if isinstance(entries, list) else []:
+        try:
+            rules.append(HazardSource.model_validate(e).rule())
+        except ValueError as exc:  # a run of an older version, say: shown without it
+            log.warning("%s: a hazard of its configuration is left out of the pages (%s)",
+                        path, str(exc).splitlines()[0][:160])
+    return tuple(rules)
 
 
 def _number_or_text(v: object) -> float | str:

@@ -284,7 +284,7 @@ def _bins(h: Any, data: np.ndarray) -> list[tuple[float, float, str]]:
         if not len(known):
             return []
         q = np.quantile(known, [1 / 3, 2 / 3])
-        cuts = [float(known.min()), float(q[0]), float(q[1])]
+        cuts = sorted({float(known.min()), float(q[0]), float(q[1])})  # skewed: fewer bins
     edges = [*cuts, np.inf]
     return [(a, b, f"{a:.3g} to {b:.3g}{unit}" if np.isfinite(b) else f"{a:.3g}{unit} or more")
             for a, b in itertools.pairwise(edges)]
@@ -310,6 +310,26 @@ def _colour(h: Any, data: np.ndarray, rgba: np.ndarray) -> tuple[list[list[str]]
         legend.append([colour, label])
     unit = {"m": "metres"}.get(h.unit or "", h.unit or "")
     return legend, f"{h.words} ({unit})" if unit else h.words
+
+
+def render_overlays_apart(hazards: list[Any], around: tuple[Any, Any] | None = None
+                          ) -> tuple[list[tuple[dict[str, Any], np.ndarray]],
+                                     list[tuple[int, str]]]:
+    """:func:`render_overlays` in a process of its own: what it logs comes back as data
+    (level, message), for the run to log where its handlers are."""
+    records: list[tuple[int, str]] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append((record.levelno, record.getMessage()))
+
+    keep = Keep(logging.INFO)
+    package = logging.getLogger("profiling")
+    package.addHandler(keep)
+    try:
+        return render_overlays(hazards, around), records
+    finally:
+        package.removeHandler(keep)
 
 
 def render_overlays(hazards: list[Any], around: tuple[Any, Any] | None = None
