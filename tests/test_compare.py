@@ -222,3 +222,27 @@ def test_cuf_results_are_a_difference_in_differences_of_person_weighted_shares(r
     # them, so no difference in differences is told apart from 0
     assert not any("sanitation" in ind for _, ind in got.index)
     assert ((got["did_lo"] < 0) & (got["did_hi"] > 0)).all()
+
+
+def test_the_city_summary_of_change(rounds):
+    """Every toilet basic after: the persons at the basic sanitation rung go to 100 %; a share
+    of households gets Newcombe's interval from its own numerator and denominator."""
+    before, after, out = rounds
+    got = pd.read_csv(out / "change_city.csv").set_index("indicator")
+    b = pd.read_csv(before / "city_summary.csv").set_index("indicator")
+    a = pd.read_csv(after / "city_summary.csv").set_index("indicator")
+    basic = got.loc["sanitation_ladder_basic"]
+    assert basic["after"] == 1.0 and basic["change"] == pytest.approx(
+        1.0 - b.loc["sanitation_ladder_basic", "value"])
+    assert pd.isna(basic["change_lo"]) and pd.isna(basic["changed"])  # persons: no interval
+    row = got.loc["sdg_1_4_2_tenure_documented"]
+    xb, nb = b.loc[row.name, "numerator"], b.loc[row.name, "denominator"]
+    xa, na = a.loc[row.name, "numerator"], a.loc[row.name, "denominator"]
+    lb, ub = _wilson(xb, int(nb))
+    la, ua = _wilson(xa, int(na))
+    pb, pa = xb / nb, xa / na
+    assert row["change"] == pytest.approx(pa - pb)
+    assert row["change_lo"] == pytest.approx(pa - pb - math.sqrt((pa - la) ** 2 + (ub - pb) ** 2))
+    assert row["change_hi"] == pytest.approx(pa - pb + math.sqrt((ua - pa) ** 2 + (pb - lb) ** 2))
+    assert str(row["changed"]) == "False"
+    assert "slum_components" not in got.index  # a note, not a figure

@@ -11,6 +11,8 @@ tables (already suppressed below k and audited) and their boundaries. It writes
 - ``settlement_changes.csv``: settlements only in BEFORE (``removed``), only in AFTER
   (``added``), or whose boundary changed (``boundary_changed``, with both areas in m²): they are
   reported, never silently joined.
+- ``change_city.csv``: the city summary's shares before and after, and the change (with
+  Newcombe's interval for a share of households) (:func:`change_city`).
 - ``cuf_results.csv``: for each intervention of BEFORE's portfolio and the indicator it improves,
   the person-weighted shares in the funded and the other settlements, before and after, and the
   difference in differences with its 95 % interval (:func:`cuf_results`).
@@ -37,6 +39,7 @@ import pandas as pd
 from profiling._errors import ConfigError
 from profiling.indicators import SLUM, SURVEY_INDICATORS, is_hazard_indicator, wilson
 from profiling.outputs import (
+    CITY_SUMMARY,
     MANIFEST,
     PORTFOLIO,
     SETTLEMENT_GPKG,
@@ -50,6 +53,9 @@ log = logging.getLogger(__name__)
 
 CHANGE_BY_SETTLEMENT = "change_by_settlement.csv"
 CUF_RESULTS = "cuf_results.csv"
+CHANGE_CITY = "change_city.csv"
+CITY_COLUMNS = ["indicator", "unit", "before", "after", "change", "change_lo", "change_hi",
+                "changed", "definition"]
 CUF_COLUMNS = ["intervention", "indicator", "funded_settlements", "funded_before",
                "funded_after", "unfunded_before", "unfunded_after", "did", "did_lo", "did_hi"]
 Z95 = 1.959963984540054
@@ -149,6 +155,35 @@ def change_by_settlement(before: pd.DataFrame, after: pd.DataFrame, k: int) -> p
     if not rows:
         return pd.DataFrame(columns=CHANGE_COLUMNS)
     return pd.concat(rows, ignore_index=True)[CHANGE_COLUMNS]
+
+
+def change_city(before: Path, after: Path) -> pd.DataFrame | None:
+    """The city summary's figures (SDG 11.1.1, the JMP ladders, SDG 1.4.2, hazard exposure)
+    before and after. A share of households has Newcombe's interval of its change (numerator
+    and denominator are counts of households); a share of persons has none (persons come in
+    households, not independently). None when either run has no city summary."""
+    paths = [p / f"{CITY_SUMMARY}.csv" for p in (before, after)]
+    if not all(p.exists() for p in paths):
+        return None
+    b, a = (read_csv(p).set_index("indicator") for p in paths)
+    rows = []
+    for name in [i for i in a.index if i in b.index]:
+        unit = str(a.loc[name, "unit"])
+        if not unit.startswith("share"):
+            continue
+        vb, va = float(b.loc[name, "value"]), float(a.loc[name, "value"])
+        lo = hi = math.nan
+        if unit == "share of households":
+            _, l_, h_ = newcombe(np.array([b.loc[name, "numerator"]]),
+                                 np.array([b.loc[name, "denominator"]]),
+                                 np.array([a.loc[name, "numerator"]]),
+                                 np.array([a.loc[name, "denominator"]]))
+            lo, hi = float(l_[0]), float(h_[0])
+        rows.append({"indicator": name, "unit": unit, "before": vb, "after": va,
+                     "change": va - vb, "change_lo": lo, "change_hi": hi,
+                     "changed": (lo > 0 or hi < 0) if lo == lo else None,
+                     "definition": a.loc[name, "definition"]})
+    return pd.DataFrame(rows, columns=CITY_COLUMNS)
 
 
 def settlement_changes(before: Run, after: Run) -> pd.DataFrame:
@@ -261,6 +296,9 @@ def compare(before_dir: str | Path, after_dir: str | Path, out_dir: str | Path
                                           out / CHANGE_BY_SETTLEMENT),
         "settlement_changes": write_csv(settlement_changes(before, after),
                                         out / SETTLEMENT_CHANGES)}
+    city = change_city(before.folder, after.folder)
+    if city is not None:
+        written["change_city"] = write_csv(city, out / CHANGE_CITY)
     cuf = cuf_results(before, after, k)
     if cuf is not None:
         written["cuf_results"] = write_csv(cuf, out / CUF_RESULTS)
