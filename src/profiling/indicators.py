@@ -19,6 +19,8 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from profiling.config import FLOOD_THRESHOLDS  # the reference layer's, where config sets them
+
 BOOL = "boolean"
 
 #: Sources cited by the definitions.
@@ -69,7 +71,8 @@ class HazardRule:
 
 
 #: The reference flood layer's rule (CONTRACT.md §3), the default of :class:`Thresholds`.
-FLOOD = HazardRule("flood", 0.15, 0.5, "depth", "m", "flood depth")
+FLOOD = HazardRule("flood", FLOOD_THRESHOLDS["exposed"], FLOOD_THRESHOLDS["high"], "depth", "m",
+                   "flood depth")
 
 
 @dataclass(frozen=True)

@@ -279,7 +279,7 @@ def write_atlas(tables: RunTables, on_page: Callable[[], None] | None = None,
                          "value": fmt(r.value, kind), "definition": str(r.definition)})
     index = env.get_template("atlas_index.html").render(
         settlements=rows, city=city, k=tables.k,
-        hazard_columns=[f"Area where {h.words} ≥ {h.value(h.exposed)}" for h in tables.hazards
+        hazard_columns=[hazard_area_indicators(h)[0].label for h in tables.hazards
                         if h.exposed is not None],
         consent_outside_form=list(tables.consent_outside_form),
         slum_components=tables.slum_components)
