@@ -246,3 +246,30 @@ def test_the_city_summary_of_change(rounds):
     assert row["change_hi"] == pytest.approx(pa - pb + math.sqrt((ua - pa) ** 2 + (pb - lb) ** 2))
     assert str(row["changed"]) == "False"
     assert "slum_components" not in got.index  # a note, not a figure
+
+
+@pytest.mark.parametrize("manifest", [b"{not json", b"[1, 2]", b"\xff\xfe garbage"])
+def test_a_broken_run_manifest_is_refused_with_a_message(rounds, tmp_path, manifest):
+    before, after, _ = rounds
+    broken = tmp_path / "broken"
+    shutil.copytree(before, broken)
+    (broken / "run_manifest.json").write_bytes(manifest)
+    with pytest.raises(ConfigError, match="BEFORE"):
+        compare(broken, after, tmp_path / "out")
+
+
+def test_a_formula_in_a_settlement_name_stays_text_in_the_comparison(rounds, tmp_path):
+    from profiling.outputs import read_csv, write_csv
+
+    before, after, _ = rounds
+    copies = []
+    for run in (before, after):
+        dst = tmp_path / run.name
+        shutil.copytree(run, dst)
+        table = read_csv(dst / "settlement_indicators.csv", dtype={"settlement_id": str})
+        table.loc[table["settlement_id"] == "JK05", "name"] = '=HYPERLINK("http://x","y")'
+        write_csv(table, dst / "settlement_indicators.csv")
+        copies.append(dst)
+    compare(copies[0], copies[1], tmp_path / "c")
+    text = (tmp_path / "c" / "change_by_settlement.csv").read_text(encoding="utf-8")
+    assert "'=HYPERLINK" in text and ',=HYPERLINK' not in text and ',"=HYPERLINK' not in text
