@@ -182,15 +182,8 @@ def _parse_csv(path: Path, kind: str, encoding: str, na: list[str], raw: bytes,
     body_start = newline + 1 if newline >= 0 else len(data)
     if _NON_BLANK.search(data, body_start) is None:
         raise InputFileError(path, "holds a header but no submissions")
-    try:  # Arrow's validation of UTF-8 (vectorised, no copy); the error names the first bad byte
-        offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64).tobytes())
-        pa.LargeBinaryArray.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(
-            data)]).cast(pa.large_string())
-    except pa.ArrowInvalid:
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError as uexc:
-            raise InputFileError(path, _bad_bytes(data, uexc, "UTF-8")) from None
+    # UTF-8 is checked by Arrow as it converts each column to strings; a file that is not
+    # UTF-8 fails it, and the record-by-record path then names the first bad byte
     if data.count(b'"') % 2:
         # an odd number of quotes: a stray quote in an answer (5'7"), or a file cut off inside
         # a quoted value; only parsing tells which, record by record
@@ -209,7 +202,7 @@ def _parse_csv(path: Path, kind: str, encoding: str, na: list[str], raw: bytes,
                 column_types=dict.fromkeys(header, pa.large_string()), strings_can_be_null=True,
                 quoted_strings_can_be_null=True, null_values=["", *na]),
         )
-    except pa.ArrowInvalid as exc:  # UTF-8 was validated above: a malformed record
+    except pa.ArrowInvalid as exc:  # a malformed record, or bytes that are not UTF-8
         log.debug("%s: pyarrow could not parse (%s); reading row by row", path, exc)
         return _read_csv_rows(path, kind, data, header, delim, na,
                               hashing.result().hexdigest())

@@ -125,9 +125,18 @@ def iso_datetimes(s: pd.Series) -> pd.Series:
     arr = pc.utf8_trim_whitespace(_arrow(s))
     out = np.full(len(arr), np.datetime64("NaT"), dtype="datetime64[ns]")
     todo = np.asarray(pc.is_valid(arr))
-    for pattern, typ in ((_ISO_ZONED, pa.timestamp("ns", "UTC")),
-                         (_ISO_NAIVE, pa.timestamp("ns"))):
-        hit = todo & np.asarray(pc.fill_null(pc.match_substring_regex(arr, pattern), False))
+    forms = [(_ISO_ZONED, pa.timestamp("ns", "UTC")), (_ISO_NAIVE, pa.timestamp("ns"))]
+    first = pc.drop_null(arr)[:1].to_pylist()
+    if first and re.match(_ISO_NAIVE, str(first[0])):
+        forms.reverse()  # the column's own form first: the other is then sought in the rest
+    for pattern, typ in forms:
+        if not todo.any():
+            break
+        where = np.flatnonzero(todo)
+        matched = np.asarray(pc.fill_null(pc.match_substring_regex(
+            arr if len(where) == len(arr) else pc.take(arr, pa.array(where)), pattern), False))
+        hit = np.zeros(len(arr), dtype=bool)
+        hit[where[matched]] = True
         if not hit.any():
             continue
         try:
