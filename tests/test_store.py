@@ -209,8 +209,9 @@ def test_a_geopackage_is_read_in_columns(tmp_path, city):
         personal, points = store.disclosure_reference()
         with store._connect(write=False) as conn:
             cols = store._household_columns(conn)
-            slow = store._frame(conn, "SELECT " + ", ".join(store._q(n) for n, _ in cols)
-                                + ' FROM analysis_households ORDER BY "key"', cols)
+            slow = store._frame(conn, 'SELECT household_id AS "key", ' + ", ".join(
+                store._q(n) for n, _ in cols[1:]) + " FROM households ORDER BY household_id",
+                cols)
     pd.testing.assert_frame_equal(fast, slow)
     # the audit's reference: the personal values of every accepted household (the store also
     # keeps those of rejected submissions), and every point
@@ -580,6 +581,142 @@ def test_the_analyst_role_reads_the_view_and_not_the_personal_table(postgres_url
         engine.dispose()
     finally:
         _drop_database(url)
+
+
+# --------------------------------------------------------------------------------------------
+# Roles by need, the access log (issue 19)
+# --------------------------------------------------------------------------------------------
+
+HIDDEN_FROM_ANALYSTS = {"latitude", "longitude", "gps_precision", "distance_m", "submitted_at",
+                        "source_file", "source_row"}
+
+
+def _cells_by_hand(frame: pd.DataFrame, resolution: int) -> dict[str, str | None]:
+    """Each household's H3 cell, one call of h3's own function per point."""
+    import h3
+
+    return {k: (h3.latlng_to_cell(float(la), float(lo), resolution)
+                if pd.notna(la) and pd.notna(lo) else None)
+            for k, la, lo in zip(frame["key"], frame["latitude"], frame["longitude"],
+                                 strict=True)}
+
+
+def test_analysts_get_the_settlement_and_an_h3_cell_and_supervisors_the_points(store_url, city):
+    result, _ = ingested(city, (0, 1))
+    with open_store(store_url, SECRET, h3_resolution=8) as store:
+        store.load(result)
+        view = store.analysis_households()
+        full = store.households()
+    assert not HIDDEN_FROM_ANALYSTS & set(view.columns)
+    assert {"settlement_id", "h3_cell", "slum_household"} - set(view.columns) == {
+        "slum_household"}  # indicators are computed later, not stored
+    assert len(view) == len(result.households)
+    expected = _cells_by_hand(hashed(result.households), 8)
+    assert dict(zip(view["key"], view["h3_cell"].astype(object).where(view["h3_cell"].notna(),
+                                                                     None),
+                    strict=True)) == expected
+    assert len(set(expected.values())) > 10  # the sample city spans many cells
+    # a run still reads the points
+    assert {"latitude", "longitude"} <= set(full.columns)
+    if "://" in store_url:
+        return
+    layers = dict(pyogrio.list_layers(store_url))
+    assert layers["supervision_households"] == "Point"
+    sup = pyogrio.read_dataframe(store_url, layer="supervision_households")
+    assert len(sup) == len(result.households) and "respondent_name" not in sup
+    np.testing.assert_allclose(sup.geometry.x, sup["longitude"])
+
+
+def test_each_role_selects_what_it_needs_and_nothing_else(postgres_url, city):
+    url = _create_database(postgres_url)
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    logins = {"analyst": f"ana_{uuid.uuid4().hex[:6]}", "supervisor": f"sup_{uuid.uuid4().hex[:6]}",
+              "loader": f"lod_{uuid.uuid4().hex[:6]}"}
+    try:
+        result, _ = ingested(city, (0,))
+        with admin.connect() as conn:
+            for name in logins.values():
+                conn.exec_driver_sql(f"CREATE ROLE {name} LOGIN PASSWORD 'pw-{name}'")
+        with open_store(url, SECRET) as store:
+            store.load(result)
+            for role, name in logins.items():
+                store.grant(role, name)
+            roles = store.roles().set_index("role")["logins"].to_dict()
+            with pytest.raises(StoreError, match="no login"):
+                store.grant("analyst", "nobody_here")
+            with pytest.raises(StoreError, match="no store role"):
+                store.grant("admin", logins["analyst"])
+        assert roles == logins
+        allowed = {"analyst": {"analysis_households", "loads"},
+                   "supervisor": {"supervision_households", "submissions", "loads"},
+                   "loader": {"analysis_households", "supervision_households", "submissions",
+                              "loads", "households", "personal", "households_history",
+                              "rejects", "access_log"}}
+        tables = sorted(set().union(*allowed.values()))
+        for role, name in logins.items():
+            engine = create_engine(make_url(url).set(username=name, password=f"pw-{name}"))
+            with engine.connect() as conn:
+                for table in tables:
+                    try:
+                        conn.exec_driver_sql(f"SELECT * FROM {table} LIMIT 1").fetchall()
+                        ok = True
+                    except Exception as exc:  # noqa: BLE001 - the driver's permission error
+                        assert "permission denied" in str(exc), exc
+                        ok = False
+                        conn.rollback()
+                    assert ok == (table in allowed[role]), (role, table)
+                if role == "analyst":
+                    cols = {r[0] for r in conn.exec_driver_sql(
+                        "SELECT column_name FROM information_schema.columns WHERE table_name = "
+                        "'analysis_households'")}
+                    assert not HIDDEN_FROM_ANALYSTS & cols and "h3_cell" in cols
+                    n = conn.exec_driver_sql("SELECT COUNT(*) FROM analysis_households").scalar()
+                    assert n == len(result.households)
+                if role == "supervisor":
+                    off = conn.exec_driver_sql(
+                        "SELECT COUNT(*) FROM supervision_households WHERE "
+                        "abs(ST_X(geom) - longitude) > 1e-9").scalar()
+                    assert off == 0
+            engine.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP OWNED BY {", ".join(logins.values())} CASCADE')
+        admin.dispose()
+        _drop_database(url)
+        server = _admin(postgres_url)
+        with server.connect() as conn:
+            for name in logins.values():
+                conn.exec_driver_sql(f"DROP ROLE IF EXISTS {name}")
+        server.dispose()
+
+
+def test_every_read_of_personal_data_is_logged_and_the_log_cannot_be_changed(store_url, city):
+    result, _ = ingested(city, (0,))
+    os.environ["PROFILING_ACCESS_REASON"] = "ward 4 supervision visit"
+    try:
+        with open_store(store_url, SECRET, purpose="profiling audit") as store:
+            store.load(result)
+            assert store.access_log().empty  # loading is not a read
+            store.analysis_households()
+            assert store.access_log().empty  # nothing personal in the analysts' view
+            store.disclosure_reference()
+            store.ingest_result()
+            log_ = store.access_log()
+    finally:
+        del os.environ["PROFILING_ACCESS_REASON"]
+    assert list(log_["command"]) == ["profiling audit"] * 2
+    assert "personal fields" in log_["what"][0] and "points" in log_["what"][1]
+    assert set(log_["why"]) == {"ward 4 supervision visit"}
+    assert log_["os_user"].notna().all() and log_["at"].notna().all()
+    assert (pd.Timestamp.now(tz="UTC") - log_["at"]).max() < pd.Timedelta(minutes=5)
+    engine = create_engine(store_url if "://" in store_url else f"sqlite:///{store_url}")
+    for sql in ("UPDATE access_log SET why = 'nothing'", "DELETE FROM access_log") + (
+            ("TRUNCATE access_log",) if "://" in store_url else ()):
+        with engine.connect() as conn, pytest.raises(Exception, match="append-only"):
+            conn.exec_driver_sql(sql)
+    engine.dispose()
+    with open_store(store_url, SECRET) as store:
+        assert len(store.access_log()) == 2
 
 
 def test_a_store_made_by_an_older_schema_opens_in_this_one(store_url, city):

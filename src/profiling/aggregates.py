@@ -40,14 +40,8 @@ def hexagon_counts(latitude: pd.Series, longitude: pd.Series, slum: pd.Series,
         known) and ``slum`` (slum households).
     """
     import h3
-    from h3.api import basic_int
 
-    lat = pd.to_numeric(latitude, errors="coerce").to_numpy(dtype=float)
-    lon = pd.to_numeric(longitude, errors="coerce").to_numpy(dtype=float)
-    ok = ~(np.isnan(lat) | np.isnan(lon))
-    # cells as 64-bit integers, counted with numpy; only the distinct cells become text
-    cells = np.fromiter((basic_int.latlng_to_cell(a, b, resolution) for a, b in zip(
-        lat[ok].tolist(), lon[ok].tolist(), strict=True)), dtype=np.uint64, count=int(ok.sum()))
+    ok, cells = _cell_numbers(latitude, longitude, resolution)
     s = pd.array(slum, dtype="boolean")[ok]
     known = (~pd.isna(s)).astype(np.int64)
     true = pd.Series(s).fillna(False).to_numpy(dtype=np.int64)
@@ -58,6 +52,34 @@ def hexagon_counts(latitude: pd.Series, longitude: pd.Series, slum: pd.Series,
                         "slum": np.bincount(code, weights=true, minlength=len(distinct))},
                        index=pd.Index(names, name="h3_cell")).astype(np.int64)
     return out.sort_index()
+
+
+def _cell_numbers(latitude: pd.Series | np.ndarray, longitude: pd.Series | np.ndarray,
+                  resolution: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which points have a location, and their H3 cells as 64-bit integers (counted with
+    numpy; only the distinct cells need become text)."""
+    from h3.api import basic_int
+
+    lat = pd.to_numeric(pd.Series(latitude), errors="coerce").to_numpy(dtype=float)
+    lon = pd.to_numeric(pd.Series(longitude), errors="coerce").to_numpy(dtype=float)
+    ok = np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
+    cells = np.fromiter((basic_int.latlng_to_cell(a, b, resolution) for a, b in zip(
+        lat[ok].tolist(), lon[ok].tolist(), strict=True)), dtype=np.uint64, count=int(ok.sum()))
+    return ok, cells
+
+
+def h3_cells(latitude: pd.Series | np.ndarray, longitude: pd.Series | np.ndarray,
+             resolution: int) -> np.ndarray:
+    """Each point's H3 cell at ``resolution`` as text (None where it has no location): the
+    location an analyst of the store is given instead of the point."""
+    import h3
+
+    ok, cells = _cell_numbers(latitude, longitude, resolution)
+    out = np.full(len(ok), None, dtype=object)
+    if len(cells):
+        distinct, code = np.unique(cells, return_inverse=True)
+        out[ok] = np.array([h3.int_to_str(int(c)) for c in distinct], dtype=object)[code]
+    return out
 
 
 def hexagon_table(counts: pd.DataFrame, k: int = 5) -> pd.DataFrame:

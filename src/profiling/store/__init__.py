@@ -57,6 +57,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from profiling import __version__
 from profiling._errors import ConfigError, StoreError
 from profiling._readers import STRING, sha256_of
+from profiling.aggregates import h3_cells
 from profiling.config import Config, SurveySource
 from profiling.form import Form
 from profiling.ingest import (
@@ -72,22 +73,41 @@ from profiling.ingest import (
 from profiling.join import Settlements
 from profiling.store import _migrations
 from profiling.store._backends import Backend, GeoPackage, PostGIS
-from profiling.store._migrations import ANALYST_ROLE, LATEST, now, register_gpkg_layer
+from profiling.store._migrations import (
+    ANALYST_ROLE,
+    LATEST,
+    ROLES,
+    SUPERVISOR_ROLE,
+    now,
+    register_gpkg_layer,
+)
 
 log = logging.getLogger(__name__)
 
 #: Environment variable that holds the secret of the pseudonymous household ids.
 SECRET_ENV = "PROFILING_SECRET"
+#: Environment variable that gives the reason recorded with each read of personal data.
+REASON_ENV = "PROFILING_ACCESS_REASON"
 #: The shortest secret accepted (characters).
 MIN_SECRET_LENGTH = 16
-#: The view analysis reads: the households without personal fields, keyed by pseudonymous id.
+#: The view analysis reads: the households without personal fields, keyed by pseudonymous id,
+#: located by settlement and H3 cell only (``profiling_analyst``).
 HOUSEHOLDS_VIEW = "analysis_households"
+#: The view field supervision reads: the households with their points and interview times,
+#: nothing of the personal table (``profiling_supervisor``).
+SUPERVISION_VIEW = "supervision_households"
+#: Household columns the analysis view leaves out: the point and whatever narrows it (its
+#: precision, the distance to the nearest settlement), the interview times, the way back to a
+#: raw export's row.
+NOT_FOR_ANALYSTS = ("latitude", "longitude", "gps_precision", "distance_m", "submitted_at",
+                    "start", "end", "source_file", "source_row")
 #: Columns of the household frame a de-identified export leaves out (true location, the way
 #: back to a row of a raw export).
 NOT_EXPORTED = ("latitude", "longitude", "gps_precision", "source_file", "source_row")
 _RESERVED = {"fid", "household_id", "load_id", "superseded_by", "geom", "submission_key"}
 _CHECK = b"profiling store: secret check"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_LOGIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,62}")
 COUNT_KEYS = ("read", "accepted", "rejected", "duplicates", "no_consent", "outside_settlements",
               "values_dropped")
 
@@ -339,7 +359,8 @@ def _frame_of(rows: Sequence[Sequence[Any]], columns: Sequence[tuple[str, str]]
 # The store
 # --------------------------------------------------------------------------------------------
 
-def open_store(url_or_path: str | Path, secret: bytes, *, create: bool = True) -> Store:
+def open_store(url_or_path: str | Path, secret: bytes, *, create: bool = True,
+               h3_resolution: int | None = None, purpose: str = "a Python session") -> Store:
     """Open (and create or upgrade) a store.
 
     Parameters
@@ -351,6 +372,11 @@ def open_store(url_or_path: str | Path, secret: bytes, *, create: bool = True) -
         other than the one it was made with.
     create
         Make a new store where there is none (otherwise that is an error).
+    h3_resolution
+        The H3 resolution of the analysts' location cells, for a new store (a store keeps
+        the one it was made with; default :data:`_migrations.DEFAULT_H3_RESOLUTION`).
+    purpose
+        The command or reason its reads of personal data are recorded under (``access_log``).
     """
     target = str(url_or_path)
     if "://" in target:
@@ -378,7 +404,7 @@ def open_store(url_or_path: str | Path, secret: bytes, *, create: bool = True) -
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
         backend = GeoPackage.open(path)
-    store = Store(backend, secret)
+    store = Store(backend, secret, h3_resolution, purpose)
     try:
         store._open(create)
     except BaseException:
@@ -387,21 +413,27 @@ def open_store(url_or_path: str | Path, secret: bytes, *, create: bool = True) -
     return store
 
 
-def open_configured(cfg: Config) -> Store:
-    """The store named by a configuration, with its secret."""
+def open_configured(cfg: Config, purpose: str = "a Python session") -> Store:
+    """The store named by a configuration, with its secret (``purpose``: what its reads of
+    personal data are recorded as, e.g. the command)."""
     if cfg.store is None:
         raise ConfigError("the configuration has no 'store' section; add e.g. "
                           "`store: {url: enumeration.gpkg}` (a GeoPackage beside the "
                           "configuration) or a postgresql+psycopg:// URL")
-    return open_store(cfg.store.url, read_secret(cfg.store.secret_file))
+    return open_store(cfg.store.url, read_secret(cfg.store.secret_file),
+                      h3_resolution=cfg.map.h3_resolution, purpose=purpose)
 
 
 class Store:
     """An open enumeration store (use :func:`open_store`); a context manager."""
 
-    def __init__(self, backend: Backend, secret: bytes) -> None:
+    def __init__(self, backend: Backend, secret: bytes, h3_resolution: int | None = None,
+                 purpose: str = "a Python session") -> None:
         self._b = backend
         self._secret = secret
+        self._h3 = h3_resolution
+        #: What the reads of personal data are recorded as being for (``access_log.command``).
+        self.purpose = purpose
 
     # -- plumbing -----------------------------------------------------------------------------
     @property
@@ -483,10 +515,20 @@ class Store:
                                      ("secret_check", check))
                 conn.exec_driver_sql(self._p("INSERT INTO store_meta VALUES (?, ?)"),
                                      ("created_at", now()))
+                if self._h3 is not None:
+                    conn.exec_driver_sql(self._p(
+                        "UPDATE store_meta SET value = ? WHERE name = 'h3_resolution'"),
+                        (str(self._h3),))
                 self._refresh_view(conn)
             elif not hmac.compare_digest(stored, check):
                 raise StoreError(f"store {self.where} was made with another secret: household "
                                  "ids would not match; use the secret this store was made with")
+
+    def _h3_resolution(self, conn: Connection) -> int:
+        """The H3 resolution of the analysts' cells, fixed when the store was made."""
+        value = conn.exec_driver_sql(self._p("SELECT value FROM store_meta WHERE name = ?"),
+                                     ("h3_resolution",)).scalar()
+        return int(value) if value is not None else _migrations.DEFAULT_H3_RESOLUTION
 
     def schema_version(self) -> int:
         """The store's schema version."""
@@ -530,16 +572,35 @@ class Store:
         return have + added
 
     def _refresh_view(self, conn: Connection) -> None:
-        cols = "".join(f", {self._q(n)}" for n, _ in self._columns(conn, "households"))
-        conn.exec_driver_sql(f"DROP VIEW IF EXISTS {HOUSEHOLDS_VIEW}")
+        """The analysts' view (no point, no interview times: the settlement and the H3 cell)
+        and the supervisors' (the points and times), each over the current households; on a
+        GeoPackage both are layers, on PostGIS each is granted to its role."""
+        names = [n for n, _ in self._columns(conn, "households")]
+        plain = "".join(f", {self._q(n)}" for n in names if n not in NOT_FOR_ANALYSTS)
+        every = "".join(f", {self._q(n)}" for n in names)
+        for view in (HOUSEHOLDS_VIEW, SUPERVISION_VIEW):
+            conn.exec_driver_sql(f"DROP VIEW IF EXISTS {view}")
         conn.exec_driver_sql(f'CREATE VIEW {HOUSEHOLDS_VIEW} AS SELECT household_id AS "key"'
-                             f"{cols} FROM households")
+                             f"{plain}, h3_cell FROM households")
+        # fid first: GeoPackage readers take a view's first integer column as its key
+        conn.exec_driver_sql(f'CREATE VIEW {SUPERVISION_VIEW} AS SELECT fid, household_id AS '
+                             f'"key"{every}, geom FROM households')
         if self._b.dialect == "sqlite":
             register_gpkg_layer(conn, HOUSEHOLDS_VIEW, "attributes",
-                                "households for analysis: no personal fields, pseudonymous ids")
-        elif conn.exec_driver_sql(self._p("SELECT 1 FROM pg_roles WHERE rolname = ?"),
-                                  (ANALYST_ROLE,)).first():
-            conn.exec_driver_sql(f"GRANT SELECT ON {HOUSEHOLDS_VIEW} TO {ANALYST_ROLE}")
+                                "households for analysis: no personal fields, pseudonymous ids, "
+                                "located by settlement and H3 cell")
+            register_gpkg_layer(conn, SUPERVISION_VIEW, "features",
+                                "households for field supervision: points and interview times, "
+                                "no personal fields")
+            return
+        for view, role in ((HOUSEHOLDS_VIEW, ANALYST_ROLE), (SUPERVISION_VIEW, SUPERVISOR_ROLE)):
+            if conn.exec_driver_sql(self._p("SELECT 1 FROM pg_roles WHERE rolname = ?"),
+                                    (role,)).first():
+                conn.exec_driver_sql(f"GRANT SELECT ON {view} TO {role}")
+        if conn.exec_driver_sql(self._p("SELECT 1 FROM pg_roles WHERE rolname = ?"),
+                                (ROLES["loader"],)).first():
+            conn.exec_driver_sql(f"GRANT SELECT ON {HOUSEHOLDS_VIEW}, {SUPERVISION_VIEW} TO "
+                                 f"{ROLES['loader']}")
 
     # -- loading --------------------------------------------------------------------------------
     def loaded_sha256s(self) -> set[str]:
@@ -741,8 +802,9 @@ class Store:
             hcols = "".join(f", {q(n)}" for n, _ in self._columns(conn, "households"))
             sel = "SELECT household_id FROM winners"
             conn.exec_driver_sql(
-                f"INSERT INTO households_history (household_id, load_id, superseded_by, geom"
-                f"{hcols}) SELECT household_id, load_id, {load_id}, geom{hcols} FROM households "
+                f"INSERT INTO households_history (household_id, load_id, superseded_by, geom, "
+                f"h3_cell{hcols}) SELECT household_id, load_id, {load_id}, geom, h3_cell{hcols} "
+                "FROM households "
                 f"WHERE household_id IN ({sel} WHERE prev = 'accepted' AND status <> "
                 "'no_consent')")
             for sql in (f"DELETE FROM households WHERE household_id IN ({sel} WHERE prev = "
@@ -777,9 +839,14 @@ class Store:
         if len(frame):
             cols = self._ensure_columns(conn, "households", frame.drop(columns=["key"]),
                                         ["households", "households_history"])
+            rows = hh["row"].to_numpy()
+            cells = h3_cells(frame["latitude"].to_numpy()[rows] if "latitude" in frame else
+                             np.full(len(rows), np.nan), frame["longitude"].to_numpy()[rows]
+                             if "longitude" in frame else np.full(len(rows), np.nan),
+                             self._h3_resolution(conn))
             self._b.insert(conn, "households", {
                 "household_id": hh["household_id"].to_numpy(), "load_id": [load_id] * len(hh),
-                "geom": hh["geom"].to_numpy(),
+                "geom": hh["geom"].to_numpy(), "h3_cell": cells,
                 **_to_sql(frame, [c for c in cols if c[0] in frame.columns], self._ms,
                           take=hh["row"].to_numpy())})
             log.debug("load %d: %d households written", load_id, len(hh))
@@ -856,15 +923,17 @@ class Store:
         return [("key", _dtype_name(STRING)), *self._columns(conn, "households")]
 
     def households(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
-        """The analysis view: the current households, as ingest returns them (same columns and
-        dtypes), with ``key`` the pseudonymous household id; ordered by it. With ``columns``,
-        ``key`` and those of them the store has (a lighter read)."""
+        """The current households, as ingest returns them (same columns and dtypes, points
+        included), with ``key`` the pseudonymous household id; ordered by it. With ``columns``,
+        ``key`` and those of them the store has (a lighter read). What a run reads; an
+        analyst's login reads :data:`HOUSEHOLDS_VIEW` instead (:meth:`analysis_households`)."""
         with self._connect(write=False) as conn:
             cols = self._household_columns(conn)
             if columns is not None:
                 cols = [c for c in cols if c[0] == "key" or c[0] in set(columns)]
-            sel = ", ".join(self._q(n) for n, _ in cols)
-            return self._read_frame(conn, f'SELECT {sel} FROM {HOUSEHOLDS_VIEW} ORDER BY "key"',
+            sel = ", ".join('household_id AS "key"' if n == "key" else self._q(n)
+                            for n, _ in cols)
+            return self._read_frame(conn, f"SELECT {sel} FROM households ORDER BY household_id",
                                     cols)
 
     def _read_frame(self, conn: Connection, sql: str, columns: list[tuple[str, str]]
@@ -879,9 +948,95 @@ class Store:
             return pd.DataFrame({n: _from_arrow(table.column(n), dtype) for n, dtype in columns})
         return self._frame(conn, sql, columns)
 
+    # -- roles (PostGIS) -------------------------------------------------------------------------
+    def grant(self, role: str, user: str) -> None:
+        """Give the login ``user`` a role of the store: ``analyst`` (the analysis view:
+        settlement and H3 cell, no point, nothing personal), ``supervisor`` (points and
+        interview times, nothing personal) or ``loader`` (everything, the personal table
+        included). PostGIS only: a GeoPackage is one file, readable whole or not at all."""
+        if self._b.dialect == "sqlite":
+            raise StoreError(f"store {self.where} is a GeoPackage, which has no logins: whoever "
+                             "can read the file reads all of it. Give analysts a de-identified "
+                             "export (profiling store export) or use a PostGIS store")
+        if role not in ROLES:
+            raise StoreError(f"no store role {role!r}: the roles are "
+                             f"{', '.join(ROLES)}")
+        if not _LOGIN.fullmatch(user):
+            raise StoreError(f"{user!r} is not a login name (letters, digits, _ . - only)")
+        with self._connect(write=True) as conn:
+            if not conn.exec_driver_sql(self._p(
+                    "SELECT 1 FROM pg_roles WHERE rolname = ? AND rolcanlogin"), (user,)).first():
+                raise StoreError(f"the server has no login {user!r}: a database administrator "
+                                 f"creates it (CREATE ROLE \"{user}\" LOGIN PASSWORD '...'), "
+                                 "then grant it a role")
+            conn.exec_driver_sql(f'GRANT {ROLES[role]} TO "{user}"')
+        log.info("store %s: %s granted the %s role", self.where, user, role)
+
+    def roles(self) -> pd.DataFrame:
+        """The store's roles, what each reads and the logins that hold it (PostGIS; on a
+        GeoPackage one row: whoever reads the file)."""
+        reads = {"analyst": f"{HOUSEHOLDS_VIEW} (settlement and H3 cell, no point), loads",
+                 "supervisor": f"{SUPERVISION_VIEW} (points, interview times), submissions, "
+                               "loads",
+                 "loader": "every table, the personal one included"}
+        if self._b.dialect == "sqlite":
+            return pd.DataFrame({"role": ["(file)"], "reads": ["everything: a GeoPackage has "
+                                                              "no logins"], "logins": [""]})
+        with self._connect(write=False) as conn:
+            members = self._rows(conn, (
+                "SELECT r.rolname, m.rolname FROM pg_auth_members a JOIN pg_roles r ON "
+                "r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member WHERE r.rolname IN ("
+                + ", ".join("?" for _ in ROLES) + ") ORDER BY m.rolname"), list(ROLES.values()))
+        held: dict[str, list[str]] = {}
+        for r, m in members:
+            held.setdefault(str(r), []).append(str(m))
+        return pd.DataFrame({"role": list(ROLES), "reads": [reads[r] for r in ROLES],
+                             "logins": [", ".join(held.get(ROLES[r], [])) for r in ROLES]})
+
+    # -- the access log -------------------------------------------------------------------------
+    def record_access(self, what: str) -> None:
+        """Record a read of personal data (the personal table, or the households' points):
+        who (the database login and the system user), when, what, and why (:attr:`purpose`).
+        Written in a transaction of its own before the read, so a read that fails is still
+        recorded; the log refuses every change (CONTRACT of the store, schema step 5)."""
+        try:
+            os_user = getpass.getuser()
+        except (KeyError, OSError):  # no name for this uid (a container)
+            os_user = str(os.getuid()) if hasattr(os, "getuid") else None
+        with self._connect(write=True) as conn:
+            db_user = (None if self._b.dialect == "sqlite"
+                       else conn.exec_driver_sql("SELECT session_user").scalar())
+            conn.exec_driver_sql(self._p(
+                "INSERT INTO access_log (at, db_user, os_user, host, command, what, why) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)"),
+                (now(), db_user, os_user, socket.gethostname(), self.purpose, what,
+                 os.environ.get(REASON_ENV) or None))
+
+    def access_log(self, last: int | None = None) -> pd.DataFrame:
+        """The reads of personal data recorded, oldest first (``last``: only the latest)."""
+        cols = [("at", "datetime64[us, UTC]"), ("db_user", "str"), ("os_user", "str"), ("host", "str"),
+                ("command", "str"), ("what", "str"), ("why", "str")]
+        limit = f" LIMIT {int(last)}" if last is not None else ""
+        with self._connect(write=False) as conn:
+            frame = self._frame(conn, "SELECT at, db_user, os_user, host, command, what, why "
+                                      f"FROM access_log ORDER BY fid DESC{limit}", cols)
+        return frame.iloc[::-1].reset_index(drop=True)
+
+    def analysis_households(self) -> pd.DataFrame:
+        """The analysts' view: the current households without their points, interview times
+        or the way back to an export's row; located by ``settlement_id`` and ``h3_cell``."""
+        with self._connect(write=False) as conn:
+            cols = [c for c in self._household_columns(conn) if c[0] not in NOT_FOR_ANALYSTS]
+            cols.append(("h3_cell", _dtype_name(STRING)))
+            sel = ", ".join(self._q(n) for n, _ in cols)
+            return self._read_frame(conn, f'SELECT {sel} FROM {HOUSEHOLDS_VIEW} ORDER BY "key"',
+                                    cols)
+
     def disclosure_reference(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """What must never be published, for the disclosure audit only: the personal table
-        (submission keys and direct fields) and the households' points. Nothing else reads it."""
+        (submission keys and direct fields) and the households' points. Nothing else reads it.
+        The read is recorded in the access log."""
+        self.record_access("personal fields and household points (disclosure audit)")
         with self._connect(write=False) as conn:
             cols = [("key", _dtype_name(STRING)), *self._columns(conn, "personal")]
             sel = "".join(f", {self._q(n)}" for n, _ in cols[1:])
@@ -893,7 +1048,9 @@ class Store:
 
     def state_at(self, load_id: int) -> pd.DataFrame:
         """The households as they were right after load ``load_id`` (same frame as
-        :meth:`households`). Households whose consent was later withdrawn are not rebuilt."""
+        :meth:`households`). Households whose consent was later withdrawn are not rebuilt.
+        The read of their points is recorded in the access log."""
+        self.record_access(f"household points as of load {int(load_id)}")
         with self._connect(write=False) as conn:
             if not self._rows(conn, "SELECT 1 FROM loads WHERE load_id = ? AND finished_at IS "
                                     "NOT NULL", (load_id,)):
@@ -908,7 +1065,9 @@ class Store:
 
     def history(self, household: str) -> pd.DataFrame:
         """Every version of one household (by submission key or pseudonymous id), oldest first,
-        with the load that brought it and the load that replaced it (``superseded_by``)."""
+        with the load that brought it and the load that replaced it (``superseded_by``).
+        The read of its points is recorded in the access log."""
+        self.record_access("one household's versions, points included")
         hid = household if _HEX64.match(household) else pseudonyms(self._secret, [household])[0]
         with self._connect(write=False) as conn:
             cols = self._household_columns(conn)
@@ -923,7 +1082,10 @@ class Store:
     def rejects(self, raw_keys: bool = False) -> pd.DataFrame:
         """The current rejects (those of the current submission of each key, and rows without a
         key), in ``rejects.csv``'s columns plus ``load_id``; ``key`` is the pseudonymous id, or
-        the submission key with ``raw_keys`` (it reads the personal table)."""
+        the submission key with ``raw_keys`` (it reads the personal table, and that read is
+        recorded in the access log)."""
+        if raw_keys:
+            self.record_access("submission keys of the rejects (personal table)")
         key = "p.submission_key" if raw_keys else "r.household_id"
         join = " LEFT JOIN personal p ON p.household_id = r.household_id" if raw_keys else ""
         cols = [("file", "str"), ("row", "Int64"), ("key", "str"), ("field", "str"),
@@ -1006,7 +1168,9 @@ class Store:
     def ingest_result(self) -> IngestResult:
         """What the store holds, in the form ingest returns: households from the analysis view,
         current rejects (pseudonymous keys), submissions, the store's counts and the files
-        loaded. ``personal`` is empty: analysis never reads it."""
+        loaded. ``personal`` is empty: analysis never reads it. The read of the households'
+        points is recorded in the access log."""
+        self.record_access("household points (a run's analysis)")
         with self._connect(write=False) as conn:
             files = self._rows(conn, "SELECT path, format, sha256, rows, labels, columns_used, "
                                      "columns_ignored FROM load_files ORDER BY load_id, position")
@@ -1066,7 +1230,10 @@ class Store:
     def export_deidentified(self, path: str | Path) -> Path:
         """Write a de-identified GeoPackage: layer ``households`` (the analysis view without
         the true location and without the way back to a raw export's row; pseudonymous ids) and
-        layer ``loads`` (provenance). Nothing of the personal table is read."""
+        layer ``loads`` (provenance). Nothing of the personal table is read; the points are
+        read and left out, and that read is recorded in the access log."""
+        self.record_access(f"household points, left out of a de-identified export "
+                           f"({Path(path).name})")
         import pyogrio
 
         path = Path(path)
@@ -1163,7 +1330,9 @@ def sources_for(cfg: Config, exports: Sequence[str | Path] | None) -> list[Surve
 
 __all__ = [
     "HOUSEHOLDS_VIEW",
+    "REASON_ENV",
     "SECRET_ENV",
+    "SUPERVISION_VIEW",
     "LoadSummary",
     "Provenance",
     "Store",

@@ -18,12 +18,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
 from sqlalchemy import Connection
 
 log = logging.getLogger(__name__)
 
 #: The role that may read the analysis view and nothing personal (PostGIS only).
 ANALYST_ROLE = "profiling_analyst"
+#: Field quality control: the households' points and interview times, nothing personal.
+SUPERVISOR_ROLE = "profiling_supervisor"
+#: Loading and running: every table, the personal one included.
+LOADER_ROLE = "profiling_loader"
+#: The roles a store grants, by the short name ``profiling store grant`` takes.
+ROLES = {"analyst": ANALYST_ROLE, "supervisor": SUPERVISOR_ROLE, "loader": LOADER_ROLE}
+#: The H3 resolution of the analysts' location cells when a store is made (the map's default).
+DEFAULT_H3_RESOLUTION = 9
 #: Tables a GeoPackage viewer lists (gpkg_contents), with their kind. ``submissions`` and
 #: ``personal`` are keyed by the household id, not by an integer, and are not listed (a
 #: GeoPackage layer needs an integer key; and the personal table is better not one click away).
@@ -203,11 +212,74 @@ def _v4(conn: Connection, dialect: str) -> None:
         _sql(conn, "REVOKE ALL ON members FROM PUBLIC")
 
 
+def _v5(conn: Connection, dialect: str) -> None:
+    """Roles by need (issue 19): the analysts' location becomes an H3 cell (``h3_cell``, filled
+    by loads, and here for the households already held), the supervisors get a view of the
+    points and interview times, and every read of personal data goes to ``access_log``, which
+    no role can change (triggers refuse UPDATE, DELETE and TRUNCATE)."""
+    t = types(dialect)
+    _sql(conn,
+         f"ALTER TABLE households ADD COLUMN h3_cell {t['text']}",
+         f"ALTER TABLE households_history ADD COLUMN h3_cell {t['text']}",
+         f"CREATE TABLE access_log (fid {t['id']}, at {t['time']} NOT NULL, "
+         f"db_user {t['text']}, os_user {t['text']}, host {t['text']}, "
+         f"command {t['text']} NOT NULL, what {t['text']} NOT NULL, why {t['text']})")
+    conn.exec_driver_sql("INSERT INTO store_meta VALUES ('h3_resolution', "
+                         f"'{DEFAULT_H3_RESOLUTION}')")
+    _fill_cells(conn, dialect, "households", DEFAULT_H3_RESOLUTION)
+    _fill_cells(conn, dialect, "households_history", DEFAULT_H3_RESOLUTION)
+    if dialect == "sqlite":
+        register_gpkg_layer(conn, "access_log", "attributes")
+        for op in ("UPDATE", "DELETE"):
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER access_log_no_{op.lower()} BEFORE {op} ON access_log "
+                "BEGIN SELECT RAISE(ABORT, 'the access log is append-only'); END")
+        return
+    _sql(conn,
+         "CREATE FUNCTION profiling_access_log_append_only() RETURNS trigger LANGUAGE plpgsql "
+         "AS $$ BEGIN RAISE EXCEPTION 'the access log is append-only'; END $$",
+         "CREATE TRIGGER access_log_no_change BEFORE UPDATE OR DELETE ON access_log "
+         "FOR EACH ROW EXECUTE FUNCTION profiling_access_log_append_only()",
+         "CREATE TRIGGER access_log_no_truncate BEFORE TRUNCATE ON access_log "
+         "FOR EACH STATEMENT EXECUTE FUNCTION profiling_access_log_append_only()",
+         *(f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{r}') "
+           f"THEN CREATE ROLE {r} NOLOGIN; END IF; END $$"
+           for r in (SUPERVISOR_ROLE, LOADER_ROLE)),
+         "REVOKE ALL ON access_log FROM PUBLIC",
+         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {LOADER_ROLE}",
+         f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {LOADER_ROLE}",
+         f"REVOKE UPDATE, DELETE, TRUNCATE ON access_log FROM {LOADER_ROLE}",
+         f"GRANT SELECT ON loads, load_files, submissions TO {SUPERVISOR_ROLE}",
+         # a supervisor reads points, and records it
+         f"GRANT INSERT ON access_log TO {SUPERVISOR_ROLE}",
+         f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {SUPERVISOR_ROLE}")
+
+
+def _fill_cells(conn: Connection, dialect: str, table: str, resolution: int) -> None:
+    """The H3 cells of the rows a store held before it kept them."""
+    from profiling.aggregates import h3_cells
+
+    have = {r[0] for r in conn.exec_driver_sql(
+        "SELECT name FROM store_columns WHERE table_name = 'households'")}
+    if not {"latitude", "longitude"} <= have:
+        return
+    rows = conn.exec_driver_sql(f"SELECT fid, latitude, longitude FROM {table}").fetchall()
+    if not rows:
+        return
+    fid, lat, lon = zip(*rows, strict=True)
+    cells = h3_cells(np.array(lat, dtype=float), np.array(lon, dtype=float), resolution)
+    mark = "?" if dialect == "sqlite" else "%s"
+    conn.exec_driver_sql(f"UPDATE {table} SET h3_cell = {mark} WHERE fid = {mark}",
+                         [(c, f) for c, f in zip(cells.tolist(), fid, strict=True)])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables of the store (GeoPackage core on SQLite)", _v1),
     Migration(2, "indexes; on PostGIS a spatial index and the analyst role", _v2),
     Migration(3, "enumerator and interview times of every submission", _v3),
     Migration(4, "the household rosters: members of the current households", _v4),
+    Migration(5, "roles by need: H3 cells for analysts, a supervisors' view, the access log",
+              _v5),
 )
 LATEST = MIGRATIONS[-1].version
 
