@@ -998,7 +998,8 @@ class Store:
         """Record a read of personal data (the personal table, or the households' points):
         who (the database login and the system user), when, what, and why (:attr:`purpose`).
         Written in a transaction of its own before the read, so a read that fails is still
-        recorded; the log refuses every change (CONTRACT of the store, schema step 5)."""
+        recorded; the log refuses every change (triggers of schema step 5)."""
+        os_user: str | None
         try:
             os_user = getpass.getuser()
         except (KeyError, OSError):  # no name for this uid (a container)
