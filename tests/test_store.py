@@ -14,6 +14,7 @@ exports one by one must give what ingesting them together gives.
 from __future__ import annotations
 
 import hmac
+import json
 import os
 import shutil
 import signal
@@ -823,6 +824,26 @@ def test_cli_load_status_and_export(store_url, tmp_path, monkeypatch, city):
     assert len(pyogrio.read_dataframe(tmp_path / "out.gpkg", layer="households")) == 2948
     if "://" not in store_url:
         assert (tmp_path / "cfg" / Path(store_url).name).exists()
+    # at 80 columns every figure is whole (no "2,7…") and no line is longer; the export's
+    # read of the points is the access log's latest entry
+    r = runner.invoke(app, ["store", "status", str(cfg)], env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    assert "…" not in r.output and max(map(len, r.output.splitlines())) <= 80, r.output
+    assert "2,948" in r.output and "profiling store export" in r.output
+    r = runner.invoke(app, ["store", "status", str(cfg), "--json"])
+    assert r.exit_code == 0, r.output
+    status = json.loads(r.output)
+    assert status["counts"]["accepted"] == 2948
+    assert sum(s["households"] for s in status["by_settlement"]) == 2948
+    assert [x["load_id"] for x in status["loads"]] == [1, 2, 3]
+    assert status["access_log"][-1]["command"] == "profiling store export"
+    assert "left out of a de-identified export" in status["access_log"][-1]["what"]
+    r = runner.invoke(app, ["store", "roles", str(cfg)])
+    assert r.exit_code == 0, r.output
+    assert ("analyst" in r.output) == ("://" in store_url)
+    if "://" not in store_url:
+        r = runner.invoke(app, ["store", "grant", str(cfg), "analyst", "alice"])
+        assert r.exit_code == 2 and "no logins" in r.output and "Traceback" not in r.output
 
 
 def test_cli_errors_are_one_paragraph(tmp_path, monkeypatch):

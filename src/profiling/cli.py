@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -431,29 +431,112 @@ app.add_typer(store_app, name="store")
 @store_app.command("status")
 def store_status(
     config: Annotated[Path, typer.Argument(help="YAML configuration with a 'store' section.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON, for "
+                                                         "scripts and monitoring.")] = False,
     verbose: Verbose = 0,
     quiet: Quiet = False,
 ) -> None:
-    """What the store holds: households by settlement and by load, rejects, the last load."""
+    """What the store holds: households by settlement and by load, rejects, the last load and
+    the latest reads of personal data."""
     from profiling import store
 
-    with _guard(verbose, quiet), store.open_configured(load_config(config)) as st:
+    with _guard(verbose, quiet), store.open_configured(load_config(config),
+                                                       "profiling store status") as st:
         status = st.status()
+    if as_json:
+        import json
+
+        print(json.dumps(status.as_json(), indent=2, default=str))
+        return
     out.print(f"store {status.where} ({status.backend}, schema version "
-              f"{status.schema_version})")
+              f"{status.schema_version})", soft_wrap=False)
     out.print(_counts_table(status.counts))
-    for title, frame in (("Households by settlement", status.by_settlement),
-                         ("Loads", status.by_load.drop(columns=["started_at", "note"])),
-                         ("Current rejects", status.rejects)):
-        t = Table(title=title)
-        for c in frame.columns:
-            t.add_column(str(c))
-        for row in frame.itertuples(index=False):
-            t.add_row(*["" if v is None or v != v else str(v) for v in row])
-        out.print(t)
+    loads = status.by_load
+    when = _dates(loads["finished_at"]) if len(loads) else loads["finished_at"]
+    out.print(_narrow("Loads (added / replaced / removed: what each changed)", {
+        "load": loads["load_id"], "finished (UTC)": when, "read": loads["read"],
+        "accepted": loads["accepted"], "rejected": loads["rejected"],
+        "dupl.": loads["duplicates"],
+        "+ / ~ / -": [f"{a:,} / {r:,} / {d:,}" for a, r, d in zip(
+            loads["added"], loads["replaced"], loads["removed"], strict=True)]}))
+    for lid, files in zip(loads["load_id"], loads["files"], strict=True):
+        out.print(f"  load {lid}: {files}", highlight=False)
+    out.print(_narrow("Households by settlement", {
+        "settlement": status.by_settlement["settlement_id"].fillna("(outside every settlement)"),
+        "households": status.by_settlement["households"]}))
+    out.print(_narrow("Current rejects", {c: status.rejects[c] for c in status.rejects.columns}))
+    acc = status.access
+    out.print(_narrow("Latest reads of personal data (access log)", {
+        "at (UTC)": _dates(acc["at"]) if len(acc) else [],
+        "who": [f"{o if d is None or d != d else d}@{h}" for d, o, h in zip(
+            acc.get("db_user", []), acc.get("os_user", []), acc.get("host", []), strict=True)],
+        "command": acc.get("command", []), "what": acc.get("what", [])}))
     last = status.last_load
     out.print(f"last load: {last['load_id']} ({last['files']}) finished {last['finished_at']} "
-              f"by {last['loaded_by']}" if last else "no load yet")
+              f"by {last['loaded_by']}" if last else "no load yet", highlight=False)
+
+
+def _dates(values: object) -> list[str]:
+    """Times as ``YYYY-MM-DD HH:MM`` (UTC), blank where unknown."""
+    import pandas as pd
+
+    t = pd.to_datetime(pd.Series(values), utc=True, errors="coerce", format="mixed")
+    return [v.strftime("%Y-%m-%d %H:%M") if v is not pd.NaT and v == v else "" for v in t]
+
+
+def _narrow(title: str, columns: dict[str, Any]) -> Table:
+    """A table that reads at 80 columns: numbers right-aligned and never cut (an ellipsis in
+    "2,7…" hides the figure), text folded onto more lines instead."""
+    import pandas as pd
+
+    t = Table(title=title, title_justify="left", pad_edge=False, collapse_padding=True)
+    cells = {name: ["" if v is None or (not isinstance(v, str) and pd.isna(v))
+                    else f"{v:,}" if isinstance(v, (int, float)) and not isinstance(v, bool)
+                    else str(v) for v in pd.Series(list(values), dtype=object)]
+             for name, values in columns.items()}
+    for name, vals in cells.items():
+        numeric = bool(vals) and all(v == "" or v.replace(",", "").replace(".", "").isdigit()
+                                     for v in vals)
+        width = max([len(v) for v in vals] + [len(name)]) if numeric else None
+        t.add_column(name, justify="right" if numeric else "left", overflow="fold",
+                     min_width=width, no_wrap=numeric)
+    for row in zip(*cells.values(), strict=True):
+        t.add_row(*row)
+    return t
+
+
+@store_app.command("roles")
+def store_roles(
+    config: Annotated[Path, typer.Argument(help="YAML configuration with a 'store' section.")],
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """The store's roles, what each may read and the logins that hold them (PostGIS)."""
+    from profiling import store
+
+    with _guard(verbose, quiet), store.open_configured(load_config(config),
+                                                       "profiling store roles") as st:
+        roles = st.roles()
+    out.print(_narrow("Roles of the store", {c: roles[c] for c in roles.columns}))
+
+
+@store_app.command("grant")
+def store_grant(
+    config: Annotated[Path, typer.Argument(help="YAML configuration with a 'store' section.")],
+    role: Annotated[str, typer.Argument(help="analyst, supervisor or loader.")],
+    user: Annotated[str, typer.Argument(help="An existing login of the database server.")],
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Give a login a role of the store (PostGIS): analyst (settlement and H3 cell, nothing
+    personal), supervisor (points and interview times) or loader (everything)."""
+    from profiling import store
+
+    with _guard(verbose, quiet), store.open_configured(load_config(config),
+                                                       "profiling store grant") as st:
+        st.grant(role, user)
+    if not quiet:
+        out.print(f"{user} now holds the {role} role of the store", highlight=False)
 
 
 @store_app.command("export")
@@ -466,7 +549,8 @@ def store_export(
     """Write a de-identified GeoPackage: no personal fields, no true locations."""
     from profiling import store
 
-    with _guard(verbose, quiet), store.open_configured(load_config(config)) as st:
+    with _guard(verbose, quiet), store.open_configured(load_config(config),
+                                                       "profiling store export") as st:
         path = st.export_deidentified(out_file)
         n = st.counts()["accepted"]
     if not quiet:

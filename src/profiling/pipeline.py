@@ -428,7 +428,7 @@ def store_result(cfg: Config) -> IngestResult:
     and points the audit needs (they never reach a published file)."""
     from profiling.store import open_configured
 
-    with open_configured(cfg) as store:
+    with open_configured(cfg, purpose="profiling run") as store:
         result = store.ingest_result()
         personal, _ = store.disclosure_reference()
     result.personal = personal
@@ -442,7 +442,8 @@ def audit_outputs(cfg: Config, out_dir: str | Path) -> list[Finding]:
     if cfg.store is not None:
         from profiling.store import open_configured
 
-        with open_configured(cfg) as store:
+        with open_configured(cfg, purpose="disclosure audit of " + Path(out_dir).name
+                             ) as store:
             personal, households = store.disclosure_reference()
     else:
         result = ingest_config(cfg, settlements=settlements)

@@ -86,6 +86,8 @@ log = logging.getLogger(__name__)
 
 #: Environment variable that holds the secret of the pseudonymous household ids.
 SECRET_ENV = "PROFILING_SECRET"
+#: How many of the latest reads of personal data ``store status`` shows.
+STATUS_ACCESS_ROWS = 5
 #: Environment variable that gives the reason recorded with each read of personal data.
 REASON_ENV = "PROFILING_ACCESS_REASON"
 #: The shortest secret accepted (characters).
@@ -249,6 +251,18 @@ class StoreStatus:
     by_load: pd.DataFrame
     rejects: pd.DataFrame
     last_load: dict[str, Any] | None
+    #: The latest reads of personal data (:meth:`Store.access_log`).
+    access: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def as_json(self) -> dict[str, Any]:
+        """The status for scripts and monitoring (``profiling store status --json``)."""
+        def rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+            return json.loads(frame.to_json(orient="records", date_format="iso"))
+
+        return {"store": self.where, "backend": self.backend,
+                "schema_version": self.schema_version, "counts": self.counts,
+                "by_settlement": rows(self.by_settlement), "loads": rows(self.by_load),
+                "rejects": rows(self.rejects), "access_log": rows(self.access)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -1226,7 +1240,7 @@ class Store:
                    if len(rej) else pd.DataFrame(columns=["action", "field", "entries"]))
         last = by_load.iloc[-1].to_dict() if len(by_load) else None
         return StoreStatus(self.where, self.backend, version, counts, by_settlement, by_load,
-                           rejects, last)
+                           rejects, last, self.access_log(last=STATUS_ACCESS_ROWS))
 
     def export_deidentified(self, path: str | Path) -> Path:
         """Write a de-identified GeoPackage: layer ``households`` (the analysis view without
