@@ -1029,8 +1029,8 @@ class Store:
 
     def access_log(self, last: int | None = None) -> pd.DataFrame:
         """The reads of personal data recorded, oldest first (``last``: only the latest)."""
-        cols = [("at", "datetime64[us, UTC]"), ("db_user", "str"), ("os_user", "str"), ("host", "str"),
-                ("command", "str"), ("what", "str"), ("why", "str")]
+        cols = [("at", "datetime64[us, UTC]"), ("db_user", "str"), ("os_user", "str"),
+                ("host", "str"), ("command", "str"), ("what", "str"), ("why", "str")]
         limit = f" LIMIT {int(last)}" if last is not None else ""
         with self._connect(write=False) as conn:
             frame = self._frame(conn, "SELECT at, db_user, os_user, host, command, what, why "
