@@ -720,6 +720,54 @@ def test_every_read_of_personal_data_is_logged_and_the_log_cannot_be_changed(sto
         assert len(store.access_log()) == 2
 
 
+def test_a_backup_restores_into_a_new_store_identical_by_fingerprint(store_url, tmp_path,
+                                                                     request, city):
+    """Backed up after three loads (so there is history and an access log), restored into a
+    new store of the same backend: every table's rows are the same, and the households, the
+    history and the loads read back equal. A backup that does not match its manifest, or a
+    restore over a store, is refused."""
+    from profiling.store._backup import manifest_path, restore
+
+    with open_store(store_url, SECRET) as store:
+        load_each(store, city, (0, 1, 2))
+        store.export_deidentified(tmp_path / "shared.gpkg")  # an access-log entry
+        manifest = store.backup(tmp_path / "backup.bin")
+        before = (store.households(), store.history(store.households()["key"].iloc[0]),
+                  store.status().by_load, store.fingerprint())
+    assert manifest["fingerprint"]["households_history"]["rows"] > 0
+    assert manifest["fingerprint"]["access_log"]["rows"] == 2  # the export, then the backup
+    postgis = "://" in store_url
+    postgres_url = request.getfixturevalue("postgres_url") if postgis else ""
+    target = _create_database(postgres_url) if postgis else str(tmp_path / "restored.gpkg")
+    try:
+        restore(target, tmp_path / "backup.bin", SECRET)
+        with open_store(target, SECRET, create=False) as again:
+            after = (again.households(), again.history(again.households()["key"].iloc[0]),
+                     again.status().by_load, again.fingerprint())
+        pd.testing.assert_frame_equal(before[0], after[0])
+        pd.testing.assert_frame_equal(before[1], after[1])
+        pd.testing.assert_frame_equal(before[2], after[2])
+        # the restore adds its own access-log entry (and reading the history one more)
+        assert {t: v for t, v in after[3].items() if t != "access_log"} == {
+            t: v for t, v in before[3].items() if t != "access_log"}
+        with pytest.raises(StoreError, match=r"new store|new, empty"):
+            restore(target, tmp_path / "backup.bin", SECRET)
+    finally:
+        if postgis:
+            _drop_database(target)
+    # a manifest that does not match the backup: the restored store is refused
+    m = json.loads(manifest_path(tmp_path / "backup.bin").read_text())
+    m["fingerprint"]["personal"]["rows"] += 1
+    manifest_path(tmp_path / "backup.bin").write_text(json.dumps(m))
+    target = _create_database(postgres_url) if postgis else str(tmp_path / "bad.gpkg")
+    try:
+        with pytest.raises(StoreError, match="differs from the backup in personal"):
+            restore(target, tmp_path / "backup.bin", SECRET)
+    finally:
+        if postgis:
+            _drop_database(target)
+
+
 def test_a_store_made_by_an_older_schema_opens_in_this_one(store_url, city):
     engine = create_engine(store_url if "://" in store_url else f"sqlite:///{store_url}")
     with engine.begin() as conn:
@@ -844,6 +892,26 @@ def test_cli_load_status_and_export(store_url, tmp_path, monkeypatch, city):
     if "://" not in store_url:
         r = runner.invoke(app, ["store", "grant", str(cfg), "analyst", "alice"])
         assert r.exit_code == 2 and "no logins" in r.output and "Traceback" not in r.output
+        # backup, restore into a new store named by another configuration, and read it
+        r = runner.invoke(app, ["store", "backup", str(cfg), str(tmp_path / "b" / "s.bak")])
+        assert r.exit_code == 0, r.output
+        data = yaml.safe_load(cfg.read_text())
+        data["store"]["url"] = "restored.gpkg"
+        cfg2 = cfg.with_name("restored.yaml")
+        cfg2.write_text(yaml.safe_dump(data))
+        r = runner.invoke(app, ["store", "restore", str(cfg2), str(tmp_path / "b" / "s.bak")])
+        assert r.exit_code == 0 and "every table matches" in r.output, r.output
+        r = runner.invoke(app, ["store", "status", str(cfg2), "--json"])
+        assert json.loads(r.output)["counts"]["accepted"] == 2948
+        r = runner.invoke(app, ["store", "restore", str(cfg2), str(tmp_path / "b" / "s.bak")])
+        assert r.exit_code == 2 and "exists" in r.output and "Traceback" not in r.output
+        r = runner.invoke(app, ["store", "restore", str(cfg2), str(tmp_path / "none.bak")])
+        assert r.exit_code == 2 and "does not exist" in r.output
+        (tmp_path / "b" / "s.bak.json").write_bytes(b"\xff{not json")
+        data["store"]["url"] = "third.gpkg"
+        cfg2.write_text(yaml.safe_dump(data))
+        r = runner.invoke(app, ["store", "restore", str(cfg2), str(tmp_path / "b" / "s.bak")])
+        assert r.exit_code == 2 and "manifest" in r.output and "Traceback" not in r.output
 
 
 def test_cli_errors_are_one_paragraph(tmp_path, monkeypatch):

@@ -505,6 +505,54 @@ def _narrow(title: str, columns: dict[str, Any]) -> Table:
     return t
 
 
+@store_app.command("backup")
+def store_backup(
+    config: Annotated[Path, typer.Argument(help="YAML configuration with a 'store' section.")],
+    backup_file: Annotated[Path, typer.Argument(help="The backup to write (its manifest is "
+                                                     "written beside it, FILE.json).")],
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Back the store up (SQLite's online backup, or pg_dump) with a manifest of its
+    fingerprint, against which a restore is checked. Keep the secret apart from it."""
+    from profiling import store
+
+    with _guard(verbose, quiet), store.open_configured(load_config(config),
+                                                       "profiling store backup") as st:
+        manifest = st.backup(backup_file)
+    if not quiet:
+        n = manifest["fingerprint"]["households"]["rows"]
+        out.print(f"{n:,} households, every table and its fingerprint backed up to "
+                  f"{backup_file}", highlight=False)
+
+
+@store_app.command("restore")
+def store_restore(
+    config: Annotated[Path, typer.Argument(help="YAML configuration whose 'store' is the new "
+                                                "store to restore into.")],
+    backup_file: Annotated[Path, typer.Argument(help="A backup made by `profiling store "
+                                                     "backup`.")],
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Restore a backup into the configured store, which must be new (a GeoPackage path that
+    does not exist, or an empty database), and check every table against the backup's
+    fingerprint."""
+    from profiling.store import read_secret
+    from profiling.store._backup import restore
+
+    with _guard(verbose, quiet):
+        cfg = load_config(config)
+        if cfg.store is None:
+            raise ConfigError("the configuration has no 'store' section to restore into")
+        manifest = restore(cfg.store.url, backup_file, read_secret(cfg.store.secret_file))
+    if not quiet:
+        n = manifest["fingerprint"]["households"]["rows"]
+        where = cfg.store.url if "://" not in str(cfg.store.url) else "the database"
+        out.print(f"{n:,} households restored into {where}; every table matches the backup",
+                  highlight=False)
+
+
 @store_app.command("roles")
 def store_roles(
     config: Annotated[Path, typer.Argument(help="YAML configuration with a 'store' section.")],

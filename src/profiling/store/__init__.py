@@ -456,6 +456,13 @@ class Store:
         return self._b.where
 
     @property
+    def where_url(self) -> str:
+        """The GeoPackage path or the URL with its password (for pg_dump; never printed)."""
+        if self._b.dialect == "sqlite":
+            return self._b.where
+        return self._b.engine.url.render_as_string(hide_password=False)
+
+    @property
     def backend(self) -> str:
         """``geopackage`` or ``postgis``."""
         return "geopackage" if self._b.dialect == "sqlite" else "postgis"
@@ -962,6 +969,30 @@ class Store:
             return pd.DataFrame({n: _from_arrow(table.column(n), dtype) for n, dtype in columns})
         return self._frame(conn, sql, columns)
 
+    # -- backups -----------------------------------------------------------------------------------
+    def fingerprint(self) -> dict[str, dict[str, Any]]:
+        """Each table's row count and the SHA-256 of its rows (in a canonical order): two
+        stores with the same fingerprint hold the same households, history, loads, personal
+        fields, rejects, members and access log."""
+        out: dict[str, dict[str, Any]] = {}
+        with self._connect(write=False) as conn:
+            for table in FINGERPRINTED:
+                rows = sorted(repr(tuple(_canonical(v) for v in r)) for r in conn.exec_driver_sql(
+                    f"SELECT * FROM {table}"))
+                digest = hashlib.sha256()
+                for r in rows:
+                    digest.update(r.encode("utf-8"))
+                    digest.update(b"\n")
+                out[table] = {"rows": len(rows), "sha256": digest.hexdigest()}
+        return out
+
+    def backup(self, path: str | Path) -> dict[str, Any]:
+        """Back the store up into ``path`` with a manifest of its fingerprint
+        (:func:`profiling.store._backup.backup`)."""
+        from profiling.store._backup import backup
+
+        return backup(self, path)
+
     # -- roles (PostGIS) -------------------------------------------------------------------------
     def grant(self, role: str, user: str) -> None:
         """Give the login ``user`` a role of the store: ``analyst`` (the analysis view:
@@ -1281,6 +1312,22 @@ def _for_ogr(frame: pd.DataFrame) -> pd.DataFrame:
             s = s.astype("float64") if s.isna().any() else s.astype(s.dtype.kind + "8")
         out[c] = s
     return pd.DataFrame(out, index=frame.index)
+
+
+#: The tables a backup's fingerprint covers: everything a store holds.
+FINGERPRINTED = ("schema_version", "store_meta", "store_columns", "loads", "load_files",
+                 "submissions", "households", "households_history", "personal", "rejects",
+                 "members", "access_log")
+
+
+def _canonical(value: Any) -> Any:
+    """A value as both a store and its restored copy give it (times as ISO text, geometry as
+    bytes, numbers as they are)."""
+    if isinstance(value, memoryview):
+        return bytes(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
 
 
 def _first_line(exc: BaseException) -> str:
