@@ -13,6 +13,7 @@ exports one by one must give what ingesting them together gives.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 import os
@@ -32,6 +33,9 @@ import pandas as pd
 import pyogrio
 import pytest
 import yaml
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Engine, create_engine, make_url
 from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
@@ -393,15 +397,85 @@ def test_personal_fields_and_raw_keys_stay_in_the_personal_table(store_url, city
     secrets = {str(v) for v in personal.to_numpy().ravel() if pd.notna(v) and len(str(v)) > 3}
     secrets |= set(index["key"])
     snap = snapshot(store_url)
+    # no table holds a personal value in clear: the personal table's are sealed too
     for table, rows in snap.items():
-        if table == "personal":
-            continue
         text = "\n".join("\t".join(r) for r in rows)
         leaked = [v for v in secrets if v in text]
         assert not leaked, (table, leaked[:3])
     assert SECRET.decode() not in "\n".join("\t".join(r) for rows in snap.values() for r in rows)
-    in_personal = {r[1] for r in snap["personal"]}
+    assert all(r[1].startswith("enc1:") for r in snap["personal"])
+    # and they open with the key derived from the secret (AES-GCM, by hand)
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+               info=b"profiling store: personal fields, AES-256-GCM, v1").derive(SECRET)
+
+    def opened(text: str, column: str) -> str:
+        blob = base64.b64decode(text[len("enc1:"):])
+        return AESGCM(key).decrypt(blob[:12], blob[12:], column.encode()).decode()
+
+    in_personal = {opened(r[1], "submission_key") for r in snap["personal"]}
     assert set(index.loc[index["status"] != "no_consent", "key"]) == in_personal
+
+
+def test_a_stolen_copy_without_the_secret_yields_no_name_or_number(store_url, tmp_path, city):
+    """The GeoPackage file's bytes, or a dump of the database, taken without the secret: none
+    of the personal values (names, phones, IDs, submission keys) is in it; with the secret the
+    audit's reference gives them all back."""
+    result, _ = ingested(city, (0,))
+    with open_store(store_url, SECRET) as store:
+        store.load(result)
+        personal, _ = store.disclosure_reference()
+    personal_cols = [c for c in result.personal.columns if c != "key"]
+    assert {"respondent_name", "phone"} <= set(personal_cols)
+    values = {str(v) for c in [*personal_cols, "key"] for v in result.personal[c].dropna()
+              if len(str(v)) >= 6}
+    assert len(values) > 1000
+    if "://" in store_url:
+        dump = subprocess.run(["pg_dump", "--format=plain", make_url(store_url).set(
+            drivername="postgresql").render_as_string(hide_password=False)],
+            capture_output=True, check=True).stdout
+    else:
+        dump = Path(store_url).read_bytes()
+    found = [v for v in values if v.encode() in dump]
+    assert not found, found[:5]
+    got = personal.set_index("key").sort_index()
+    want = result.personal.set_index("key").sort_index()
+    pd.testing.assert_frame_equal(got.loc[want.index, personal_cols], want[personal_cols],
+                                  check_dtype=False)
+
+
+def test_a_store_kept_in_clear_is_sealed_when_opened_with_its_secret(tmp_path, city):
+    path = tmp_path / "old.gpkg"
+    result, _ = ingested(city, (0,))
+    with open_store(path, SECRET) as store:
+        store.load(result)
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+               info=b"profiling store: personal fields, AES-256-GCM, v1").derive(SECRET)
+    name = "respondent_name"
+    with sqlite3.connect(path) as conn:  # as an older profiling left it: in clear
+        rows = conn.execute(f"SELECT household_id, submission_key, {name} FROM personal"
+                            ).fetchall()
+
+        def clear(text: str | None, column: str) -> str | None:
+            if text is None:
+                return None
+            blob = base64.b64decode(text[len("enc1:"):])
+            return AESGCM(key).decrypt(blob[:12], blob[12:], column.encode()).decode()
+
+        conn.executemany(f"UPDATE personal SET submission_key = ?, {name} = ? "
+                         "WHERE household_id = ?",
+                         [(clear(k, "submission_key"), clear(n, name), h) for h, k, n in rows])
+        conn.execute("DELETE FROM store_meta WHERE name = 'personal_sealed'")
+    with open_store(path, SECRET) as store:
+        personal, _ = store.disclosure_reference()
+    with sqlite3.connect(path) as conn:
+        assert all(k.startswith("enc1:") for (k,) in conn.execute(
+            "SELECT submission_key FROM personal"))
+        assert all(n is None or n.startswith("enc1:") for (n,) in conn.execute(
+            f"SELECT {name} FROM personal"))
+    want = result.personal.set_index("key")[name]
+    got = personal.set_index("key")[name]
+    assert got.loc[want.index].astype(object).where(got.loc[want.index].notna(), None).tolist(
+        ) == want.astype(object).where(want.notna(), None).tolist()
 
 
 def test_secret_is_required_checked_and_never_stored(store_url, tmp_path, monkeypatch):

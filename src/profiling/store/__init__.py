@@ -81,6 +81,7 @@ from profiling.store._migrations import (
     now,
     register_gpkg_layer,
 )
+from profiling.store._sealed import personal_key, seal, unseal
 
 log = logging.getLogger(__name__)
 
@@ -446,6 +447,7 @@ class Store:
         self._b = backend
         self._secret = secret
         self._h3 = h3_resolution
+        self._key = personal_key(secret)
         #: What the reads of personal data are recorded as being for (``access_log.command``).
         self.purpose = purpose
 
@@ -544,6 +546,30 @@ class Store:
             elif not hmac.compare_digest(stored, check):
                 raise StoreError(f"store {self.where} was made with another secret: household "
                                  "ids would not match; use the secret this store was made with")
+            if conn.exec_driver_sql(self._p("SELECT value FROM store_meta WHERE name = ?"),
+                                    ("personal_sealed",)).scalar() is None:
+                self._seal_existing(conn)
+                conn.exec_driver_sql(self._p("INSERT INTO store_meta VALUES (?, ?)"),
+                                     ("personal_sealed", now()))
+
+    def _seal_existing(self, conn: Connection) -> None:
+        """Seal the personal fields a store made before they were sealed holds in clear
+        (once, as it is opened with its secret). Its file may keep the old text in free pages
+        until SQLite reuses them: VACUUM the GeoPackage afterwards."""
+        names = [n for n, _ in self._columns(conn, "personal")]
+        rows = self._rows(conn, "SELECT household_id, submission_key"
+                          + "".join(f", {self._q(n)}" for n in names) + " FROM personal")
+        if not rows:
+            return
+        cols = list(zip(*rows, strict=True))
+        sealed = [seal(c, n, self._key) for c, n in zip(cols[1:], ["submission_key", *names],
+                                                         strict=True)]
+        sets = ", ".join(f"{self._q(n)} = ?" for n in ["submission_key", *names])
+        conn.exec_driver_sql(self._p(f"UPDATE personal SET {sets} WHERE household_id = ?"),
+                             [(*vals, hid) for hid, *vals in zip(cols[0], *sealed,
+                                                                 strict=True)])
+        log.warning("store %s: the personal fields of %d households sealed (they were kept in "
+                    "clear by an older profiling)", self.where, len(rows))
 
     def _h3_resolution(self, conn: Connection) -> int:
         """The H3 resolution of the analysts' cells, fixed when the store was made."""
@@ -876,13 +902,15 @@ class Store:
         if not every:
             pers = pers.loc[_member(pers["household_id"], win_ids)]
         if len(pers):
-            direct = pers.drop(columns=["household_id", "submission_key"])
+            # personal fields are kept as text, sealed (profiling.store._sealed)
+            direct = pers.drop(columns=["household_id", "submission_key"]).astype(STRING)
             pcols = self._ensure_columns(conn, "personal", direct, ["personal"])
+            values = _to_sql(direct, [c for c in pcols if c[0] in direct.columns], self._ms)
             self._b.insert(conn, "personal", {
                 "household_id": pers["household_id"].to_numpy(),
-                "submission_key": pers["submission_key"].to_numpy(),
+                "submission_key": seal(pers["submission_key"], "submission_key", self._key),
                 "load_id": [load_id] * len(pers),
-                **_to_sql(pers, [c for c in pcols if c[0] in pers.columns], self._ms)})
+                **{name: seal(v, name, self._key) for name, v in values.items()}})
         mem = inc.members
         if mem is not None and len(mem):
             if not every:
@@ -1088,6 +1116,11 @@ class Store:
             sel = "".join(f", {self._q(n)}" for n, _ in cols[1:])
             personal = self._read_frame(conn, f'SELECT submission_key AS "key"{sel} FROM '
                                               "personal ORDER BY household_id", cols)
+        for name, _ in cols:
+            personal[name] = pd.array(unseal(
+                personal[name].to_numpy(dtype=object, na_value=None),
+                "submission_key" if name == "key" else name, self._key, self.where),
+                dtype=STRING)
         households = self.households(["longitude", "latitude"]).reindex(
             columns=["longitude", "latitude"])
         return personal, households
@@ -1142,6 +1175,9 @@ class Store:
                 f"FROM rejects r LEFT JOIN submissions s ON s.household_id = r.household_id"
                 f"{join} WHERE r.household_id IS NULL OR s.load_id = r.load_id "
                 "ORDER BY r.load_id, r.fid"), cols)
+        if raw_keys:
+            frame["key"] = unseal(frame["key"].to_numpy(dtype=object), "submission_key",
+                                  self._key, self.where)
         return frame.sort_values(["load_id", "file", "row", "field"], kind="stable"
                                  ).reset_index(drop=True)
 
