@@ -856,6 +856,40 @@ def test_a_store_made_by_an_older_schema_opens_in_this_one(store_url, city):
     assert versions[0][3] == "0.0.1"
 
 
+def test_a_store_of_schema_4_gets_its_h3_cells_views_and_access_log(tmp_path, city):
+    """A GeoPackage store as schema 4 left it (loaded, no cells, no access log): opened by this
+    version, its households get their H3 cells (by hand: h3's own function per point), the
+    analysts' view leaves the points out and the access log records reads."""
+    path = tmp_path / "v4.gpkg"
+    result, _ = ingested(city, (0,))
+    with open_store(path, SECRET) as store:
+        store.load(result)
+    with sqlite3.connect(path) as conn:  # undo step 5
+        for view in ("analysis_households", "supervision_households"):
+            conn.execute(f"DROP VIEW {view}")
+        conn.execute("DROP TABLE access_log")
+        for table in ("households", "households_history"):
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN h3_cell")
+        conn.execute("DELETE FROM gpkg_contents WHERE table_name IN ('access_log', "
+                     "'supervision_households')")
+        conn.execute("DELETE FROM gpkg_geometry_columns WHERE table_name = "
+                     "'supervision_households'")
+        conn.execute("DELETE FROM schema_version WHERE version = 5")
+        conn.execute("DELETE FROM store_meta WHERE name = 'h3_resolution'")
+        conn.execute('CREATE VIEW analysis_households AS SELECT household_id AS "key", latitude, '
+                     "longitude FROM households")
+    with open_store(path, SECRET) as store:
+        assert store.schema_version() == _migrations.LATEST
+        view = store.analysis_households()
+        store.disclosure_reference()
+        assert len(store.access_log()) == 1
+    assert not HIDDEN_FROM_ANALYSTS & set(view.columns)
+    expected = _cells_by_hand(hashed(result.households), _migrations.DEFAULT_H3_RESOLUTION)
+    assert dict(zip(view["key"], view["h3_cell"].astype(object).where(view["h3_cell"].notna(),
+                                                                     None),
+                    strict=True)) == expected
+
+
 def test_a_store_from_a_newer_profiling_is_refused(store_url):
     open_store(store_url, SECRET).close()
     engine = create_engine(store_url if "://" in store_url else f"sqlite:///{store_url}")

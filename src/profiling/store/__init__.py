@@ -530,6 +530,8 @@ class Store:
             applied = _migrations.upgrade(conn, self._b.dialect, __version__)
             if applied:
                 log.info("store %s: schema steps %s applied", self.where, applied)
+                if version > 0:  # the views of an older store, as this version makes them
+                    self._refresh_view(conn)
             check = hmac.digest(self._secret, _CHECK, "sha256").hex()
             stored = conn.exec_driver_sql(self._p(
                 "SELECT value FROM store_meta WHERE name = ?"), ("secret_check",)).scalar()
