@@ -663,7 +663,7 @@ def test_the_analyst_role_reads_the_view_and_not_the_personal_table(postgres_url
 # --------------------------------------------------------------------------------------------
 
 HIDDEN_FROM_ANALYSTS = {"latitude", "longitude", "gps_precision", "distance_m", "submitted_at",
-                        "source_file", "source_row"}
+                        "enumerator", "source_file", "source_row"}
 
 
 def _cells_by_hand(frame: pd.DataFrame, resolution: int) -> dict[str, str | None]:

@@ -100,10 +100,10 @@ HOUSEHOLDS_VIEW = "analysis_households"
 #: nothing of the personal table (``profiling_supervisor``).
 SUPERVISION_VIEW = "supervision_households"
 #: Household columns the analysis view leaves out: the point and whatever narrows it (its
-#: precision, the distance to the nearest settlement), the interview times, the way back to a
-#: raw export's row.
+#: precision, the distance to the nearest settlement), the interview times and who made the
+#: interview (supervision's business), the way back to a raw export's row.
 NOT_FOR_ANALYSTS = ("latitude", "longitude", "gps_precision", "distance_m", "submitted_at",
-                    "start", "end", "source_file", "source_row")
+                    "start", "end", "enumerator", "source_file", "source_row")
 #: Columns of the household frame a de-identified export leaves out (true location, the way
 #: back to a row of a raw export).
 NOT_EXPORTED = ("latitude", "longitude", "gps_precision", "source_file", "source_row")
