@@ -46,13 +46,7 @@ def backup(store: Store, path: str | Path) -> dict[str, Any]:
     tmp = path.with_name(path.name + ".partial")
     tmp.unlink(missing_ok=True)
     if store.backend == "geopackage":
-        src = sqlite3.connect(store.where)
-        dst = sqlite3.connect(tmp)
-        try:
-            src.backup(dst)
-        finally:
-            dst.close()
-            src.close()
+        _sqlite_copy(Path(store.where), tmp)
     else:
         _pg_tool("pg_dump", store.where_url, ["--format=custom", f"--file={tmp}"])
     tmp.replace(path)
@@ -95,13 +89,7 @@ def restore(url_or_path: str | Path, path: str | Path, secret: bytes) -> dict[st
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(dest.name + ".partial")
         tmp.unlink(missing_ok=True)
-        src = sqlite3.connect(path)
-        dst = sqlite3.connect(tmp)
-        try:
-            src.backup(dst)
-        finally:
-            dst.close()
-            src.close()
+        _sqlite_copy(path, tmp)
         tmp.replace(dest)
     with open_store(target, secret, create=False, purpose="profiling store restore") as store:
         found = store.fingerprint()
@@ -112,6 +100,17 @@ def restore(url_or_path: str | Path, path: str | Path, secret: bytes) -> dict[st
                              f"{', '.join(differ)}: do not use it")
         store.record_access(f"the whole store, restored from {path.name} and checked")
     return manifest
+
+
+def _sqlite_copy(source: Path, target: Path) -> None:
+    """SQLite's online backup of ``source`` into ``target`` (consistent while loads run)."""
+    src = sqlite3.connect(source)
+    dst = sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
 
 
 def _restore_postgis(url: str, path: Path) -> None:
