@@ -575,3 +575,36 @@ def test_iso_datetimes_read_what_pandas_reads():
     assert got[1] == pd.Timestamp("2026-03-02T00:40:34Z")
     assert got[6] == pd.Timestamp("2026-03-02T12:48:27.470123456Z")
     assert pd.isna(got[8]) and pd.isna(got[10]) and pd.isna(got[12])
+
+
+@pytest.mark.parametrize("block", [1 << 24, 300])
+def test_an_answer_holding_a_line_break_is_read_whole(tmp_path, squares, monkeypatch, block):
+    """A quoted answer over two lines is one value of one record, wherever Arrow's blocks
+    fall (a block of 300 bytes cuts the file inside that answer): the fast parse, which cuts
+    blocks at any newline, is checked by counting lines and the file parsed again quote by
+    quote."""
+    from profiling import _readers
+
+    monkeypatch.setattr(_readers, "CSV_BLOCK", block)
+    rows = [household(f"k{i}") for i in range(12)]
+    rows[5]["enumerator"] = "ENUM\n05"
+    path = write_csv(tmp_path / "multiline.csv", rows)
+    assert path.read_bytes().count(b"\n") == len(rows) + 2  # header, rows, and one inside
+    res = ingest([SurveySource(path=path)], FORM, squares)
+    assert res.counts["accepted"] == 12 and res.counts["rejected"] == 0
+    assert sorted(res.submissions["enumerator"].tolist())[-1] == "ENUM\n05"
+    assert res.households["key"].tolist() == [f"k{i}" for i in range(12)]
+
+
+@pytest.mark.parametrize("block", [1 << 24, 300])
+def test_blank_lines_between_records_lose_no_household(tmp_path, squares, monkeypatch, block):
+    from profiling import _readers
+
+    monkeypatch.setattr(_readers, "CSV_BLOCK", block)
+    rows = [household(f"k{i}") for i in range(6)]
+    path = write_csv(tmp_path / "blank.csv", rows)
+    text = path.read_text(encoding="utf-8").split("\r\n")
+    text.insert(3, "")  # an empty line after the second record
+    path.write_text("\r\n".join(text), encoding="utf-8")
+    res = ingest([SurveySource(path=path)], FORM, squares)
+    assert res.counts["read"] == 6 and res.counts["accepted"] == 6

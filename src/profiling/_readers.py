@@ -171,6 +171,46 @@ def _read_csv(path: Path, kind: str, encoding: str, na: list[str]) -> RawExport:
     return export
 
 
+#: Bytes of CSV that Arrow parses at once (one block a thread).
+CSV_BLOCK = 1 << 24
+
+
+def _arrow_csv(data: bytes, header: list[str], delim: str, na: list[str],
+               body_start: int) -> pa.Table:
+    """Every record of ``data`` as large strings, parsed by Arrow on every core.
+
+    Arrow cuts the file into blocks at newlines before parsing them in parallel; where a
+    quoted value may hold a newline it must find the blocks' ends quote by quote instead, which
+    takes twice as long. So the file is parsed the fast way first, while another thread counts
+    its lines: when every line is a record (as many records as line ends), no value held a
+    newline and no block was cut inside one (a record cut in two would have had too few fields
+    on one side and stopped the parse); otherwise it is parsed again the careful way.
+    """
+    def parse(newlines_in_values: bool) -> pa.Table:
+        return pacsv.read_csv(
+            pa.py_buffer(data),
+            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1,
+                                           block_size=CSV_BLOCK),
+            parse_options=pacsv.ParseOptions(delimiter=delim,
+                                             newlines_in_values=newlines_in_values),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(header, pa.large_string()), strings_can_be_null=True,
+                quoted_strings_can_be_null=True, null_values=["", *na]),
+        )
+
+    with ThreadPoolExecutor(1, thread_name_prefix="lines") as pool:
+        # bytes.count holds the GIL, Arrow's parser does not: the two run side by side
+        counting = pool.submit(data.count, b"\n", body_start)
+        try:
+            table = parse(False)
+        except pa.ArrowInvalid:
+            table = None
+        lines = counting.result() + (0 if data.endswith(b"\n") else 1)
+    if table is not None and table.num_rows == lines:
+        return table
+    return parse(True)
+
+
 def _parse_csv(path: Path, kind: str, encoding: str, na: list[str], raw: bytes,
                hashing: Future[Any]) -> RawExport:
     data = _to_utf8(path, raw, encoding)
@@ -193,15 +233,7 @@ def _parse_csv(path: Path, kind: str, encoding: str, na: list[str], raw: bytes,
     # number of fields stops it instead, and the file is then read record by record (below),
     # where each such record is rejected with its row number.
     try:
-        table = pacsv.read_csv(
-            pa.py_buffer(data),
-            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1,
-                                           block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(delimiter=delim, newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(header, pa.large_string()), strings_can_be_null=True,
-                quoted_strings_can_be_null=True, null_values=["", *na]),
-        )
+        table = _arrow_csv(data, header, delim, na, body_start)
     except pa.ArrowInvalid as exc:  # a malformed record, or bytes that are not UTF-8
         log.debug("%s: pyarrow could not parse (%s); reading row by row", path, exc)
         return _read_csv_rows(path, kind, data, header, delim, na,
