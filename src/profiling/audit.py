@@ -511,9 +511,12 @@ class Checker:
         found = _NUMBER.findall(text)
         if self._tree is None or len(found) < 2:
             return []
-        strings = np.array(found)
-        decimals = np.char.str_len(strings) - np.char.find(strings, ".") - 1
-        return self.coordinates(rel, strings.astype(float), decimals=decimals)
+        # parsed and measured by Arrow (numpy's text-to-float is ten times slower)
+        strings = pa.array(found, pa.string())
+        decimals = np.asarray(pc.subtract(pc.subtract(pc.utf8_length(strings), pc.find_substring(
+            strings, ".")), 1))
+        numbers = np.asarray(pc.cast(strings, pa.float64()))
+        return self.coordinates(rel, numbers, decimals=decimals)
 
     def due(self) -> bool:
         """Whether the texts waiting make a batch."""

@@ -108,8 +108,9 @@ def _numbers(s: pd.Series, pattern: str = _DEC_RE) -> np.ndarray:
     """Numbers written as text (trimmed, matching ``pattern``) as floats; NaN otherwise."""
     arr = pc.utf8_trim_whitespace(_arrow(s))
     ok = pc.fill_null(pc.match_substring_regex(arr, pattern), False)
-    clean = pc.if_else(ok, pc.replace_substring_regex(arr, r"^\+", ""),
-                       pa.scalar(None, arr.type))
+    if pc.any(pc.starts_with(arr, "+")).as_py():  # rare: only then is a pass spent on it
+        arr = pc.replace_substring_regex(arr, r"^\+", "")
+    clean = pc.if_else(ok, arr, pa.scalar(None, arr.type))
     return np.asarray(pc.cast(clean, pa.float64()).to_numpy(zero_copy_only=False), dtype=float)
 
 
@@ -545,13 +546,14 @@ def _decide_labels(frame: pd.DataFrame, form: Form, setting: str, by_label: int)
     for q in form.questions.values():
         if q.type != "select_one" or q.name not in frame.columns:
             continue
-        s = frame[q.name].dropna()
-        if s.empty:
-            continue
         names = set(form.choice_names(q.name))
         labels = {k.casefold() for k in form.label_map(q.name)} - {n.casefold() for n in names}
-        counts = s.value_counts()
-        for value, n in counts.items():
+        # each distinct answer once, counted by Arrow's hash table
+        counts = pc.value_counts(_arrow(frame[q.name]))
+        for value, n in zip(counts.field("values").to_pylist(),
+                            counts.field("counts").to_pylist(), strict=True):
+            if value is None:
+                continue
             if value in names:
                 names_hit += int(n)
             elif str(value).strip().casefold() in labels:
@@ -815,7 +817,12 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
             else pd.Series(pd.NaT, index=frame.index))
     frame = frame.assign(_when=when)
     # only keys seen more than once need ordering: sort those few rows, keep the file order
-    repeated = frame["key"].duplicated(keep=False).to_numpy() & ~no_key
+    # (Arrow's hash table: pandas' duplicated first copies the keys into one array)
+    codes = pc.dictionary_encode(_arrow(frame["key"]))
+    codes = codes.combine_chunks() if isinstance(codes, pa.ChunkedArray) else codes
+    per_key = np.bincount(np.asarray(codes.indices.fill_null(-1)) + 1)
+    per_key[0] = 0  # no key
+    repeated = (per_key[np.asarray(codes.indices.fill_null(-1)) + 1] > 1) & ~no_key
     order = frame.loc[repeated, ["key", "_when", "_order", "_row"]].sort_values(
         ["key", "_when", "_order", "_row"], na_position="first", kind="stable")
     losers = order.index[order["key"].duplicated(keep="last").to_numpy()]
@@ -892,7 +899,8 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
     reason_frame = pd.DataFrame(reasons, index=frame.index)
     row_bad = reason_frame.notna().any(axis=1).to_numpy() & live
     if row_bad.any():
-        _reject_rows(frame.loc[row_bad], reason_frame.loc[row_bad], rejects, form, assign_column)
+        _reject_rows(rows_where(frame, row_bad), reason_frame.loc[row_bad], rejects, form,
+                     assign_column)
         status[row_bad] = "rejected"
     n_rejected += int((status == "rejected").sum())
 
@@ -1066,7 +1074,8 @@ def _column_name(form: Form, q: Question) -> str:
 def _validate(q: Question, s: pd.Series, form: Form) -> tuple[pd.Series, np.ndarray, pd.Series]:
     """Typed values, a mask of invalid answers and the reason for each."""
     present = s.notna().to_numpy()
-    reason = pd.Series(pd.NA, index=s.index, dtype="string")
+    # Python objects: most answers have no reason, and setting a few costs no copy of Arrow's
+    reason = pd.Series(np.full(len(s), None, dtype=object), index=s.index)
     if q.type in ("integer", "decimal"):
         integer = q.type == "integer"
         num = _numbers(s, _INT_RE if integer else _DEC_RE)
@@ -1091,20 +1100,28 @@ def _validate(q: Question, s: pd.Series, form: Form) -> tuple[pd.Series, np.ndar
         reason[bad] = f"not a choice of the list {q.list_name!r}"
         return v.mask(bad).astype(STRING), bad, reason
     if q.type == "select_multiple":
-        arr = pc.utf8_trim_whitespace(pc.replace_substring_regex(_arrow(s), r"\s+", " "))
-        lists = pc.split_pattern(arr, " ")
+        # a city's answers hold a few hundred distinct combinations: each is checked once
+        enc = pc.dictionary_encode(_arrow(s))
+        enc = enc.combine_chunks() if isinstance(enc, pa.ChunkedArray) else enc
+        at = np.asarray(enc.indices.fill_null(0))
+        distinct = pc.utf8_trim_whitespace(pc.replace_substring_regex(enc.dictionary, r"\s+",
+                                                                      " "))
+        lists = pc.split_pattern(distinct, " ")
         tokens = pc.list_flatten(lists)
         parent = np.asarray(pc.list_parent_indices(lists))
         tok_bad = ~np.asarray(pc.fill_null(pc.is_in(tokens, value_set=pa.array(
             form.choice_names(q.name), tokens.type)), False))
-        bad = present & (np.bincount(parent, weights=tok_bad, minlength=len(s)) > 0)
-        v = _series(arr, s.index)
+        bad_distinct = np.bincount(parent, weights=tok_bad, minlength=len(distinct)) > 0
+        bad = present & (bad_distinct[at] if len(distinct) else np.zeros(len(s), bool))
+        v = _series(pc.take(distinct, enc.indices), s.index)
         reason[bad] = f"holds an answer that is not a choice of the list {q.list_name!r}"
         if q.constraint:
             compiled = compile_constraint(q.constraint)
             if compiled is not None:
-                count = pd.Series(np.asarray(pc.list_value_length(lists).to_numpy(
-                    zero_copy_only=False), dtype=float), index=s.index).astype("Float64")
+                n_chosen = np.asarray(pc.list_value_length(lists).to_numpy(
+                    zero_copy_only=False), dtype=float)
+                count = pd.Series(n_chosen[at] if len(distinct) else np.zeros(len(s)),
+                                  index=s.index).astype("Float64").mask(~present)
                 fails = present & ~bad & ~_holds(compiled, count, count).to_numpy()
                 reason[fails] = f"breaks the form's constraint {q.constraint!r}"
                 bad |= fails

@@ -13,7 +13,7 @@ import math
 import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +27,7 @@ from profiling._publishing import disk_full, locked, os_error, swap_in
 from profiling._readers import sha256_of
 from profiling._stages import Progress, Stages
 from profiling.aggregates import write_aggregates
-from profiling.audit import NEAR_M, Finding, Secrets, audit
+from profiling.audit import NEAR_M, Checker, Finding, Secrets, audit
 from profiling.config import Config, HazardSource, load_interventions
 from profiling.distributed import Execution, cluster, heavy_stages, placer
 from profiling.form import Form, read_xlsform, reference_form
@@ -315,22 +315,52 @@ def _run(cfg: Config, out: Path, stages: Stages, settlements: Settlements | None
             st.advance(result.counts["read"])
         t = with_collected(thresholds(cfg), result.households)
         out.mkdir(parents=True, exist_ok=True)
-        if settlements is not None:
-            heavy = (household_stages(cfg, settlements, result.households, t, stages)
-                     if client is None
-                     # the same stages on Dask partitions; personal fields stay here
-                     else _on_cluster(stages, client, cfg, settlements, result.households, t))
-    if settlements is not None and result.members is not None:
-        with stages.stage("persons", len(result.members), "persons"):
-            heavy.counts = with_persons(heavy.counts, result, t)
-    return _publish_and_audit(cfg, out, stages, settlements, result, heavy if (
-        settlements is not None) else None, t, overlays, t0, started, from_store, outputs)
+        # what the audit looks for, indexed on another thread while the households' stages
+        # and the tables are computed (Arrow's kernels and the k-d tree let go of the GIL)
+        with ThreadPoolExecutor(1, thread_name_prefix="audit-index") as indexing:
+            checker = indexing.submit(_checker, cfg, result, settlements)
+            if settlements is not None:
+                heavy = (household_stages(cfg, settlements, result.households, t, stages)
+                         if client is None
+                         # the same stages on Dask partitions; personal fields stay here
+                         else _on_cluster(stages, client, cfg, settlements, result.households,
+                                          t))
+            if settlements is not None and result.members is not None:
+                with stages.stage("persons", len(result.members), "persons"):
+                    heavy.counts = with_persons(heavy.counts, result, t)
+            tables = _tables(cfg, out, stages, settlements, result, heavy if (
+                settlements is not None) else None, t, from_store)
+            # ended before publishing forks its page renderers: no thread of ours is then
+            # running, or holding a lock, in the forked processes
+            index = checker.result()
+    return _publish_and_audit(cfg, out, stages, settlements, result, tables, index, t,
+                              overlays, t0, started, outputs)
 
 
-def _publish_and_audit(cfg: Config, out: Path, stages: Stages, settlements: Settlements | None,
-                       result: IngestResult, heavy: HeavyResult | None, t: Thresholds,
-                       overlays: Future[Any] | None, t0: float, started: datetime,
-                       from_store: bool, outputs: dict[str, Path]) -> RunResult:
+def _checker(cfg: Config, result: IngestResult, settlements: Settlements | None) -> Checker:
+    """The audit's index of the enumeration's personal values and household points."""
+    geometry = (settlements.frame.geometry if settlements is not None
+                and settlements.has_geometry else None)
+    return Checker(Secrets.from_frames(result.personal, result.households, cfg.min_cell_size,
+                                       geometry, country_code=cfg.phone_country_code))
+
+
+@dataclass
+class _Tables:
+    """What the tables stage wrote: the settlement table and city summary (None without
+    settlements) and every file."""
+
+    table: pd.DataFrame | None
+    city: pd.DataFrame | None
+    outputs: dict[str, Path]
+
+
+def _tables(cfg: Config, out: Path, stages: Stages, settlements: Settlements | None,
+            result: IngestResult, heavy: HeavyResult | None, t: Thresholds,
+            from_store: bool) -> _Tables:
+    """The tables stage: the settlement table and city summary, the CUF outputs, the
+    aggregates, the rejects and the supervision report."""
+    outputs: dict[str, Path] = {}
     table = city = None
     with stages.stage("tables"):
         if settlements is not None and heavy is not None:
@@ -356,6 +386,15 @@ def _publish_and_audit(cfg: Config, out: Path, stages: Stages, settlements: Sett
         if findings_b:
             write_csv(pd.DataFrame(findings_b), out / BOUNDARY_FINDINGS)
             outputs["boundary_findings"] = out / BOUNDARY_FINDINGS
+    return _Tables(table, city, outputs)
+
+
+def _publish_and_audit(cfg: Config, out: Path, stages: Stages, settlements: Settlements | None,
+                       result: IngestResult, tables: _Tables, checker: Checker, t: Thresholds,
+                       overlays: Future[Any] | None, t0: float, started: datetime,
+                       outputs: dict[str, Path]) -> RunResult:
+    table, city = tables.table, tables.city
+    outputs.update(tables.outputs)
     if table is not None:
         from profiling.publish import publish
 
@@ -387,10 +426,7 @@ def _publish_and_audit(cfg: Config, out: Path, stages: Stages, settlements: Sett
     outputs["manifest"] = out / MANIFEST
     files = [p for p in out.rglob("*") if p.is_file()]
     with stages.stage("audit", len(files), "files") as st:
-        findings = audit(out, Secrets.from_frames(
-            result.personal, result.households, cfg.min_cell_size,
-            settlements.frame.geometry if settlements is not None and settlements.has_geometry
-            else None, country_code=cfg.phone_country_code), on_file=st.advance)
+        findings = audit(out, checker, on_file=st.advance)
     manifest["stages"] = stages.as_manifest()
     manifest["audit"] = {"findings": len(findings), "checked": [
         "personal values", f"coordinates within {NEAR_M:g} m of a household",
