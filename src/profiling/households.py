@@ -72,10 +72,12 @@ def with_hazard_values(households: pd.DataFrame, hazards: Sequence[HazardSource]
 
 def household_stage(households: pd.DataFrame, hazards: Sequence[HazardSource], t: Thresholds,
                     h3_resolution: int = 9, *, polygons: gpd.GeoDataFrame | None = None,
-                    threads: int | None = None, stages: Stages | None = None) -> HeavyResult:
+                    threads: int | None = None, stages: Stages | None = None,
+                    then: Callable[[], object] | None = None) -> HeavyResult:
     """Hazard exposure, the household indicators and their settlement and hexagon counts, each
     a timed stage of ``stages``. Households outside every settlement (no settlement id) are
-    counted in hexagons but in no settlement."""
+    counted in hexagons but in no settlement. ``then`` is called once the counts are done
+    (a caller starts other work there, for the core the hexagons leave idle)."""
     from profiling.aggregates import hexagon_counts
 
     stages = stages or Stages()
@@ -88,6 +90,8 @@ def household_stage(households: pd.DataFrame, hazards: Sequence[HazardSource], t
     with stages.stage("counts", n, "households"):
         # households outside every settlement (no settlement id) belong to no group
         counts = partial_counts(households, ind, "settlement_id")
+    if then is not None:
+        then()
     with stages.stage("hexagons", n, "households"):
         cells = hexagon_counts(households["latitude"], households["longitude"],
                                ind["slum_household"], h3_resolution)

@@ -18,6 +18,7 @@ import difflib
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -32,7 +33,7 @@ from profiling._errors import FormError
 from profiling._readers import GEOM_LAT, GEOM_LON, STRING, RawExport
 from profiling.config import FieldSource, SurveySource
 from profiling.form import Form, Question
-from profiling.join import Placement, Settlements, place
+from profiling.join import Placement, Settlements, place, warm
 from profiling.roster import Roster, member_form, read_roster, roster_source
 
 #: Places WGS84 points (longitudes, latitudes) in the settlements: :func:`profiling.join.place`
@@ -787,7 +788,14 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
         this process).
     """
     rosters: list[Roster] = []
-    frame, inputs, malformed = read_surveys(sources, form, progress, on_rows, rosters)
+    with ThreadPoolExecutor(1, thread_name_prefix="placement") as pool:
+        # the placement's indexes and kernels made ready while Arrow parses (it lets go of
+        # the GIL); errors, if any, are the placement's own, raised where it runs
+        warming = pool.submit(warm, settlements) if (
+            settlements is not None and placer is None) else None
+        frame, inputs, malformed = read_surveys(sources, form, progress, on_rows, rosters)
+        if warming is not None and warming.exception() is not None:
+            log.debug("placement kernels not warmed: %s", warming.exception())
     _warn_not_collected(form, fields_not_collected(form, frame.columns))
     if assign_by == "location" and len(frame) and not (
             {"gps_lat", "gps_lon", "gps_raw"} & set(frame.columns)):

@@ -520,6 +520,17 @@ def _strips(xs: np.ndarray, ys: np.ndarray, ring_off: np.ndarray, poly_rings: np
     return strip_off, strip_h, strip_start, seg_rep[order].astype(np.int64)
 
 
+def warm(settlements: Settlements) -> None:
+    """Build the settlements' point-in-polygon indexes and load the placement kernels
+    (numba's cached machine code, about half a second per process), so that a first
+    :func:`place` pays neither: ingest calls it on a thread while Arrow parses the exports."""
+    if not settlements.has_geometry or settlements.metric is None:
+        return
+    one = np.zeros(1)
+    settlements.pip_index.locate(one, one)
+    settlements.metric_index.nearest(one, one)
+
+
 def place(lon: np.ndarray, lat: np.ndarray, settlements: Settlements) -> Placement:
     """Place WGS84 points: the settlement holding each, else the nearest and its distance.
 

@@ -315,12 +315,21 @@ def _run(cfg: Config, out: Path, stages: Stages, settlements: Settlements | None
             st.advance(result.counts["read"])
         t = with_collected(thresholds(cfg), result.households)
         out.mkdir(parents=True, exist_ok=True)
-        # what the audit looks for, indexed on another thread while the households' stages
-        # and the tables are computed (Arrow's kernels and the k-d tree let go of the GIL)
+        # what the audit looks for, indexed on another thread while the hexagons and the
+        # tables are computed (Arrow's kernels and the k-d tree let go of the GIL); on a
+        # cluster, the client is idle from the start
         with ThreadPoolExecutor(1, thread_name_prefix="audit-index") as indexing:
-            checker = indexing.submit(_checker, cfg, result, settlements)
+            pending: list[Future[Checker]] = []
+
+            def index() -> None:
+                if not pending:
+                    pending.append(indexing.submit(_checker, cfg, result, settlements))
+
+            if client is not None or settlements is None:
+                index()
             if settlements is not None:
-                heavy = (household_stages(cfg, settlements, result.households, t, stages)
+                heavy = (household_stages(cfg, settlements, result.households, t, stages,
+                                          then=index)
                          if client is None
                          # the same stages on Dask partitions; personal fields stay here
                          else _on_cluster(stages, client, cfg, settlements, result.households,
@@ -332,8 +341,9 @@ def _run(cfg: Config, out: Path, stages: Stages, settlements: Settlements | None
                 settlements is not None) else None, t, from_store)
             # ended before publishing forks its page renderers: no thread of ours is then
             # running, or holding a lock, in the forked processes
-            index = checker.result()
-    return _publish_and_audit(cfg, out, stages, settlements, result, tables, index, t,
+            index()
+            checker = pending[0].result()
+    return _publish_and_audit(cfg, out, stages, settlements, result, tables, checker, t,
                               overlays, t0, started, outputs)
 
 
@@ -550,12 +560,13 @@ def hazard_exposure(cfg: Config, settlements: Settlements, households: pd.DataFr
 
 
 def household_stages(cfg: Config, settlements: Settlements, households: pd.DataFrame,
-                     t: Thresholds, stages: Stages | None = None) -> HeavyResult:
+                     t: Thresholds, stages: Stages | None = None,
+                     then: Callable[[], object] | None = None) -> HeavyResult:
     """The heavy stage in this process (:func:`profiling.households.household_stage`, which
     :func:`profiling.distributed.heavy_stages` runs on Dask partitions)."""
     return household_stage(households, cfg.hazards, t, cfg.map.h3_resolution,
                            polygons=settlements.frame if settlements.has_geometry else None,
-                           stages=stages)
+                           stages=stages, then=then)
 
 
 def hazard_criterion(h: HazardSource) -> Criterion:
