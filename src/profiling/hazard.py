@@ -141,6 +141,13 @@ def _label(value: Any, return_period: bool) -> str:
     return text or "layer"
 
 
+def warm() -> None:
+    """Import what :func:`open_hazard` needs (rioxarray brings xarray and dask: about a second),
+    so that a run can do it on a thread while its exports are parsed."""
+    import rasterio  # noqa: F401
+    import rioxarray  # noqa: F401
+
+
 def open_hazard(source: HazardSource) -> HazardLayer:
     """Open a configured hazard raster lazily through rioxarray (metadata only).
 

@@ -1083,7 +1083,7 @@ def _validate(q: Question, s: pd.Series, form: Form) -> tuple[pd.Series, np.ndar
     """Typed values, a mask of invalid answers and the reason for each."""
     present = s.notna().to_numpy()
     # Python objects: most answers have no reason, and setting a few costs no copy of Arrow's
-    reason = pd.Series(np.full(len(s), None, dtype=object), index=s.index)
+    reason = pd.Series(np.full(len(s), None, dtype=object), index=s.index, dtype=object)
     if q.type in ("integer", "decimal"):
         integer = q.type == "integer"
         num = _numbers(s, _INT_RE if integer else _DEC_RE)

@@ -238,6 +238,13 @@ def run(cfg: Config, out_dir: str | Path | None = None,
     ex = Execution.from_settings(cfg.execution) if settlements is not None else Execution()
     # the map's hazard overlays need only the rasters: rendered meanwhile in another process
     background = _background()
+    importing = None
+    if cfg.hazards:
+        from profiling.hazard import warm
+
+        # the rasters' libraries imported on a thread while the exports are parsed
+        importing = ThreadPoolExecutor(1, thread_name_prefix="imports")
+        importing.submit(warm)
     overlays = None
     if settlements is not None and settlements.has_geometry:
         from profiling.publish import start_overlays
@@ -266,6 +273,8 @@ def run(cfg: Config, out_dir: str | Path | None = None,
             swap_in(staging, out)
     finally:
         background.shutdown(wait=True, cancel_futures=True)
+        if importing is not None:
+            importing.shutdown(wait=True)
     result.outputs = {k: out / p.relative_to(staging) for k, p in result.outputs.items()}
     return result
 
