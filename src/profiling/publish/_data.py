@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -143,6 +143,9 @@ class RunTables:
     consent_outside_form: tuple[str, ...] = ()
     #: The run's hazards (from the configuration): their area figures, sections and legends.
     hazards: tuple[HazardRule, ...] = ()
+    #: What the map and the PNG maps both draw (simplified polygons, class breaks), computed
+    #: once by whichever draws first.
+    drawn: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def k(self) -> int:

@@ -157,6 +157,21 @@ def display_geometry(table: pd.DataFrame) -> Any:
     return shapely.set_precision(simple, 1e-6)
 
 
+def _display(tables: RunTables) -> Any:
+    """:func:`display_geometry` of the settlements, computed once per tables."""
+    if "geometry" not in tables.drawn:
+        tables.drawn["geometry"] = display_geometry(tables.settlements)
+    return tables.drawn["geometry"]
+
+
+def _classes(tables: RunTables, column: str) -> tuple[str, list[float]]:
+    """:func:`classify` of a column of the settlement table, computed once per tables."""
+    key = f"classes:{column}"
+    if key not in tables.drawn:
+        tables.drawn[key] = classify(tables.settlements[column])
+    return tables.drawn[key]
+
+
 def _mapped(tables: RunTables, settings: MapSettings) -> list[MapIndicator]:
     cols = settings.indicators or [m.column for m in main_indicators(tables.hazards)]
     return [indicator(c, tables.hazards) for c in cols if c in tables.settlements.columns]
@@ -194,13 +209,13 @@ def map_data(tables: RunTables, settings: MapSettings, hazards: list[dict[str, A
     classes: dict[str, list[int]] = {}
     for m in mapped:
         values = t[m.column]
-        method, bounds = classify(values)
+        method, bounds = _classes(tables, m.column)
         cols = colours(len(bounds), m.higher_is_worse)
         classes[m.column] = [class_of(v, bounds) for v in values]
         layers.append({"key": m.column, "label": m.label, "method": method,
                        "colours": cols, "labels": legend_labels(bounds, m.kind, method),
                        "land": not m.household_based})
-    geoms = display_geometry(t)
+    geoms = _display(tables)
     import shapely
 
     features = []
@@ -234,12 +249,16 @@ def hexagon_features(hexes: pd.DataFrame) -> list[dict[str, Any]]:
     from pyproj import Transformer
 
     to_merc = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)
+    rings = [h3.cell_to_boundary(str(c)) for c in hexes["h3_cell"]]
+    ends = np.cumsum([len(r) for r in rings])
+    lat, lon = np.array([p for r in rings for p in r], dtype=float).reshape(-1, 2).T
+    # every vertex projected at once, rounded as round() does (half to even)
+    x, y = to_merc.transform(lon, lat)
+    xy = np.rint(np.column_stack([x, y])).astype(np.int64).tolist()
+    starts = np.r_[0, ends[:-1]]
     feats = []
-    for r in hexes.itertuples():
-        lat, lon = zip(*h3.cell_to_boundary(str(r.h3_cell)), strict=True)
-        x, y = to_merc.transform(np.asarray(lon), np.asarray(lat))
-        feats.append({"xy": [[round(float(a)), round(float(b))] for a, b in zip(x, y,
-                                                                                strict=True)],
+    for r, a, b in zip(hexes.itertuples(), starts.tolist(), ends.tolist(), strict=True):
+        feats.append({"xy": xy[a:b],
                       "households": int(r.households),
                       "slum": fmt(r.slum_household_share, "share"),
                       "slum_value": None if missing(r.slum_household_share)
@@ -493,7 +512,7 @@ def write_pngs(tables: RunTables, settings: MapSettings) -> dict[str, Path]:
     folder.mkdir(exist_ok=True)
     t = tables.settlements
     written: dict[str, Path] = {}
-    geo = t.set_geometry(display_geometry(t))
+    geo = t.set_geometry(_display(tables))
     # the polygons are drawn once; each map recolours them (2,000 settlements: one drawing)
     fig = Figure(figsize=(8, 8), dpi=100)
     ax = fig.subplots()
@@ -502,7 +521,7 @@ def write_pngs(tables: RunTables, settings: MapSettings) -> dict[str, Path]:
     shapes = ax.collections[0]
     drawn = ~(geo.geometry.isna() | geo.geometry.is_empty).to_numpy()  # as geopandas draws
     for m in _mapped(tables, settings):
-        method, bounds = classify(t[m.column])
+        method, bounds = _classes(tables, m.column)
         cols = colours(len(bounds), m.higher_is_worse)
         cls = [class_of(v, bounds) for v in t[m.column]]
         shapes.set_facecolor([cols[c] if c >= 0 else NO_DATA
