@@ -346,13 +346,14 @@ def render_overlays_apart(hazards: list[Any], around: tuple[Any, Any] | None = N
     package = logging.getLogger("profiling")
     package.addHandler(keep)
     try:
-        return render_overlays(hazards, around), records
+        # one thread: beside a run's ingest, which wants the other core
+        return render_overlays(hazards, around, threads=1), records
     finally:
         package.removeHandler(keep)
 
 
-def render_overlays(hazards: list[Any], around: tuple[Any, Any] | None = None
-                    ) -> list[tuple[dict[str, Any], np.ndarray]]:
+def render_overlays(hazards: list[Any], around: tuple[Any, Any] | None = None,
+                    threads: int | None = None) -> list[tuple[dict[str, Any], np.ndarray]]:
     """Each configured hazard raster coloured in EPSG:4326 (an RGBA array), with its legend;
     with ``around`` (bounds and CRS of the settlements), only the part of the raster around
     them (a national model is shown where the city is, at the city's resolution).
@@ -372,7 +373,7 @@ def render_overlays(hazards: list[Any], around: tuple[Any, Any] | None = None
         if not path.exists():
             continue
         layer = open_hazard(h)
-        p = preview(layer, OVERLAY_MAX_SIDE, bounds=_around(around, layer.crs))
+        p = preview(layer, OVERLAY_MAX_SIDE, threads=threads, bounds=_around(around, layer.crs))
         src_h, src_w = p.values.shape
         if not src_h or not src_w:
             log.warning("%s: the raster does not reach the settlements; no overlay", path)
