@@ -238,13 +238,10 @@ def run(cfg: Config, out_dir: str | Path | None = None,
     ex = Execution.from_settings(cfg.execution) if settlements is not None else Execution()
     # the map's hazard overlays need only the rasters: rendered meanwhile in another process
     background = _background()
-    importing = None
-    if cfg.hazards:
-        from profiling.hazard import warm
-
-        # the rasters' libraries imported on a thread while the exports are parsed
-        importing = ThreadPoolExecutor(1, thread_name_prefix="imports")
-        importing.submit(warm)
+    # what later stages import (the rasters' libraries, the audit's k-d tree), imported on a
+    # thread while the exports are parsed
+    importing = ThreadPoolExecutor(1, thread_name_prefix="imports")
+    importing.submit(_import_ahead, bool(cfg.hazards))
     overlays = None
     if settlements is not None and settlements.has_geometry:
         from profiling.publish import start_overlays
@@ -273,10 +270,18 @@ def run(cfg: Config, out_dir: str | Path | None = None,
             swap_in(staging, out)
     finally:
         background.shutdown(wait=True, cancel_futures=True)
-        if importing is not None:
-            importing.shutdown(wait=True)
+        importing.shutdown(wait=True)
     result.outputs = {k: out / p.relative_to(staging) for k, p in result.outputs.items()}
     return result
+
+
+def _import_ahead(hazards: bool) -> None:
+    """Import what the hazard stage (when there are hazards) and the audit need."""
+    if hazards:
+        from profiling.hazard import warm
+
+        warm()
+    import scipy.spatial  # noqa: F401
 
 
 def _background() -> Executor:
