@@ -31,8 +31,8 @@ What it does:
 3. Runs ``check_outputs.py`` of ``../shared/tools`` on the in-process output when it is there.
 
 Run ``python benchmarks/bench_city.py [--households N] [--settlements N] [--size N]
-[--skip-workers] [--regenerate]``. The exit code is 0 whether or not a target is met; only an
-exception (or a run that fails) makes it non-zero.
+[--skip-workers] [--repeat N] [--regenerate]``. The exit code is 0 whether or not a target
+is met; only an exception (or a run that fails) makes it non-zero.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -144,24 +145,42 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dir", default=None)
     p.add_argument("--regenerate", action="store_true")
     p.add_argument("--skip-workers", action="store_true")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="runs of each kind, alternating (this machine moves by ±15 %% from run "
+                        "to run): each is reported, then the fastest and the median")
     args = p.parse_args(argv)
     folder, csv, plan = ensure_city(args)
     print(f"city: {args.settlements:,} settlements, {args.households:,} rows "
           f"({csv.stat().st_size / 2**20:,.0f} MiB CSV), {args.size:,}² raster in {folder}")
     print(f"planned counts: {plan}")
     out = folder / "out_in_process"
-    r = run_command(folder, csv, out, None)
-    report("in process", r, args.households)
-    checker = ROOT.parent / "shared" / "tools" / "check_outputs.py"
-    if checker.exists() and not r["exit"]:
-        c = subprocess.run([sys.executable, str(checker), str(out)], capture_output=True,
-                           text=True)
-        print(f"check_outputs.py: exit {c.returncode}; {c.stdout.strip().splitlines()[-1:]}")
-    if not args.skip_workers:
-        w = run_command(folder, csv, folder / "out_workers", 2)
-        report("local Dask cluster, 2 workers", w, args.households)
-        ratio = w["wall_s"] / r["wall_s"]
-        print(f"workers / in process: {ratio:.2f}× (target ≤ {TARGETS['workers_ratio']}) "
+    walls: dict[str, list[float]] = {"in process": [], "workers": []}
+    for i in range(max(1, args.repeat)):
+        r = run_command(folder, csv, out, None)
+        report("in process" + (f" (run {i + 1})" if args.repeat > 1 else ""), r,
+               args.households)
+        walls["in process"].append(r["wall_s"])
+        checker = ROOT.parent / "shared" / "tools" / "check_outputs.py"
+        if checker.exists() and not r["exit"]:
+            c = subprocess.run([sys.executable, str(checker), str(out)], capture_output=True,
+                               text=True)
+            print(f"check_outputs.py: exit {c.returncode}; "
+                  f"{c.stdout.strip().splitlines()[-1:]}")
+        if not args.skip_workers:
+            w = run_command(folder, csv, folder / "out_workers", 2)
+            report("local Dask cluster, 2 workers" + (
+                f" (run {i + 1})" if args.repeat > 1 else ""), w, args.households)
+            walls["workers"].append(w["wall_s"])
+    if args.repeat > 1:
+        print()
+        for kind, ws in walls.items():
+            if ws:
+                print(f"{kind}: fastest {min(ws):.1f} s, median {statistics.median(ws):.1f} s "
+                      f"over {len(ws)} runs")
+    if walls["workers"]:
+        ratio = statistics.median(walls["workers"]) / statistics.median(walls["in process"])
+        print(f"workers / in process{' (medians)' if args.repeat > 1 else ''}: {ratio:.2f}× "
+              f"(target ≤ {TARGETS['workers_ratio']}) "
               f"{_verdict(ratio <= TARGETS['workers_ratio'])}")
     return 0
 
