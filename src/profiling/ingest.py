@@ -59,6 +59,8 @@ _META_ALIASES = {
 _MAPPING_SPECIAL = {"key": "key", "submission_time": "submission_time", "latitude": "gps_lat",
                     "longitude": "gps_lon", "gps_precision": "gps_acc", "gps": "gps_raw"}
 _TRUE = {"1", "1.0", "true", "True", "TRUE", "yes"}
+#: The statuses of rows that are no household of the run (counted when they are found).
+_NO_KEY, _DUPLICATE = "no_key", "duplicate"
 _INT_RE = r"^[+-]?\d+(\.0*)?$"
 _DEC_RE = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 
@@ -836,12 +838,14 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
     losers = order.index[order["key"].duplicated(keep="last").to_numpy()]
     dup = frame.index.isin(losers)
     n_dup = int(dup.sum())
-    if no_key.any() or n_dup:
-        frame = rows_where(frame, ~no_key & ~dup)  # one filter of every column, not two
+    # The rows without a key and the earlier versions of a household stay in the frame (a
+    # filter would copy every column of a city's export) with a status of their own, which no
+    # check, count or output below takes for a household's: they are accounted for here.
+    gone = no_key | dup
     if "submission_time" in frame.columns:
         # a time that does not parse is unknown: it never decides between duplicates (it sorts
         # before every known time) and is listed as a dropped value
-        bad_time = (frame["submission_time"].notna() & frame["_when"].isna()).to_numpy()
+        bad_time = (frame["submission_time"].notna() & frame["_when"].isna()).to_numpy() & ~gone
         if bad_time.any():
             rejects.add(frame, bad_time, "_submission_time", frame["submission_time"],
                         VALUE_DROPPED, "not an ISO 8601 date-time: the submission time is "
@@ -852,11 +856,13 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
 
     # 2. consent ---------------------------------------------------------------------------
     status = pd.Series("accepted", index=frame.index, dtype=object)
+    status[no_key] = _NO_KEY
+    status[dup] = _DUPLICATE
     reasons: dict[str, pd.Series] = {}
     if "consent" in frame.columns:
         consent = frame["consent"].str.strip()
-        refused = (consent == "no").fillna(False).to_numpy()
-        unclear = ~(consent == "yes").fillna(False).to_numpy() & ~refused
+        refused = (consent == "no").fillna(False).to_numpy() & ~gone
+        unclear = ~(consent == "yes").fillna(False).to_numpy() & ~refused & ~gone
         status[refused] = "no_consent"
         rejects.add(frame, unclear, "consent", frame["consent"].fillna(""), ROW_REJECTED,
                     "consent is missing or not yes/no: nothing can be kept without consent")
@@ -954,7 +960,8 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
         _head_from_roster(households, members, form)
         if len(member_personal.columns) > 1:
             personal = pd.concat([personal, member_personal], ignore_index=True)
-    res = _result(households, form, rejects, n_read, n_dup, n_rejected, 0, inputs, personal)
+    res = _result(households, form, rejects, n_read, n_dup, n_rejected, 0, inputs, personal,
+                  gone)
     if members is not None:
         res.members = members
         res.counts.update(member_counts)
@@ -1248,7 +1255,9 @@ def _by_column(frame: pd.DataFrame, form: Form, column: str,
 
 def _result(households: pd.DataFrame, form: Form, rejects: _Rejects, n_read: int, n_dup: int,
             n_rejected: int, extra_rejected: int, inputs: list[InputSummary],
-            personal: pd.DataFrame | None) -> IngestResult:
+            personal: pd.DataFrame | None, gone: np.ndarray | None = None) -> IngestResult:
+    """What ingest returns; ``gone`` marks the rows of ``households`` that are no household
+    of the run (no key, an earlier version of one), already counted."""
     rej = rejects.frame()
     if households.empty or "status" not in households:
         hh = pd.DataFrame(columns=["key", "settlement_id"])
@@ -1261,7 +1270,8 @@ def _result(households: pd.DataFrame, form: Form, rejects: _Rejects, n_read: int
     accepted = rows_where(households.drop(columns=["status"]), status == "accepted")
     # a rejected row is listed once, as rejected: its invalid answers are not "dropped" values
     dropped = rej["action"] == VALUE_DROPPED
-    not_accepted = pd.unique(households.loc[status != "accepted", "key"].astype(object))
+    refused_or_rejected = status.isin(["rejected", "no_consent"]).to_numpy()
+    not_accepted = pd.unique(households.loc[refused_or_rejected, "key"].astype(object))
     rej = rej.loc[~(dropped & rej["key"].astype(object).isin(set(not_accepted)))].reset_index(
         drop=True)
     counts = {
@@ -1278,6 +1288,8 @@ def _result(households: pd.DataFrame, form: Form, rejects: _Rejects, n_read: int
                        "gps_precision", "settlement_id"]].copy()
     for c in ("enumerator", "start", "end"):
         subs[c] = households.get(c, pd.NA)
+    if gone is not None and gone.any():
+        subs = rows_where(subs, ~gone)
     subs.loc[subs["status"] != "accepted", ["gps_precision", "settlement_id",
                                             "settlement_mismatch"]] = pd.NA
     subs["values_dropped"] = 0
