@@ -413,3 +413,17 @@ def test_an_audit_in_processes_finds_what_one_here_finds(demo, tmp_path, monkeyp
     assert {(f.kind, f.file) for f in here} == {("personal", "atlas/leak.html"),
                                               ("personal", "zz.txt"), ("unreadable", "blob.bin")}
     assert len(ticks) == sum(1 for p in pub.rglob("*") if p.is_file())
+
+
+def test_a_household_point_in_arabic_indic_digits_is_found(demo, tmp_path):
+    """A coordinate pair written in another script's digits is still a coordinate pair: found
+    next to a household, and the file (with ordinary ASCII numbers beside it) stays readable."""
+    result, out, secrets = demo
+    pub = _copy(out, tmp_path)
+    hh = result.ingest.households.dropna(subset=["longitude"]).iloc[3]
+    arabic = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+    text = (f"lat {hh['latitude']:.6f}".translate(arabic) + " lon "
+            + f"{hh['longitude']:.6f}".translate(arabic) + "\nshare 0.4512 of 12.3456 m")
+    (pub / "note.txt").write_text(text, encoding="utf-8")
+    found = [f for f in audit(pub, secrets) if f.file == "note.txt"]
+    assert [f.kind for f in found] == ["location"]

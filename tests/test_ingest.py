@@ -608,3 +608,27 @@ def test_blank_lines_between_records_lose_no_household(tmp_path, squares, monkey
     path.write_text("\r\n".join(text), encoding="utf-8")
     res = ingest([SurveySource(path=path)], FORM, squares)
     assert res.counts["read"] == 6 and res.counts["accepted"] == 6
+
+
+def test_a_block_cut_inside_an_answer_of_the_last_column_is_read_whole(tmp_path, monkeypatch):
+    """The fast parse's worst case: a two-line answer in the last column whose second line
+    holds as many delimiters as a record. A block cut after its first line gives two records
+    of the right width, and as many records as lines; the file must still be read as the
+    careful, quote-aware parse reads it, wherever the blocks fall."""
+    from profiling import _readers
+
+    lines = ["_uuid,hh_size,comment"] + [f"u{i},3,ok" for i in range(15)]
+    lines.append('u900,4,"near the market\nask for Amina, 2nd house, blue gate"')
+    lines += [f"u{i},3,ok" for i in range(15, 30)]
+    path = tmp_path / "cut.csv"
+    path.write_bytes(("\n".join(lines) + "\n").encode())
+    careful = _readers.read_export(path)
+    whole = careful.table
+    assert len(whole) == 31
+    assert whole["comment"].iloc[15] == "near the market\nask for Amina, 2nd house, blue gate"
+    size = len(path.read_bytes())
+    for block in range(64, size, 3):  # some cut falls just after "market\n"
+        monkeypatch.setattr(_readers, "CSV_BLOCK", block)
+        got = _readers.read_export(path)
+        assert got.table.equals(whole), block
+        assert got.rows.tolist() == careful.rows.tolist(), block

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from profiling._errors import InputFileError
@@ -182,9 +183,13 @@ def _arrow_csv(data: bytes, header: list[str], delim: str, na: list[str],
     Arrow cuts the file into blocks at newlines before parsing them in parallel; where a
     quoted value may hold a newline it must find the blocks' ends quote by quote instead, which
     takes twice as long. So the file is parsed the fast way first, while another thread counts
-    its lines: when every line is a record (as many records as line ends), no value held a
-    newline and no block was cut inside one (a record cut in two would have had too few fields
-    on one side and stopped the parse); otherwise it is parsed again the careful way.
+    its lines, and the fast table is kept only when every line is a record (as many records as
+    line ends: no value held a newline) and no value of the last column ends a line. A block
+    cut inside a quoted value leaves its record's first part with the value open to the
+    block's end: too few fields (the parse stops), or, for a value of the last column, a
+    value that ends with the newline the block was cut at, with the rest of the value read as
+    a record of its own, which the count alone would not tell. Otherwise the file is parsed
+    again the careful way.
     """
     def parse(newlines_in_values: bool) -> pa.Table:
         return pacsv.read_csv(
@@ -206,7 +211,9 @@ def _arrow_csv(data: bytes, header: list[str], delim: str, na: list[str],
         except pa.ArrowInvalid:
             table = None
         lines = counting.result() + (0 if data.endswith(b"\n") else 1)
-    if table is not None and table.num_rows == lines:
+    if table is not None and table.num_rows == lines and not (
+            table.num_columns and pc.any(pc.match_substring_regex(
+                table.column(table.num_columns - 1), "[\r\n]")).as_py()):
         return table
     return parse(True)
 
@@ -378,8 +385,6 @@ def _read_csv_rows(path: Path, kind: str, data: bytes, header: list[str], delim:
 
 def _strip_blank_arrow(table: pa.Table) -> pa.Table:
     """Cells holding only white space are no answer (columnar: one kernel per column)."""
-    import pyarrow.compute as pc
-
     for i, name in enumerate(table.column_names):
         col = table.column(i)
         blank = pc.utf8_is_space(col)

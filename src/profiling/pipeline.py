@@ -252,7 +252,7 @@ def run(cfg: Config, out_dir: str | Path | None = None,
         with locked(out) as staging:
             try:
                 result = _run(cfg, staging, stages, settlements, ex, overlays, t0, started,
-                              from_store)
+                              from_store, importing)
             except DisclosureError as exc:
                 # published as it is, marked incomplete, so that the leak can be found
                 swap_in(staging, out)
@@ -309,7 +309,7 @@ def _writing(exc: OSError, staging: Path) -> bool:
 
 def _run(cfg: Config, out: Path, stages: Stages, settlements: Settlements | None,
          ex: Execution, overlays: Future[Any] | None, t0: float, started: datetime,
-         from_store: bool) -> RunResult:
+         from_store: bool, importing: ThreadPoolExecutor) -> RunResult:
     outputs: dict[str, Path] = {}
     with cluster(ex) as client:
         # with a store, the run analyses what `profiling load` has put in it
@@ -353,10 +353,11 @@ def _run(cfg: Config, out: Path, stages: Stages, settlements: Settlements | None
                     heavy.counts = with_persons(heavy.counts, result, t)
             tables = _tables(cfg, out, stages, settlements, result, heavy if (
                 settlements is not None) else None, t, from_store)
-            # ended before publishing forks its page renderers: no thread of ours is then
-            # running, or holding a lock, in the forked processes
+            # both threads ended before publishing forks its page renderers: no thread of
+            # ours is then running, or holding a lock (an import's), in the forked processes
             index()
             checker = pending[0].result()
+            importing.shutdown(wait=True)
     return _publish_and_audit(cfg, out, stages, settlements, result, tables, checker, t,
                               overlays, t0, started, outputs)
 
