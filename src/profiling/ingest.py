@@ -101,6 +101,14 @@ def rows_where(frame: pd.DataFrame, mask: np.ndarray | pd.Series) -> pd.DataFram
     return out
 
 
+def _distinct(s: pd.Series) -> tuple[pa.Array, pa.Array, np.ndarray]:
+    """The distinct values of a column of text (Arrow's hash table), each row's index into
+    them (null where the row is missing), and those indices as numpy (0 where missing)."""
+    enc = pc.dictionary_encode(_arrow(s))
+    enc = enc.combine_chunks() if isinstance(enc, pa.ChunkedArray) else enc
+    return enc.dictionary, enc.indices, np.asarray(enc.indices.fill_null(0))
+
+
 def _series(arr: pa.Array, index: pd.Index) -> pd.Series:
     text = pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
     return pd.Series(pd.arrays.ArrowStringArray(arr) if text else arr,
@@ -1109,18 +1117,19 @@ def _validate(q: Question, s: pd.Series, form: Form) -> tuple[pd.Series, np.ndar
             value = value.round().astype("Int64")
         return value, bad, reason
     if q.type == "select_one":
-        allowed = form.choice_names(q.name)
-        v = s.str.strip()
-        bad = present & ~v.isin(allowed).to_numpy()
+        # a choice list's answers are few: each distinct one is trimmed and checked once
+        raw, indices, at = _distinct(s)
+        distinct = pc.utf8_trim_whitespace(raw)
+        ok = np.asarray(pc.fill_null(pc.is_in(distinct, value_set=pa.array(
+            form.choice_names(q.name), distinct.type)), False))
+        bad = present & (~ok[at] if len(distinct) else np.zeros(len(s), bool))
         reason[bad] = f"not a choice of the list {q.list_name!r}"
-        return v.mask(bad).astype(STRING), bad, reason
+        kept = pc.if_else(pa.array(ok), distinct, pa.scalar(None, distinct.type))
+        return _series(pc.take(kept, indices), s.index), bad, reason
     if q.type == "select_multiple":
         # a city's answers hold a few hundred distinct combinations: each is checked once
-        enc = pc.dictionary_encode(_arrow(s))
-        enc = enc.combine_chunks() if isinstance(enc, pa.ChunkedArray) else enc
-        at = np.asarray(enc.indices.fill_null(0))
-        distinct = pc.utf8_trim_whitespace(pc.replace_substring_regex(enc.dictionary, r"\s+",
-                                                                      " "))
+        raw, indices, at = _distinct(s)
+        distinct = pc.utf8_trim_whitespace(pc.replace_substring_regex(raw, r"\s+", " "))
         lists = pc.split_pattern(distinct, " ")
         tokens = pc.list_flatten(lists)
         parent = np.asarray(pc.list_parent_indices(lists))
@@ -1128,7 +1137,7 @@ def _validate(q: Question, s: pd.Series, form: Form) -> tuple[pd.Series, np.ndar
             form.choice_names(q.name), tokens.type)), False))
         bad_distinct = np.bincount(parent, weights=tok_bad, minlength=len(distinct)) > 0
         bad = present & (bad_distinct[at] if len(distinct) else np.zeros(len(s), bool))
-        v = _series(pc.take(distinct, enc.indices), s.index)
+        v = _series(pc.take(distinct, indices), s.index)
         reason[bad] = f"holds an answer that is not a choice of the list {q.list_name!r}"
         if q.constraint:
             compiled = compile_constraint(q.constraint)
