@@ -148,6 +148,24 @@ def test_space_separated_column_wins_over_choice_columns(tmp_path, squares):
     assert hh.loc["k1", "tenure_documents"] == "lease"
 
 
+def test_choice_columns_fill_only_the_rows_whose_answer_text_is_empty(tmp_path, squares):
+    """Both forms in one export: the space-separated answer where it is given, the 0/1 columns
+    where it is empty, row by row."""
+    given = household("k1", **{"tenure/tenure_documents": "lease",
+                               "tenure/tenure_documents/lease": "0",
+                               "tenure/tenure_documents/title_deed": "1"})
+    empty = household("k2", **{"tenure/tenure_documents": "",
+                               "tenure/tenure_documents/lease": "1",
+                               "tenure/tenure_documents/title_deed": "1"})
+    neither = household("k3", **{"tenure/tenure_documents": "",
+                                 "tenure/tenure_documents/lease": "",
+                                 "tenure/tenure_documents/title_deed": ""})
+    hh = by_key(run(squares, write_csv(tmp_path / "m.csv", [given, empty, neither])))
+    assert hh.loc["k1", "tenure_documents"] == "lease"
+    assert hh.loc["k2", "tenure_documents"] == "title_deed lease"
+    assert pd.isna(hh.loc["k3", "tenure_documents"])
+
+
 def _as_labels(row: dict[str, str]) -> dict[str, str]:
     """A household as an export "with labels" writes it: every select_one answer by its label."""
     out = dict(row)

@@ -517,12 +517,18 @@ def _normalise(raw: RawExport, source: SurveySource, form: Form) -> _Normalised:
         need = cols[q].isna().to_numpy() if q in cols else np.ones(len(table), dtype=bool)
         if not need.any():
             continue
-        built = _from_choice_columns({c: v[need] for c, v in choice_cols.items()},
-                                     form.choice_names(q))
+        mask = pa.array(need)
+        built = _from_choice_columns({c: _series(pc.filter(_arrow(v), mask), v.index[need])
+                                      for c, v in choice_cols.items()}, form.choice_names(q))
         if q in cols:
-            merged = cols[q].copy()
-            merged[need] = built
-            cols[q] = merged
+            # the answers rebuilt from the 0/1 columns put in place by Arrow, not pandas'
+            # masked assignment (which rebuilds the column element by element)
+            whole = _arrow(cols[q])
+            whole = whole.combine_chunks() if isinstance(whole, pa.ChunkedArray) else whole
+            rebuilt = _arrow(built).cast(whole.type)
+            rebuilt = (rebuilt.combine_chunks() if isinstance(rebuilt, pa.ChunkedArray)
+                       else rebuilt)
+            cols[q] = _series(pc.replace_with_mask(whole, mask, rebuilt), table.index)
         else:
             cols[q] = built.reindex(table.index)
     frame = pd.DataFrame(cols, index=table.index)
