@@ -1309,7 +1309,8 @@ def _result(households: pd.DataFrame, form: Form, rejects: _Rejects, n_read: int
                                             "settlement_mismatch"]] = pd.NA
     subs["values_dropped"] = 0
     if len(dropped_per_key):
-        hit = subs["key"].astype(object).isin(set(dropped_per_key.index)).to_numpy()
+        hit = np.asarray(pc.fill_null(pc.is_in(_arrow(subs["key"]), value_set=pa.array(
+            [str(k) for k in dropped_per_key.index], pa.large_string())), False))
         subs.loc[hit, "values_dropped"] = subs.loc[hit, "key"].astype(object).map(
             dropped_per_key).to_numpy()
     subs = subs.reset_index(drop=True)
