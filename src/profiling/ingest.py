@@ -169,9 +169,9 @@ def iso_datetimes(s: pd.Series) -> pd.Series:
 
 def _map_values(s: pd.Series, func: Callable[[str], str | None]) -> pd.Series:
     """Apply ``func`` to each distinct value (not each row); missing stays missing."""
-    codes, uniques = pd.factorize(s, use_na_sentinel=True)
-    mapped = np.array([func(str(u)) for u in uniques] + [None], dtype=object)
-    return pd.Series(mapped[codes], index=s.index).astype(STRING)
+    distinct, indices, _ = _distinct(s if s.dtype == STRING else s.astype(STRING))
+    mapped = pa.array([func(str(u)) for u in distinct.to_pylist()], pa.large_string())
+    return _series(pc.take(mapped, indices), s.index)
 
 
 @dataclass
@@ -1107,7 +1107,13 @@ def _validate(q: Question, s: pd.Series, form: Form) -> tuple[pd.Series, np.ndar
     reason = pd.Series(np.full(len(s), None, dtype=object), index=s.index, dtype=object)
     if q.type in ("integer", "decimal"):
         integer = q.type == "integer"
-        num = _numbers(s, _INT_RE if integer else _DEC_RE)
+        if integer:  # whole numbers of a form are few: each distinct one is read once
+            distinct, _, at = _distinct(s)
+            num = (_numbers(pd.Series(pd.arrays.ArrowStringArray(distinct)), _INT_RE)[at]
+                   if len(distinct) else np.full(len(s), np.nan))
+            num[~present] = np.nan
+        else:
+            num = _numbers(s, _DEC_RE)
         kind = "not a whole number" if integer else "not a number"
         bad = present & np.isnan(num)
         reason[bad] = kind
