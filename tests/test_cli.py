@@ -142,3 +142,32 @@ def test_consent_is_never_assumed_and_a_stated_one_is_recorded(tmp_path, squares
     assert manifest["inputs"]["surveys"][0]["consent_outside_form"] == statement
     assert manifest["counts"]["accepted"] == 6
     assert statement in (tmp_path / "out" / "atlas" / "index.html").read_text()
+
+
+def test_version_flag_prints_the_package_version():
+    import profiling
+
+    r = cli("--version")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"profiling {profiling.__version__}"
+
+
+def test_every_command_help_ends_with_an_example_of_that_command():
+    """Each command's --help shows how it is called, starting with its own name."""
+    import typer
+
+    from profiling.cli import app
+
+    root = typer.main.get_command(app)
+    paths: list[list[str]] = []
+    for name, command in root.commands.items():  # type: ignore[attr-defined]
+        subs = getattr(command, "commands", None)
+        paths += [[name, sub] for sub in subs] if subs else [[name]]
+    assert ["store", "backup"] in paths and ["run"] in paths
+    for path in paths:
+        r = cli(*path, "--help")
+        assert r.returncode == 0, (path, r.stderr)
+        text = " ".join(r.stdout.split())
+        assert "Example" in text, path
+        example = text.split("Example", 1)[1]
+        assert f"profiling {' '.join(path)} " in example + " ", (path, example)

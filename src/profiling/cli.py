@@ -37,6 +37,67 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Profile settlements from a household enumeration.")
 err = Console(stderr=True)
 out = Console()
+
+
+def _example(*commands: str) -> str:
+    """A command's help ends with an example (or several) of its use."""
+    lines = [c.strip() for c in commands]
+    return "Example" + ("s" if len(lines) > 1 else "") + ":  " + "   or   ".join(
+        f"[bold]{c}[/]" for c in lines)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        out.print(f"profiling {__version__}")
+        raise typer.Exit()
+
+
+@app.callback(epilog=_example("profiling run configs/demo.yaml --out out/demo",
+                              "profiling COMMAND --help"))
+def _root(version: Annotated[bool, typer.Option(
+        "--version", callback=_show_version, is_eager=True,
+        help="Print the version and exit.")] = False) -> None:
+    """Profile settlements from a household enumeration."""
+
+
+#: The example at the end of each command's help.
+EXAMPLES = {
+    "run": _example(
+        "profiling run configs/demo.yaml --out out/demo",
+        "profiling run --survey kobo.csv --boundaries settlements.gpkg --hazard "
+        "flood=depth.tif --out out/quick"),
+    "validate": _example(
+        "profiling validate configs/demo.yaml"),
+    "prioritise": _example(
+        "profiling prioritise configs/demo.yaml --budget 100000 --weights slum=0.4,people=0.1"),
+    "atlas": _example(
+        "profiling atlas configs/demo.yaml --pdf"),
+    "load": _example(
+        "profiling load configs/city.yaml exports/day1.csv exports/day2.csv"),
+    "mapping_draft": _example(
+        "profiling mapping draft other_survey.csv members.csv --form its_form.xls "
+        "--out draft.yaml"),
+    "store_status": _example(
+        "profiling store status configs/city.yaml --json"),
+    "store_backup": _example(
+        "profiling store backup configs/city.yaml backups/2026-03-02.bak"),
+    "store_restore": _example(
+        "profiling store restore configs/new-store.yaml backups/2026-03-02.bak"),
+    "store_roles": _example(
+        "profiling store roles configs/city.yaml"),
+    "store_grant": _example(
+        "profiling store grant configs/city.yaml analyst alice"),
+    "store_export": _example(
+        "profiling store export configs/city.yaml deidentified.gpkg"),
+    "profiles": _example(
+        "profiling profiles configs/demo.yaml --settlement S01 --settlement S02"),
+    "audit": _example(
+        "profiling audit out/demo --config configs/demo.yaml"),
+    "compare": _example(
+        "profiling compare out/2026 out/2028 --out out/change"),
+    "version": _example(
+        "profiling version"),
+}
 EXIT_INPUT, EXIT_BUG = 2, 3
 
 
@@ -216,7 +277,7 @@ def _coverage_table(frame: pd.DataFrame, persons: bool = False) -> Table:
     return t
 
 
-@app.command()
+@app.command(epilog=EXAMPLES["run"])
 def run(
     config: Annotated[Path | None, typer.Argument(help="YAML configuration.")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Output directory.")] = None,
@@ -252,7 +313,7 @@ def run(
         out.print(f"outputs written to {Path(cfg.output_dir)} in {result.seconds:.1f} s")
 
 
-@app.command()
+@app.command(epilog=EXAMPLES["validate"])
 def validate(
     config: Annotated[Path, typer.Argument(help="YAML configuration.")],
     verbose: Verbose = 0,
@@ -291,7 +352,7 @@ def _weights(text: str | None) -> dict[str, float] | None:
     return out
 
 
-@app.command()
+@app.command(epilog=EXAMPLES["prioritise"])
 def prioritise(
     config: Annotated[Path, typer.Argument(help="YAML configuration.")],
     budget: Annotated[float | None, typer.Option(help="Budget (default: the configured one).")
@@ -325,7 +386,7 @@ def prioritise(
                       f"{p.budget:,.0f}, {p.beneficiaries:,.0f} persons served (counted once)")
 
 
-@app.command()
+@app.command(epilog=EXAMPLES["atlas"])
 def atlas(
     config: Annotated[Path, typer.Argument(help="YAML configuration.")],
     out_dir: Annotated[Path | None, typer.Option("--out", help="Output directory of the run.")
@@ -349,7 +410,7 @@ def atlas(
                   + (f" and {pdfs} PDFs" if pdf else "") + f" written to {folder}")
 
 
-@app.command()
+@app.command(epilog=EXAMPLES["load"])
 def load(
     config: Annotated[Path, typer.Argument(help="YAML configuration with a 'store' section.")],
     exports: Annotated[list[Path] | None, typer.Argument(
@@ -395,7 +456,7 @@ mapping_app = typer.Typer(no_args_is_help=True,
 app.add_typer(mapping_app, name="mapping")
 
 
-@mapping_app.command("draft")
+@mapping_app.command("draft", epilog=EXAMPLES["mapping_draft"])
 def mapping_draft(
     exports: Annotated[list[Path], typer.Argument(help="The household export, then (if it "
                                                        "is a separate file) its roster.")],
@@ -428,7 +489,7 @@ store_app = typer.Typer(no_args_is_help=True, help="Inspect and export the enume
 app.add_typer(store_app, name="store")
 
 
-@store_app.command("status")
+@store_app.command("status", epilog=EXAMPLES["store_status"])
 def store_status(
     config: Annotated[Path, typer.Argument(help="YAML configuration with a 'store' section.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON, for "
@@ -505,7 +566,7 @@ def _narrow(title: str, columns: dict[str, Any]) -> Table:
     return t
 
 
-@store_app.command("backup")
+@store_app.command("backup", epilog=EXAMPLES["store_backup"])
 def store_backup(
     config: Annotated[Path, typer.Argument(help="YAML configuration with a 'store' section.")],
     backup_file: Annotated[Path, typer.Argument(help="The backup to write (its manifest is "
@@ -526,7 +587,7 @@ def store_backup(
                   f"{backup_file}", highlight=False)
 
 
-@store_app.command("restore")
+@store_app.command("restore", epilog=EXAMPLES["store_restore"])
 def store_restore(
     config: Annotated[Path, typer.Argument(help="YAML configuration whose 'store' is the new "
                                                 "store to restore into.")],
@@ -553,7 +614,7 @@ def store_restore(
                   highlight=False)
 
 
-@store_app.command("roles")
+@store_app.command("roles", epilog=EXAMPLES["store_roles"])
 def store_roles(
     config: Annotated[Path, typer.Argument(help="YAML configuration with a 'store' section.")],
     verbose: Verbose = 0,
@@ -568,7 +629,7 @@ def store_roles(
     out.print(_narrow("Roles of the store", {c: roles[c] for c in roles.columns}))
 
 
-@store_app.command("grant")
+@store_app.command("grant", epilog=EXAMPLES["store_grant"])
 def store_grant(
     config: Annotated[Path, typer.Argument(help="YAML configuration with a 'store' section.")],
     role: Annotated[str, typer.Argument(help="analyst, supervisor or loader.")],
@@ -587,7 +648,7 @@ def store_grant(
         out.print(f"{user} now holds the {role} role of the store", highlight=False)
 
 
-@store_app.command("export")
+@store_app.command("export", epilog=EXAMPLES["store_export"])
 def store_export(
     config: Annotated[Path, typer.Argument(help="YAML configuration with a 'store' section.")],
     out_file: Annotated[Path, typer.Argument(help="The GeoPackage to write (.gpkg).")],
@@ -605,7 +666,7 @@ def store_export(
         out.print(f"{n:,} households written to {path} (de-identified)")
 
 
-@app.command()
+@app.command(epilog=EXAMPLES["profiles"])
 def profiles(
     config: Annotated[Path, typer.Argument(help="YAML configuration.")],
     all_: Annotated[bool, typer.Option("--all", help="Every settlement.")] = False,
@@ -645,7 +706,7 @@ def profiles(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(epilog=EXAMPLES["audit"])
 def audit(
     output_dir: Annotated[Path, typer.Argument(help="A run's output folder.")],
     config: Annotated[Path, typer.Option("--config", help="The run's configuration: its store "
@@ -674,7 +735,7 @@ def audit(
         out.print(f"{output_dir}: nothing personal or re-identifiable found")
 
 
-@app.command()
+@app.command(epilog=EXAMPLES["compare"])
 def compare(
     before: Annotated[Path, typer.Argument(help="The earlier run's output folder.")],
     after: Annotated[Path, typer.Argument(help="The later run's output folder.")],
@@ -699,7 +760,7 @@ def compare(
                   f"({CHANGE_BY_SETTLEMENT} and the rest)")
 
 
-@app.command()
+@app.command(epilog=EXAMPLES["version"])
 def version() -> None:
     """Print the version."""
     out.print(__version__)
