@@ -20,6 +20,17 @@ log = logging.getLogger(__name__)
 __all__ = ["publish", "start_overlays"]
 
 
+def _beside() -> Executor:
+    """One forked process for work beside this one's (POSIX), or this thread elsewhere."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    if os.name != "posix":
+        return ThreadPoolExecutor(1)
+    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+
+
 def consent_statements(cfg: Config) -> tuple[str, ...]:
     """The configured statements of consent collected outside the form, once each."""
     said = [s.consent.collected_outside_form for s in cfg.surveys if s.consent is not None]
@@ -60,8 +71,12 @@ def publish(out_dir: str | Path, cfg: Config, pdf: bool = False,
             rendered, notes = overlays.result()
             for level, message in notes:  # logged by the process that rendered them
                 log.log(level, "%s", message)
-        written.update(write_map(tables, cfg.map, cfg.hazards, rendered))
-        written.update(write_pngs(tables, cfg.map))
+        # the PNG maps in a forked process while this one writes the map (both draw alone,
+        # on one core each)
+        with _beside() as pool:
+            pngs = pool.submit(write_pngs, tables, cfg.map)
+            written.update(write_map(tables, cfg.map, cfg.hazards, rendered))
+            written.update(pngs.result())
     if pdf:
         written.update(write_pdfs(Path(out_dir) / "atlas"))
     log.info("published %d files: map, atlas and PNG maps", len(written))
