@@ -885,6 +885,7 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
 
     # 3. validation ------------------------------------------------------------------------
     out: dict[str, pd.Series] = {}
+    times: dict[str, pd.Series] = {}
     for q in form.questions.values():
         if q.name not in frame.columns or q.type == "geopoint" or q.privacy == "direct":
             continue
@@ -892,7 +893,7 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
         if q.short == "settlement_reported":
             out[q.name] = _settlement_value(s, settlements, frame, live, rejects, q)
             continue
-        value, bad, reason = _validate(q, s, form)
+        value, bad, reason = _validate(q, s, form, times)
         hard = q.short == "hh_size"
         if hard:
             bad_or_missing = bad | value.isna().to_numpy()
@@ -974,8 +975,10 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
         _head_from_roster(households, members, form)
         if len(member_personal.columns) > 1:
             personal = pd.concat([personal, member_personal], ignore_index=True)
+    # the interviews' times as parsed by the validation, for the supervision report
+    parsed = {_column_name(form, form.questions[n]): t for n, t in times.items()}
     res = _result(households, form, rejects, n_read, n_dup, n_rejected, 0, inputs, personal,
-                  gone)
+                  gone, parsed)
     if members is not None:
         res.members = members
         res.counts.update(member_counts)
@@ -1100,8 +1103,10 @@ def _column_name(form: Form, q: Question) -> str:
     return q.short if len(same) == 1 else q.name
 
 
-def _validate(q: Question, s: pd.Series, form: Form) -> tuple[pd.Series, np.ndarray, pd.Series]:
-    """Typed values, a mask of invalid answers and the reason for each."""
+def _validate(q: Question, s: pd.Series, form: Form, times: dict[str, pd.Series] | None = None
+              ) -> tuple[pd.Series, np.ndarray, pd.Series]:
+    """Typed values, a mask of invalid answers and the reason for each; ``times`` is given
+    each date-time question's parsed values (UTC; NaT where invalid), by question name."""
     present = s.notna().to_numpy()
     # Python objects: most answers have no reason, and setting a few costs no copy of Arrow's
     reason = pd.Series(np.full(len(s), None, dtype=object), index=s.index, dtype=object)
@@ -1163,7 +1168,10 @@ def _validate(q: Question, s: pd.Series, form: Form) -> tuple[pd.Series, np.ndar
                 bad |= fails
         return v.mask(bad).astype(STRING), bad, reason
     if q.type in ("start", "end", "datetime", "date"):
-        bad = present & iso_datetimes(s).isna().to_numpy()
+        parsed = iso_datetimes(s)
+        if times is not None:
+            times[q.name] = parsed
+        bad = present & parsed.isna().to_numpy()
         reason[bad] = "not an ISO 8601 date-time"
         return s.mask(bad).astype(STRING), bad, reason
     return s, np.zeros(len(s), dtype=bool), reason
@@ -1276,9 +1284,12 @@ def _by_column(frame: pd.DataFrame, form: Form, column: str,
 
 def _result(households: pd.DataFrame, form: Form, rejects: _Rejects, n_read: int, n_dup: int,
             n_rejected: int, extra_rejected: int, inputs: list[InputSummary],
-            personal: pd.DataFrame | None, gone: np.ndarray | None = None) -> IngestResult:
+            personal: pd.DataFrame | None, gone: np.ndarray | None = None,
+            times: dict[str, pd.Series] | None = None) -> IngestResult:
     """What ingest returns; ``gone`` marks the rows of ``households`` that are no household
-    of the run (no key, an earlier version of one), already counted."""
+    of the run (no key, an earlier version of one), already counted; ``times``, the parsed
+    date-time columns (the submissions keep ``start`` and ``end`` parsed as well, as
+    ``_start_utc`` and ``_end_utc``, which the supervision report reads)."""
     rej = rejects.frame()
     if households.empty or "status" not in households:
         hh = pd.DataFrame(columns=["key", "settlement_id"])
@@ -1309,6 +1320,9 @@ def _result(households: pd.DataFrame, form: Form, rejects: _Rejects, n_read: int
                        "gps_precision", "settlement_id"]].copy()
     for c in ("enumerator", "start", "end"):
         subs[c] = households.get(c, pd.NA)
+    for c in ("start", "end"):
+        if times and c in times:
+            subs[f"_{c}_utc"] = times[c]
     if gone is not None and gone.any():
         subs = rows_where(subs, ~gone)
     subs.loc[subs["status"] != "accepted", ["gps_precision", "settlement_id",

@@ -44,8 +44,9 @@ def supervision_report(submissions: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=COLUMNS)
     s = submissions
     start = s["start"].astype("string")
-    start_t = iso_datetimes(start)
-    end_t = iso_datetimes(s["end"].astype("string"))
+    # parsed by ingest's validation where it ran (a store's submissions are parsed here)
+    start_t = s["_start_utc"] if "_start_utc" in s else iso_datetimes(start)
+    end_t = s["_end_utc"] if "_end_utc" in s else iso_datetimes(s["end"].astype("string"))
     local_day = start.str.slice(0, 10).where(start_t.notna())
     # the submission's UTC date, formatted only where the interview start gives no day
     need = local_day.isna().to_numpy()
