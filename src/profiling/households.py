@@ -76,8 +76,8 @@ def household_stage(households: pd.DataFrame, hazards: Sequence[HazardSource], t
                     then: Callable[[], object] | None = None) -> HeavyResult:
     """Hazard exposure, the household indicators and their settlement and hexagon counts, each
     a timed stage of ``stages``. Households outside every settlement (no settlement id) are
-    counted in hexagons but in no settlement. ``then`` is called once the indicators are done
-    (a caller starts other work there, for the core the counts and hexagons leave idle)."""
+    counted in hexagons but in no settlement. ``then`` is called once the counts are done
+    (a caller starts other work there, for the core the hexagons leave idle)."""
     from profiling.aggregates import hexagon_counts
 
     stages = stages or Stages()
@@ -87,11 +87,11 @@ def household_stage(households: pd.DataFrame, hazards: Sequence[HazardSource], t
                                                st.grow, st.advance)
     with stages.stage("indicators", n, "households"):
         ind = compute_indicators(households, t)
-    if then is not None:
-        then()
     with stages.stage("counts", n, "households"):
         # households outside every settlement (no settlement id) belong to no group
         counts = partial_counts(households, ind, "settlement_id")
+    if then is not None:
+        then()
     with stages.stage("hexagons", n, "households"):
         cells = hexagon_counts(households["latitude"], households["longitude"],
                                ind["slum_household"], h3_resolution)

@@ -332,8 +332,8 @@ def _run(cfg: Config, out: Path, stages: Stages, settlements: Settlements | None
             st.advance(result.counts["read"])
         t = with_collected(thresholds(cfg), result.households)
         out.mkdir(parents=True, exist_ok=True)
-        # what the audit looks for, indexed on another thread while the counts, the hexagons
-        # and the tables are computed (Arrow's kernels and the k-d tree let go of the GIL); on a
+        # what the audit looks for, indexed on another thread while the hexagons and the
+        # tables are computed (Arrow's kernels and the k-d tree let go of the GIL); on a
         # cluster, the client is idle from the start
         with ThreadPoolExecutor(1, thread_name_prefix="audit-index") as indexing:
             pending: list[Future[Checker]] = []
