@@ -238,8 +238,8 @@ def run(cfg: Config, out_dir: str | Path | None = None,
     ex = Execution.from_settings(cfg.execution) if settlements is not None else Execution()
     # the map's hazard overlays need only the rasters: rendered meanwhile in another process
     background = _background()
-    # what later stages import (the rasters' libraries, the audit's k-d tree), imported on a
-    # thread while the exports are parsed
+    # what later stages import (the rasters' libraries, the audit's k-d tree, the store's
+    # module), imported on a thread while the exports are parsed
     importing = ThreadPoolExecutor(1, thread_name_prefix="imports")
     importing.submit(_import_ahead, bool(cfg.hazards))
     overlays = None
