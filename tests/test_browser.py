@@ -179,7 +179,13 @@ def test_switching_layer_changes_what_is_drawn(page, demo: Path, table: pd.DataF
         " const r = el.getBoundingClientRect(); return [r.left + p.x, r.top + p.y]; }",
         [inside.y, inside.x])
     page.mouse.move(x, y)
-    tip = page.locator(".leaflet-tooltip .pm-tooltip").inner_text()
+    # the tooltip follows the pointer: wait for the settlement's under it (a neighbour's
+    # may linger a moment on a busy machine); none naming it, and the test fails
+    from playwright.sync_api import expect
+
+    tooltip = page.locator(".leaflet-tooltip .pm-tooltip", has_text=name)
+    expect(tooltip).to_be_visible(timeout=10_000)
+    tip = tooltip.inner_text()
     assert name in tip and f"Basic drinking water: {pct(row['water_basic_share'])}" in tip
     shot(page, "map-water.png")
     watch.assert_clean()
