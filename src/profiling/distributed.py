@@ -114,7 +114,6 @@ def _connect(execution: Execution) -> Iterator[Client]:
         with LocalCluster(n_workers=execution.workers, threads_per_worker=1, processes=True,
                           dashboard_address=":0") as lc, Client(lc) as client:
             log.info("local Dask cluster: %d workers", execution.workers)
-            _warm_workers(client)
             yield client
         return
     if execution.mode != "scheduler" or not execution.scheduler:
@@ -128,39 +127,9 @@ def _connect(execution: Execution) -> Iterator[Client]:
                           "scheduler` or check the address") from None
     with client:
         _check_workers(client, execution)
-        _warm_workers(client)
         log.info("Dask scheduler %s: %d workers", execution.scheduler,
                  len(client.scheduler_info().get("workers", {})))
         yield client
-
-
-def _warm_workers(client: Client) -> None:
-    """:func:`_warm_worker` on every worker, not waited for (a task each, forgotten)."""
-    from distributed import fire_and_forget
-
-    workers = list(client.scheduler_info().get("workers", {}))
-    fire_and_forget([client.submit(_warm_worker, pure=False, workers=[w],
-                                   allow_other_workers=False) for w in workers])
-
-
-def _warm_worker() -> None:
-    """What a worker's first tasks import (the stages, the rasters' libraries, H3), imported
-    as soon as the cluster is up: the workers are idle while the client reads the exports.
-    Failures are the tasks' own to report, when they import the same."""
-    import importlib
-
-    for name in ("h3", "profiling.join", "profiling.households", "profiling.aggregates",
-                 "profiling.hazard"):
-        try:
-            importlib.import_module(name)
-        except Exception:  # the tasks import the same and say what failed
-            return
-    from profiling.hazard import warm
-
-    try:
-        warm()
-    except Exception:  # as above
-        return
 
 
 def _check_workers(client: Client, execution: Execution) -> None:
