@@ -842,11 +842,9 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
     frame = frame.assign(_when=when)
     # only keys seen more than once need ordering: sort those few rows, keep the file order
     # (Arrow's hash table: pandas' duplicated first copies the keys into one array)
-    codes = pc.dictionary_encode(_arrow(frame["key"]))
-    codes = codes.combine_chunks() if isinstance(codes, pa.ChunkedArray) else codes
-    per_key = np.bincount(np.asarray(codes.indices.fill_null(-1)) + 1)
-    per_key[0] = 0  # no key
-    repeated = (per_key[np.asarray(codes.indices.fill_null(-1)) + 1] > 1) & ~no_key
+    distinct, _, at = _distinct(frame["key"])
+    per_key = np.bincount(at[~no_key], minlength=len(distinct))  # rows without a key: none
+    repeated = (per_key[at] > 1) & ~no_key
     order = frame.loc[repeated, ["key", "_when", "_order", "_row"]].sort_values(
         ["key", "_when", "_order", "_row"], na_position="first", kind="stable")
     losers = order.index[order["key"].duplicated(keep="last").to_numpy()]
