@@ -46,7 +46,7 @@ import logging
 import re
 import struct
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -314,18 +314,21 @@ def vendored_assets() -> dict[str, str]:
 #: share of the files: a batch's look-up streams every personal value once, so fewer, larger
 #: batches are cheaper.
 PARALLEL_FROM = 400
-_SHARED: tuple[Checker, Path] | None = None  # what a forked auditor reads (set before the fork)
+#: What a forked auditor reads (set before the fork): the checker, the folder, the cleared files.
+_SHARED: tuple[Checker, Path, dict[str, str]] | None = None
 
 
 def audit(out_dir: str | Path, secrets: Secrets | Checker,
-          on_file: Callable[[], None] | None = None, workers: int | None = None
-          ) -> list[Finding]:
+          on_file: Callable[[], None] | None = None, workers: int | None = None,
+          cleared: Mapping[str, str] | None = None) -> list[Finding]:
     """Every finding in every file below ``out_dir`` (``on_file`` is called after each file:
     progress). Many files are read in ``workers`` forked processes (default: the usable
     cores), each with the same checker; the findings are the same, in file order.
 
     ``secrets`` may be a :class:`Checker` built beforehand (a run builds it on a second core
-    while it publishes)."""
+    while it publishes). ``cleared`` maps files (by their path below ``out_dir``) that this
+    checker already read and found nothing in to their SHA-256 (the PDFs, checked as they were
+    printed): such a file is only hashed again, and read in full if it changed since."""
     global _SHARED
     import multiprocessing
     import os
@@ -340,7 +343,7 @@ def audit(out_dir: str | Path, secrets: Secrets | Checker,
     n = workers if workers is not None else usable_cores()
     parallel = n > 1 and len(files) >= PARALLEL_FROM and os.name == "posix"
     tasks = _shares(files, n) if parallel else [files]
-    _SHARED = (checker, out)
+    _SHARED = (checker, out, dict(cleared or {}))
     findings: list[Finding] = []
     try:
         with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) if (
@@ -384,9 +387,12 @@ def _audit_files(files: list[Path]) -> list[Finding]:
     """A share of the audit (here or in a forked process): these files, with the shared
     checker, their texts looked up in batches."""
     assert _SHARED is not None
-    checker, out = _SHARED
+    checker, out, cleared = _SHARED
     findings: list[Finding] = []
     for path in files:
+        rel = path.relative_to(out).as_posix()
+        if rel in cleared and hashlib.sha256(path.read_bytes()).hexdigest() == cleared[rel]:
+            continue
         findings += _audit_file(checker, out, path)
         if checker.due():
             findings += checker.flush()
@@ -422,7 +428,7 @@ def _audit_file(checker: Checker, out: Path, path: Path) -> list[Finding]:
         elif suffix == ".png":
             findings += checker.text(rel, _png_text(path.read_bytes()))
         elif suffix == ".pdf":
-            findings += checker.text(rel, _pdf_text(path))
+            findings += checker.text(rel, pdf_text(path.read_bytes()))
         else:
             assert suffix not in STRUCTURED_FORMATS, suffix  # each has its reader above
             findings.append(Finding("unreadable", rel, "file", f"a format the audit cannot "
@@ -755,13 +761,23 @@ def _png_text(data: bytes) -> str:
     return "\n".join(out)
 
 
-def _pdf_text(path: Path) -> str:
-    """The text of a PDF (pypdf), and its raw bytes for anything not in a text stream."""
-    from pypdf import PdfReader
+def pdf_text(data: bytes) -> str:
+    """Everything a PDF shows or carries as text (pdfium): its metadata (title, author, ...),
+    its bookmarks and every page's text."""
+    import pypdfium2 as pdfium
 
-    reader = PdfReader(str(path))
-    pages = [page.extract_text() or "" for page in reader.pages]
-    return "\n".join(pages)
+    doc = pdfium.PdfDocument(data)
+    try:
+        out = [str(v) for v in doc.get_metadata_dict(skip_empty=True).values()]
+        out += [str(item.get_title()) for item in doc.get_toc()]
+        for page in doc:
+            textpage = page.get_textpage()
+            out.append(textpage.get_text_range())
+            textpage.close()
+            page.close()
+        return "\n".join(out)
+    finally:
+        doc.close()
 
 
 def report(findings: Iterable[Finding]) -> str:

@@ -71,7 +71,8 @@ EXAMPLES = {
     "prioritise": _example(
         "profiling prioritise configs/demo.yaml --budget 100000 --weights slum=0.4,people=0.1"),
     "atlas": _example(
-        "profiling atlas configs/demo.yaml --pdf"),
+        "profiling atlas configs/demo.yaml --pdf",
+        "profiling atlas configs/demo.yaml --book rank"),
     "load": _example(
         "profiling load configs/city.yaml exports/day1.csv exports/day2.csv"),
     "mapping_draft": _example(
@@ -391,8 +392,17 @@ def atlas(
     config: Annotated[Path, typer.Argument(help="YAML configuration.")],
     out_dir: Annotated[Path | None, typer.Option("--out", help="Output directory of the run.")
                        ] = None,
-    pdf: Annotated[bool, typer.Option("--pdf", help="Also print each atlas page to PDF "
-                                                    "(WeasyPrint).")] = False,
+    pdf: Annotated[bool, typer.Option(
+        "--pdf", help="Also print each atlas page to PDF (atlas/pdf/), skipping those up to "
+                      "date.")] = False,
+    book: Annotated[str | None, typer.Option(
+        "--book", metavar="rank|name",
+        help="Also bind every profile into atlas/atlas.pdf, with contents and page numbers, "
+             "in CUF rank or name order (prints the PDFs first).")] = None,
+    engine: Annotated[str, typer.Option(
+        "--pdf-engine", metavar="auto|chromium|weasyprint",
+        help="What prints the PDFs: Chromium (fast), WeasyPrint, or auto: Chromium when it "
+             "can be started, else WeasyPrint.")] = "auto",
     verbose: Verbose = 0,
     quiet: Quiet = False,
 ) -> None:
@@ -403,11 +413,17 @@ def atlas(
     with _guard(verbose, quiet):
         cfg = load_config(config)
         folder = Path(out_dir) if out_dir is not None else Path(cfg.output_dir)
-        written = pipeline.republish(cfg, folder, pdf)
+        bar, stages = _stage_bar(quiet)
+        if bar is None:
+            written = pipeline.republish(cfg, folder, pdf, engine, book)
+        else:
+            with bar:
+                written = pipeline.republish(cfg, folder, pdf, engine, book, progress=stages)
     if not quiet:
         pdfs = sum(1 for k in written if k.startswith("pdf_"))
         out.print(f"map, atlas ({sum(1 for k in written if k.startswith('atlas_'))} pages)"
-                  + (f" and {pdfs} PDFs" if pdf else "") + f" written to {folder}")
+                  + (f" and {pdfs} PDFs" if pdfs else "")
+                  + (" and atlas/atlas.pdf" if book else "") + f" written to {folder}")
 
 
 @app.command(epilog=EXAMPLES["load"])

@@ -12,7 +12,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -499,39 +499,57 @@ def store_result(cfg: Config) -> IngestResult:
     return result
 
 
-def audit_outputs(cfg: Config, out_dir: str | Path) -> list[Finding]:
-    """Audit a published folder against what the configuration's enumeration holds: the
-    personal values and household points of its store (when configured) or of its exports."""
+def reference_checker(cfg: Config) -> Checker:
+    """The audit's checker for what the configuration's enumeration holds: the personal values
+    and household points of its store (when configured) or of its exports."""
     settlements = load_settlements(cfg)
     if cfg.store is not None:
         from profiling.store import open_configured
 
-        with open_configured(cfg, purpose="disclosure audit of " + Path(out_dir).name
-                             ) as store:
+        with open_configured(cfg, purpose="disclosure audit") as store:
             personal, households = store.disclosure_reference()
     else:
         result = ingest_config(cfg, settlements=settlements)
         personal, households = result.personal, result.households
     geometry = (settlements.frame.geometry if settlements is not None
                 and settlements.has_geometry else None)
-    return audit(out_dir, Secrets.from_frames(personal, households, cfg.min_cell_size, geometry,
-                                              country_code=cfg.phone_country_code))
+    return Checker(Secrets.from_frames(personal, households, cfg.min_cell_size, geometry,
+                                       country_code=cfg.phone_country_code))
+
+
+def audit_outputs(cfg: Config, out_dir: str | Path, checker: Checker | None = None,
+                  cleared: Mapping[str, str] | None = None,
+                  on_file: Callable[[], None] | None = None) -> list[Finding]:
+    """Audit a published folder against what the configuration's enumeration holds
+    (:func:`reference_checker`, unless ``checker`` is given; ``cleared``: files the checker
+    already read, see :func:`profiling.audit.audit`)."""
+    return audit(out_dir, checker if checker is not None else reference_checker(cfg),
+                 on_file=on_file, cleared=cleared)
 
 
 def reaudit(cfg: Config, out_dir: str | Path, by: str,
-            written: Iterable[Path] = ()) -> list[Finding]:
+            written: Iterable[Path] = (), checker: Checker | None = None,
+            cleared: Mapping[str, str] | None = None, stages: Stages | None = None
+            ) -> list[Finding]:
     """Audit a run's folder again after ``by`` (a command) rewrote part of it, and record the
-    outcome in its manifest: ``rewritten`` lists each such command with its time and findings,
-    ``outputs`` gains the files ``written``, and ``status`` says whether the folder may still
-    be published. Raises :class:`DisclosureError` when the audit finds anything."""
+    outcome in its manifest: ``rewritten`` lists each such command with its time, findings and
+    (given ``stages``) its stages, ``outputs`` gains the files ``written``, and ``status`` says
+    whether the folder may still be published. Raises :class:`DisclosureError` when the audit
+    finds anything."""
     out = Path(out_dir)
-    findings = audit_outputs(cfg, out)
+    stages = stages if stages is not None else Stages()
+    if checker is None:
+        with stages.stage("audit index", None, ""):
+            checker = reference_checker(cfg)
+    n = sum(1 for p in out.rglob("*") if p.is_file())
+    with stages.stage("audit", n, "files") as st:
+        findings = audit_outputs(cfg, out, checker, cleared, on_file=st.advance)
     path = out / MANIFEST
     if path.exists():
         manifest = json.loads(path.read_text(encoding="utf-8"))
         manifest.setdefault("rewritten", []).append({
             "by": by, "at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "findings": len(findings)})
+            "findings": len(findings), "stages": stages.as_manifest()})
         new = {str(Path(p).resolve().relative_to(out.resolve())) for p in written}
         manifest["outputs"] = sorted(set(manifest.get("outputs", [])) | new)
         manifest["status"] = ("complete" if not findings
@@ -638,15 +656,41 @@ def cuf_criteria(cfg: Config, weights: dict[str, float] | None = None) -> list[C
     return criteria
 
 
-def republish(cfg: Config, out_dir: str | Path | None = None, pdf: bool = False
-              ) -> dict[str, Path]:
-    """``profiling atlas``: rewrite the map, the atlas (with ``pdf``, its PDFs) and the PNG maps
-    from an earlier run's tables, then audit the folder again (:func:`reaudit`)."""
+def republish(cfg: Config, out_dir: str | Path | None = None, pdf: bool = False,
+              engine: str = "auto", book: str | None = None,
+              progress: Progress | None = None) -> dict[str, Path]:
+    """``profiling atlas``: rewrite the map, the atlas (with ``pdf``, its PDFs, printed by
+    ``engine``; with ``book``, ``atlas/atlas.pdf`` in that order) and the PNG maps from an
+    earlier run's tables, then audit the folder again (:func:`reaudit`). The PDFs are checked
+    by the audit as they are printed, and the audit of the folder only hashes them again."""
     from profiling.publish import publish
+    from profiling.publish.pdf import ENGINES, ORDERS, write_book, write_pdfs
 
+    if engine not in ENGINES:
+        raise ConfigError(f"--pdf-engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    if book is not None and book not in ORDERS:
+        raise ConfigError(f"--book {book!r}: expected one of {', '.join(ORDERS)}")
     folder = Path(out_dir) if out_dir is not None else Path(cfg.output_dir)
-    written = publish(folder, cfg, pdf=pdf)
-    reaudit(cfg, folder, "profiling atlas" + (" --pdf" if pdf else ""), written.values())
+    stages = Stages(progress)
+    with stages.stage("atlas, map and PNG maps", None, "pages") as st:
+        written = publish(folder, cfg, on_page=st.advance)
+    checker, cleared = None, None
+    if pdf or book:
+        with stages.stage("audit index", None, ""):
+            checker = reference_checker(cfg)
+        with stages.stage("PDF", None, "pages") as st:
+            printed = write_pdfs(folder / "atlas", engine, checker, on_total=st.grow,
+                                 on_pages=st.advance)
+        written |= printed.files
+        cleared = printed.cleared
+        if book:
+            with stages.stage("atlas.pdf", None, "pages") as st:
+                written["atlas_book"], booked = write_book(
+                    folder / "atlas", book, engine=printed.engine, checker=checker,
+                    on_total=st.grow, on_pages=st.advance)
+            cleared = {**cleared, **booked}
+    by = "profiling atlas" + (" --pdf" if pdf else "") + (f" --book {book}" if book else "")
+    reaudit(cfg, folder, by, written.values(), checker=checker, cleared=cleared, stages=stages)
     return written
 
 

@@ -49,15 +49,15 @@ def start_overlays(cfg: Config, pool: Executor, around: tuple[Any, Any] | None =
     return pool.submit(render_overlays_apart, list(cfg.hazards), around)
 
 
-def publish(out_dir: str | Path, cfg: Config, pdf: bool = False,
+def publish(out_dir: str | Path, cfg: Config,
             on_page: Callable[[], None] | None = None,
             overlays: Future[Any] | None = None) -> dict[str, Path]:
     """Write ``map.html`` (with ``map_files/``), ``maps/*.png`` and ``atlas/`` to ``out_dir``
-    from the tables already there; with ``pdf``, also ``atlas/pdf/*.pdf``. ``on_page`` is
+    from the tables already there (the PDFs: :mod:`profiling.publish.pdf`). ``on_page`` is
     called after each settlement's atlas page (progress); ``overlays``, the hazard overlays
     being rendered already (:func:`start_overlays`)."""
     from profiling.publish._data import read_tables
-    from profiling.publish.atlas import write_atlas, write_pdfs
+    from profiling.publish.atlas import write_atlas
     from profiling.publish.maps import write_map, write_pngs
 
     tables = read_tables(out_dir)
@@ -77,7 +77,5 @@ def publish(out_dir: str | Path, cfg: Config, pdf: bool = False,
             pngs = pool.submit(write_pngs, tables, cfg.map)
             written.update(write_map(tables, cfg.map, cfg.hazards, rendered))
             written.update(pngs.result())
-    if pdf:
-        written.update(write_pdfs(Path(out_dir) / "atlas"))
     log.info("published %d files: map, atlas and PNG maps", len(written))
     return written

@@ -2,8 +2,8 @@
 
 Templates autoescape everything, so a name or a free text shows as the characters it holds. A
 print stylesheet makes each page one A4 sheet printed on both sides (figures on the front, data
-quality and definitions on the back), in type no smaller than 7 pt; :func:`write_pdfs` prints
-them with WeasyPrint.
+quality and definitions on the back), in type no smaller than 7 pt; :mod:`profiling.publish.pdf`
+prints them.
 """
 
 from __future__ import annotations
@@ -285,25 +285,4 @@ def write_atlas(tables: RunTables, on_page: Callable[[], None] | None = None,
         slum_components=tables.slum_components)
     (folder / "index.html").write_text(index, encoding="utf-8")
     written["atlas_index"] = folder / "index.html"
-    return written
-
-
-def write_pdfs(folder: Path) -> dict[str, Path]:
-    """Print every atlas page to PDF with WeasyPrint (``atlas/pdf/<page>.pdf``)."""
-    try:
-        import weasyprint
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        from profiling._errors import ConfigError
-
-        raise ConfigError("`profiling atlas --pdf` needs WeasyPrint: pip install weasyprint "
-                          "(and the system libraries pango and harfbuzz)") from exc
-    for name in ("weasyprint", "weasyprint.progress", "fontTools"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    pdf = folder / "pdf"
-    pdf.mkdir(exist_ok=True)
-    written = {}
-    for page in sorted(folder.glob("*.html")):
-        target = pdf / f"{page.stem}.pdf"
-        weasyprint.HTML(filename=str(page), base_url=str(folder)).write_pdf(str(target))
-        written[f"pdf_{page.stem}"] = target
     return written
