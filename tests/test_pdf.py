@@ -208,6 +208,23 @@ def test_the_book_has_contents_page_numbers_and_every_profile(printed: Path,
     marks = [b.get_title() for b in pdfium.PdfDocument(out / "atlas" / "atlas.pdf").get_toc()]
     assert marks[0] == "Contents" and len(marks) == 1 + len(order)
     assert marks[1].endswith(f"({order[0]})")
+    # bound again with nothing changed, the book is left as it is
+    stamp = (out / "atlas" / "atlas.pdf").stat().st_mtime_ns
+    result = CliRunner().invoke(app, ["atlas", CONFIG, "--out", str(out), "--book", "rank",
+                                      "-q"])
+    assert result.exit_code == 0, result.output
+    assert (out / "atlas" / "atlas.pdf").stat().st_mtime_ns == stamp
+    # the atlas rewritten without printing, after a settlement was renamed: its PDF, the
+    # index's and the book no longer show what the pages say, and are removed; the rest stay
+    rename(out, "JK07", "Kampung Bali Baru")
+    result = CliRunner().invoke(app, ["atlas", CONFIG, "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    left = {p.name for p in (out / "atlas" / "pdf").glob("*.pdf")}
+    assert left == {f"{sid}.pdf" for sid in order} - {"JK07.pdf"}
+    assert not (out / "atlas" / "atlas.pdf").exists()
+    manifest = json.loads((out / "run_manifest.json").read_text(encoding="utf-8"))
+    assert "atlas/atlas.pdf" not in manifest["outputs"]
+    assert manifest["status"] == "complete"
 
 
 def test_chromium_that_cannot_start_falls_back_or_says_so(printed: Path, tmp_path: Path,

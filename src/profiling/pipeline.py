@@ -551,7 +551,8 @@ def reaudit(cfg: Config, out_dir: str | Path, by: str,
             "by": by, "at": datetime.now(UTC).isoformat(timespec="seconds"),
             "findings": len(findings), "stages": stages.as_manifest()})
         new = {str(Path(p).resolve().relative_to(out.resolve())) for p in written}
-        manifest["outputs"] = sorted(set(manifest.get("outputs", [])) | new)
+        manifest["outputs"] = sorted(p for p in set(manifest.get("outputs", [])) | new
+                                     if (out / p).exists())  # (a stale PDF may be removed)
         manifest["status"] = ("complete" if not findings
                               else "incomplete: the audit found disclosures")
         path.write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
@@ -664,7 +665,7 @@ def republish(cfg: Config, out_dir: str | Path | None = None, pdf: bool = False,
     earlier run's tables, then audit the folder again (:func:`reaudit`). The PDFs are checked
     by the audit as they are printed, and the audit of the folder only hashes them again."""
     from profiling.publish import publish
-    from profiling.publish.pdf import ENGINES, ORDERS, write_book, write_pdfs
+    from profiling.publish.pdf import ENGINES, ORDERS, prune_stale, write_book, write_pdfs
 
     if engine not in ENGINES:
         raise ConfigError(f"--pdf-engine {engine!r}: expected one of {', '.join(ENGINES)}")
@@ -689,6 +690,8 @@ def republish(cfg: Config, out_dir: str | Path | None = None, pdf: bool = False,
                     folder / "atlas", book, engine=printed.engine, checker=checker,
                     on_total=st.grow, on_pages=st.advance)
             cleared = {**cleared, **booked}
+    if not book:  # pages rewritten: no PDF may be left that shows what they no longer say
+        prune_stale(folder / "atlas")
     by = "profiling atlas" + (" --pdf" if pdf else "") + (f" --book {book}" if book else "")
     reaudit(cfg, folder, by, written.values(), checker=checker, cleared=cleared, stages=stages)
     return written
@@ -704,6 +707,9 @@ def reprofile(cfg: Config, ids: Sequence[str] | None = None, out_dir: str | Path
     folder = Path(out_dir) if out_dir is not None else Path(cfg.output_dir)
     res = regenerate(folder, ids, workers, emit)
     if res.written:
+        from profiling.publish.pdf import prune_stale
+
+        prune_stale(folder / "atlas")
         reaudit(cfg, folder, "profiling profiles")
     return res
 

@@ -130,14 +130,8 @@ def write_pdfs(folder: Path, engine: str = "auto", checker: Checker | None = Non
             old.unlink()
     for tmp in [*pdf.glob(".*.tmp"), folder / f".{STATE}.tmp"]:  # cut short by a stop
         tmp.unlink(missing_ok=True)
-    state_path = folder / STATE
-    try:
-        state: dict[str, str] = json.loads(state_path.read_text(encoding="utf-8"))
-        if not isinstance(state, dict):
-            state = {}
-    except (OSError, ValueError):
-        state = {}
-    css = (folder / "atlas.css").read_bytes() if (folder / "atlas.css").exists() else b""
+    state = _load_state(folder)
+    css = _css(folder)
     chosen = _engine(engine)
     done = Printed(engine=chosen)
     keys = {p.stem: page_key(p, css, chosen) for p in pages}
@@ -146,11 +140,12 @@ def write_pdfs(folder: Path, engine: str = "auto", checker: Checker | None = Non
     done.skipped = [p.stem for p in pages if p not in todo]
     if on_total is not None:
         on_total(len(todo))
-    state = {k: v for k, v in state.items() if k in stems}
+    state = {k: v for k, v in state.items() if k in stems or k == BOOK_KEY}
     lock = threading.Lock()
 
-    def save(written: dict[str, bytes]) -> None:
-        """Write a step's PDFs (each atomically), check them, then record them as done."""
+    def save(written: dict[str, bytes], texts: dict[str, str] | None = None) -> None:
+        """Write a step's PDFs (each atomically), check them (``texts``: their text, when
+        the printer has it), then record them as done."""
         with lock:
             for stem, data in written.items():
                 target = pdf / f"{stem}.pdf"
@@ -160,10 +155,10 @@ def write_pdfs(folder: Path, engine: str = "auto", checker: Checker | None = Non
                 state[stem] = keys[stem]
                 done.printed.append(stem)
             if checker is not None:
-                done.cleared |= _check(checker, folder.parent, [pdf / f"{s}.pdf" for s in written])
-            tmp = folder / f".{STATE}.tmp"
-            tmp.write_text(json.dumps(state, indent=1, sort_keys=True), encoding="utf-8")
-            os.replace(tmp, state_path)
+                done.cleared |= _check(checker, {
+                    f"{folder.name}/pdf/{s}.pdf": (pdf / f"{s}.pdf", data, (texts or {}).get(s))
+                    for s, data in written.items()})
+            _save_state(folder, state)
             if on_pages is not None:
                 on_pages(len(written))
 
@@ -177,19 +172,88 @@ def write_pdfs(folder: Path, engine: str = "auto", checker: Checker | None = Non
     return done
 
 
-def _check(checker: Checker, out: Path, paths: list[Path]) -> dict[str, str]:
-    """The audit's check of new PDFs: those with no finding, with their hash."""
+#: The state's entry for the book: its order and the hash of what it was bound from (a ``/``
+#: is in no page's name).
+BOOK_KEY = "/book"
+
+
+def _css(folder: Path) -> bytes:
+    return (folder / "atlas.css").read_bytes() if (folder / "atlas.css").exists() else b""
+
+
+def _load_state(folder: Path) -> dict[str, str]:
+    try:
+        state = json.loads((folder / STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(state, dict):
+        return {}
+    return {str(k): str(v) for k, v in state.items()}
+
+
+def _save_state(folder: Path, state: dict[str, str]) -> None:
+    tmp = folder / f".{STATE}.tmp"
+    tmp.write_text(json.dumps(state, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, folder / STATE)
+
+
+def _book_key(folder: Path, order: str, state: dict[str, str]) -> str:
+    """What the book in ``order`` is bound from: the settlement table's names and ranks, and
+    each profile's PDF as its state records it."""
+    h = hashlib.sha256(f"{order} {__version__}".encode())
+    h.update(_css(folder))
+    for sid, name, rank in book_order(folder, order):
+        h.update(json.dumps([sid, name, rank, state.get(sid)]).encode())
+    return f"{order} {h.hexdigest()}"
+
+
+def prune_stale(folder: Path) -> list[str]:
+    """Remove the PDFs (and the book) that no longer show what the atlas pages in ``folder``
+    say, after the pages were rewritten without printing them: a PDF whose page changed since
+    it was printed (by either engine) or is gone, and a book any of whose parts changed. The
+    names of the files removed."""
+    pdf = folder / "pdf"
+    state = _load_state(folder)
+    css = _css(folder)
+    removed = []
+    for path in sorted(pdf.glob("*.pdf")) if pdf.is_dir() else []:
+        page = folder / f"{path.stem}.html"
+        current = page.exists() and state.get(path.stem) in {
+            page_key(page, css, e) for e in ENGINES[1:]}
+        if not current:
+            path.unlink()
+            state.pop(path.stem, None)
+            removed.append(f"pdf/{path.name}")
+    book = folder / BOOK
+    if book.exists():
+        order = state.get(BOOK_KEY, "").split(" ")[0]
+        if order not in ORDERS or _book_key(folder, order, state) != state.get(BOOK_KEY):
+            book.unlink()
+            state.pop(BOOK_KEY, None)
+            removed.append(BOOK)
+    if removed:
+        _save_state(folder, state)
+        log.warning("%d PDF(s) no longer matched the atlas pages and were removed (%s%s); "
+                    "print them again with `profiling atlas --pdf` (or --book)", len(removed),
+                    ", ".join(removed[:3]), ", ..." if len(removed) > 3 else "")
+    return removed
+
+
+def _check(checker: Checker, written: dict[str, tuple[Path, bytes, str | None]]
+           ) -> dict[str, str]:
+    """The audit's check of new PDFs (by their path below the run's folder: the file, its
+    bytes, and its text when the printer has it already): those with no finding, with their
+    hash."""
     from profiling.audit import pdf_text
 
     findings = set()
-    texts = {}
-    for path in paths:
-        rel = path.relative_to(out).as_posix()
-        data = path.read_bytes()
-        texts[rel] = hashlib.sha256(data).hexdigest()
-        findings |= {f.file for f in checker.text(rel, pdf_text(data))}
+    hashes = {}
+    for rel, (_path, data, text) in written.items():
+        hashes[rel] = hashlib.sha256(data).hexdigest()
+        findings |= {f.file for f in checker.text(rel, pdf_text(data) if text is None
+                                                  else text)}
     findings |= {f.file for f in checker.flush()}
-    return {rel: h for rel, h in texts.items() if rel not in findings}
+    return {rel: h for rel, h in hashes.items() if rel not in findings}
 
 
 # -- engines -------------------------------------------------------------------------------
@@ -225,7 +289,7 @@ def _import_weasyprint() -> Any:
     return weasyprint
 
 
-def _weasyprint(folder: Path, todo: list[Path], save: Callable[[dict[str, bytes]], None]
+def _weasyprint(folder: Path, todo: list[Path], save: Callable[..., None]
                 ) -> None:
     weasyprint = _import_weasyprint()
     for page in todo:
@@ -289,8 +353,9 @@ def _norm(text: str) -> str:
 
 
 def split_profiles(data: bytes, heads: Sequence[tuple[str, str]], titles: Sequence[str]
-                   ) -> list[bytes] | None:
-    """Cut a printed batch into one PDF a profile, each titled. ``heads`` are the profiles'
+                   ) -> list[tuple[bytes, str]] | None:
+    """Cut a printed batch into one PDF a profile, each titled, with its text (its pages' and
+    its metadata's: pypdf copies the page objects as they are). ``heads`` are the profiles'
     ``(heading, settlement id)`` in order: a profile starts on the first page after the last
     one's start whose text begins with its heading and has its line ``Settlement id <id>``.
     None when a profile is not found so (the batch is then printed page by page)."""
@@ -321,10 +386,11 @@ def split_profiles(data: bytes, heads: Sequence[tuple[str, str]], titles: Sequen
         writer = PdfWriter()
         for i in range(a, b):
             writer.add_page(reader.pages[i])
-        writer.add_metadata(_metadata(title))
+        meta = _metadata(title)
+        writer.add_metadata(meta)
         buffer = io.BytesIO()
         writer.write(buffer)
-        out.append(buffer.getvalue())
+        out.append((buffer.getvalue(), "\n".join([*meta.values(), *texts[a:b]])))
     return out
 
 
@@ -341,7 +407,7 @@ def _tree_rss_mib() -> float:
     return total / 2**20
 
 
-async def _chromium(folder: Path, todo: list[Path], save: Callable[[dict[str, bytes]], None]
+async def _chromium(folder: Path, todo: list[Path], save: Callable[..., None]
                     ) -> float:
     """Print ``todo``: the profiles in batches, two documents at a time; any page a batch
     cannot take (the index, a page of another shape) on its own."""
@@ -390,8 +456,10 @@ async def _chromium(folder: Path, todo: list[Path], save: Callable[[dict[str, by
                         for page in batch:
                             queue.put_nowait([page])
                         continue
-                    save({page.stem: piece for page, piece in zip(batch, pieces,
-                                                                  strict=True)})
+                    save({page.stem: piece for page, (piece, _) in zip(batch, pieces,
+                                                                       strict=True)},
+                         {page.stem: text for page, (_, text) in zip(batch, pieces,
+                                                                     strict=True)})
                 await context.close()
 
             await asyncio.gather(*[worker() for _ in range(PARALLEL)])
@@ -478,6 +546,12 @@ def write_book(folder: Path, order: str = "rank", engine: str = "chromium",
     entries = book_order(folder, order)
     if not entries:
         raise ConfigError(f"no profile PDFs in {folder / 'pdf'} to bind")
+    state = _load_state(folder)
+    key = _book_key(folder, order, state)
+    target = folder / BOOK
+    if target.exists() and state.get(BOOK_KEY) == key:
+        log.info("atlas.pdf (%s order) is up to date", order)
+        return target, {}
     # each profile is a sheet printed on both sides: it starts on a right-hand page, after a
     # blank one when the profile before it (or the contents) has an odd number of pages
     printed = [len(pdfium.PdfDocument(folder / "pdf" / f"{sid}.pdf")) for sid, _, _ in entries]
@@ -520,7 +594,6 @@ def write_book(folder: Path, order: str = "rank", engine: str = "chromium",
         box = writer.pages[0].mediabox
         writer.add_blank_page(float(box.width), float(box.height))
     writer.add_outline_item(title="Contents", page_number=0)
-    target = folder / BOOK
     (folder / f".{BOOK}.tmp").unlink(missing_ok=True)
     for b, data in zip(batches, _print_documents(folder, documents, css, engine, raw=True),
                        strict=True):
@@ -542,6 +615,9 @@ def write_book(folder: Path, order: str = "rank", engine: str = "chromium",
     with tmp.open("wb") as fh:
         writer.write(fh)
     os.replace(tmp, target)
+    state = _load_state(folder)
+    state[BOOK_KEY] = key
+    _save_state(folder, state)
     if checker is None:
         return target, {}
     marks = ["Contents", *(f"{name} ({sid})" for sid, name, _ in entries)]
