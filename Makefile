@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench clean postgres postgres-stop
+.PHONY: demo test lint bench clean postgres postgres-stop notebooks
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ postgres:
 
 postgres-stop:
 	bash scripts/start_postgres.sh --stop
+
+# The analyst notebooks run on the sample city and saved with their outputs (committed, so the
+# repository shows their charts; tests/test_notebooks.py checks what they hold).
+notebooks: $(STAMP)
+	$(BIN)/python scripts/run_notebooks.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py

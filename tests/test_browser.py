@@ -201,7 +201,8 @@ def test_popup_shows_the_tables_figures(page, demo: Path, table: pd.DataFrame) -
     assert rows["Persons"] == f"{int(row['population']):,}"
     assert rows["Slum households"] == pct(row["slum_household_share"])
     assert rows["Basic drinking water"] == pct(row["water_basic_share"])
-    assert rows["CUF rank"] == str(int(row["cuf_rank"]))
+    # "rank 3 of 26": out of the settlements the ranking holds, counted from the table
+    assert rows["CUF rank"] == f"{int(row['cuf_rank'])} of {int(table['cuf_rank'].notna().sum())}"
     link = page.locator(".leaflet-popup-content a.pm-atlas")
     assert link.get_attribute("href") == f"atlas/{row['settlement_id']}.html"
     shot(page, "map-popup.png")

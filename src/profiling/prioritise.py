@@ -16,9 +16,13 @@ only the larger count is aggregated (the results-framework rule of upgrading fun
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from collections.abc import Mapping, Sequence
+import os
+import sys
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -437,6 +441,45 @@ class _Infeasible(Exception):
 CORE_THRESHOLD = 3000
 
 
+_STDOUT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _solver_quiet() -> Iterator[None]:
+    """The process's standard output (file descriptor 1) goes to the null device while HiGHS
+    runs. HiGHS 1.12, which scipy 1.17 bundles, prints a leftover debug line
+    (``HighsMipSolverData::transformNewIntegerFeasibleSolution tmpSolver.run();``) with C's
+    printf, whatever its options say (ERGO-Code/HiGHS#2783): noise on every run and in every
+    notebook, that nobody can act on. Nothing of ours writes to standard output meanwhile."""
+    fd = 1
+    try:
+        sys.stdout.flush()
+        saved = os.dup(fd)
+    except (OSError, ValueError, AttributeError):  # no real descriptor 1: nothing to quiet
+        yield
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    with _STDOUT_LOCK:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, fd)
+            yield
+        finally:
+            libc.fflush(None)  # what printf buffered goes to the null device, not after it
+            os.dup2(saved, fd)
+            os.close(null)
+            os.close(saved)
+
+
+def _milp(*args: Any, **kwargs: Any) -> Any:
+    from scipy.optimize import milp
+
+    with _solver_quiet():
+        return milp(*args, **kwargs)
+
+
 def _solve(A: object, lo: np.ndarray, hi: np.ndarray, gain: np.ndarray, upper: np.ndarray,
            groups: np.ndarray, time_limit: float) -> tuple[np.ndarray | None, str, float]:
     """Maximise gain · u for integer u in [0, upper] with lo ≤ A u ≤ hi.
@@ -446,11 +489,11 @@ def _solve(A: object, lo: np.ndarray, hi: np.ndarray, gain: np.ndarray, upper: n
     variables come out fractional free, fix the others at their (integral) LP values, and
     solve the MILP on that core; the gap to the LP bound is reported.
     """
-    from scipy.optimize import Bounds, LinearConstraint, milp
+    from scipy.optimize import Bounds, LinearConstraint
 
     m = len(gain)
     if m <= CORE_THRESHOLD:
-        res = milp(-gain, constraints=LinearConstraint(A, lo, hi),
+        res = _milp(-gain, constraints=LinearConstraint(A, lo, hi),
                    bounds=Bounds(np.zeros(m), upper), integrality=np.ones(m),
                    options={"time_limit": time_limit, "mip_rel_gap": 1e-9})
         if res.status == 2:
@@ -461,8 +504,9 @@ def _solve(A: object, lo: np.ndarray, hi: np.ndarray, gain: np.ndarray, upper: n
         bound = -float(res.mip_dual_bound) if res.mip_dual_bound is not None else float(
             gain @ np.round(res.x))
         return np.round(res.x), method, bound
-    lp = milp(-gain, constraints=LinearConstraint(A, lo, hi), bounds=Bounds(np.zeros(m), upper),
-              integrality=np.zeros(m), options={"time_limit": time_limit, "presolve": False})
+    lp = _milp(-gain, constraints=LinearConstraint(A, lo, hi),
+               bounds=Bounds(np.zeros(m), upper), integrality=np.zeros(m),
+               options={"time_limit": time_limit, "presolve": False})
     if lp.status == 2:
         raise _Infeasible(lp.message)
     if lp.x is None:
@@ -473,7 +517,7 @@ def _solve(A: object, lo: np.ndarray, hi: np.ndarray, gain: np.ndarray, upper: n
     fixed = np.round(np.where(free, 0.0, lp.x))
     used = A @ fixed  # type: ignore[operator]
     sub = A[:, free]  # type: ignore[index]
-    res = milp(-gain[free], constraints=LinearConstraint(sub, lo - used, hi - used),
+    res = _milp(-gain[free], constraints=LinearConstraint(sub, lo - used, hi - used),
                bounds=Bounds(np.zeros(int(free.sum())), upper[free]),
                integrality=np.ones(int(free.sum())),
                options={"time_limit": time_limit, "mip_rel_gap": 1e-9})

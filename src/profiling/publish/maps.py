@@ -177,9 +177,10 @@ def _mapped(tables: RunTables, settings: MapSettings) -> list[MapIndicator]:
     return [indicator(c, tables.hazards) for c in cols if c in tables.settlements.columns]
 
 
-def popup_rows(row: Any, k: int, hazards: tuple[HazardRule, ...] = ()) -> list[list[str]]:
+def popup_rows(row: Any, k: int, hazards: tuple[HazardRule, ...] = (),
+               n_ranked: int | None = None) -> list[list[str]]:
     """The mini-profile of a settlement: (label, figure) pairs, no household figure when the
-    settlement is suppressed."""
+    settlement is suppressed; a rank says out of how many (``n_ranked``) when that is given."""
     rows: list[list[str]] = []
     if missing(row.get("households")):
         rows.append(["Households", suppressed_text(k)])
@@ -194,8 +195,12 @@ def popup_rows(row: Any, k: int, hazards: tuple[HazardRule, ...] = ()) -> list[l
         if m.column in row:
             rows.append([m.label, fmt(row[m.column], m.kind)])
     if "cuf_rank" in row:
-        rows.append(["CUF rank", fmt(row["cuf_rank"], "rank")
-                     if not missing(row["cuf_rank"]) else "not ranked"])
+        rank = row["cuf_rank"]
+        if missing(rank):
+            rows.append(["CUF rank", "not ranked"])
+        else:
+            of = f" of {n_ranked:,}" if n_ranked else ""
+            rows.append(["CUF rank", fmt(rank, "rank") + of])
     return rows
 
 
@@ -221,6 +226,7 @@ def map_data(tables: RunTables, settings: MapSettings, hazards: list[dict[str, A
     features = []
     shapes = shapely.to_geojson(geoms)  # all at once
     records = t.drop(columns="geometry", errors="ignore").to_dict("records")
+    n_ranked = int(t["cuf_rank"].notna().sum()) if "cuf_rank" in t else None
     for i, row in enumerate(records):
         sup = missing(row.get("households"))
         figs = {m.column: (suppressed_text(k) if sup and m.household_based
@@ -232,7 +238,7 @@ def map_data(tables: RunTables, settings: MapSettings, hazards: list[dict[str, A
                 "id": str(row["settlement_id"]), "name": str(row["name"]),
                 "href": f"atlas/{safe_id(row['settlement_id'])}.html", "suppressed": sup,
                 "cls": {m.column: classes[m.column][i] for m in mapped}, "fig": figs,
-                "popup": popup_rows(row, k, tables.hazards)},
+                "popup": popup_rows(row, k, tables.hazards, n_ranked)},
         })
     return {"k": k, "suppressed": suppressed_text(k), "no_data": NO_DATA, "layers": layers,
             "settlements": {"type": "FeatureCollection", "features": features},
