@@ -146,6 +146,27 @@ def test_map_loads_offline_with_legend_and_layer_control(page, demo: Path) -> No
     watch.assert_clean()
 
 
+def test_the_cuf_layer_is_drawn_in_rank_groups(page, demo: Path, table: pd.DataFrame) -> None:
+    """The CUF layer in the groups a planner reads (top 10, 11 to 20, ...), each settlement
+    in the group its rank in the table puts it in: counted here from the table."""
+    ranks = table["cuf_rank"].dropna().astype(int)
+    last = int(ranks.max())
+    assert last == len(ranks) > 20  # the sample city: 30 ranked, 3 groups
+    watch = open_map(page, demo)
+    page.get_by_label("CUF priority rank (1 = first)").check()
+    page.wait_for_function("document.querySelector('.pm-legend-title').textContent"
+                           " === 'CUF priority rank (1 = first)'")
+    text = page.locator(".pm-legend").inner_text()
+    assert "CUF rank groups" in text and "Fisher-Jenks" not in text
+    assert all(label in text for label in ("top 10", "11 to 20", f"21 to {last}"))
+    counts = [page.locator(f"path.pm-settlement.pm-class-{c}").count() for c in range(3)]
+    assert counts == [int((ranks <= 10).sum()), int(((ranks > 10) & (ranks <= 20)).sum()),
+                      int((ranks > 20).sum())]
+    assert page.locator("path.pm-settlement.pm-class--1").count() == len(table) - len(ranks)
+    shot(page, "map-cuf-groups.png")
+    watch.assert_clean()
+
+
 def test_a_hazards_land_layer_and_overlay_read_in_its_unit(page, demo: Path) -> None:
     """The heat layer: the share of land at or above 34 °C, whose legend says nothing of
     suppression (land is never suppressed), and the temperature overlay's legend in °C."""

@@ -81,6 +81,23 @@ def test_classify_natural_breaks_and_few_values() -> None:
     assert [class_of(v, [0.12, 0.31, 0.52]) for v in (0.12, 0.13, 0.6, np.nan)] == [0, 1, 2, -1]
 
 
+def test_ranks_come_in_groups_a_planner_reads() -> None:
+    from profiling.publish.maps import RANK_GROUPS, legend_labels, rank_groups
+
+    method, bounds = rank_groups(pd.Series([3, 1, 2, np.nan, 30, 12, 25]))
+    assert (method, bounds) == (RANK_GROUPS, [10.0, 20.0, 30.0])
+    assert legend_labels(bounds, "rank", method) == ["top 10", "11 to 20", "21 to 30"]
+    assert [class_of(v, bounds) for v in (1, 10, 11, 20, 21, 30, np.nan)] == [
+        0, 0, 1, 1, 2, 2, -1]
+    _, city = rank_groups(pd.Series(range(1, 2001)))
+    assert city == [10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0]
+    assert legend_labels(city, "rank", method)[-1] == "1,001 to 2,000"
+    _, few = rank_groups(pd.Series([1, 2, 3]))
+    assert few == [3.0] and legend_labels(few, "rank", method) == ["top 3"]
+    _, eleven = rank_groups(pd.Series(range(1, 12)))
+    assert legend_labels(eleven, "rank", method) == ["top 10", "11"]
+
+
 def test_an_indicator_without_values_has_an_empty_legend() -> None:
     from profiling.publish.maps import colours, legend_labels
 

@@ -66,6 +66,23 @@ def classify(values: pd.Series, k: int = 5) -> tuple[str, list[float]]:
     return f"Fisher-Jenks natural breaks, {k} classes", fisher_jenks(x, k)
 
 
+#: Where the CUF rank's groups end: a planner reads "the top 10", "11 to 20", not natural
+#: breaks of ranks; the groups widen down the list (a city of 2,000 has no use for 200 of them).
+RANK_GROUP_ENDS = (10, 20, 50, 100, 200, 500, 1000)
+RANK_GROUPS = "CUF rank groups"
+
+
+def rank_groups(values: pd.Series) -> tuple[str, list[float]]:
+    """Class upper bounds of ranks: 10, 20, 50, 100... up to the last rank, which ends the
+    last group. Returns the method's name (:data:`RANK_GROUPS`) and the bounds."""
+    x = pd.to_numeric(values, errors="coerce").dropna()
+    if x.empty:
+        return "no values", []
+    last = float(x.max())
+    bounds = [float(e) for e in RANK_GROUP_ENDS if e < last]
+    return RANK_GROUPS, [*bounds, last]
+
+
 #: Columns of the cost matrix computed at once (bounds its memory: n x this many floats).
 _FJ_BLOCK = 256
 
@@ -133,6 +150,14 @@ def colours(n: int, higher_is_worse: bool) -> list[str]:
 
 
 def legend_labels(bounds: list[float], kind: str, method: str) -> list[str]:
+    if method == RANK_GROUPS:  # "top 10", "11 to 20", ..., "51 to 64"
+        labels, lo = [], 0
+        for b in bounds:
+            hi = int(b)
+            labels.append(f"top {hi}" if lo == 0 else
+                          (f"{lo + 1:,}" if hi == lo + 1 else f"{lo + 1:,} to {hi:,}"))
+            lo = hi
+        return labels
     if method.startswith("one class"):
         return [fmt(b, kind) for b in bounds]
     labels, lo = [], None
@@ -168,7 +193,8 @@ def _classes(tables: RunTables, column: str) -> tuple[str, list[float]]:
     """:func:`classify` of a column of the settlement table, computed once per tables."""
     key = f"classes:{column}"
     if key not in tables.drawn:
-        tables.drawn[key] = classify(tables.settlements[column])
+        values = tables.settlements[column]
+        tables.drawn[key] = rank_groups(values) if column == "cuf_rank" else classify(values)
     return tables.drawn[key]
 
 
