@@ -150,3 +150,56 @@ def test_the_index_says_what_small_settlements_lack_once(demo: Path) -> None:
     assert "(suppressed (" not in text
     assert ("Settlements with fewer than 5\nhouseholds show no household figures, so that no "
             "household can be recognised from them.") in text
+
+
+def _text(html: str) -> str:
+    import html as h
+    import re
+
+    body = re.sub(r"<(script|style)\b.*?</\1>", "", html, flags=re.S)
+    return re.sub(r"\s+", " ", h.unescape(re.sub(r"<[^>]+>", " ", body)))
+
+
+def test_the_index_opens_with_the_citys_headline_in_words(demo: Path,
+                                                          table: pd.DataFrame) -> None:
+    """Headline figures first, then the settlements, then the city's figures with their
+    definitions: each figure named in words, none by its column name, and each headline
+    figure equal to the tables' (counted here from the CSV files)."""
+    import re
+
+    html = (demo / "atlas" / "index.html").read_text(encoding="utf-8")
+    text = _text(html)
+    assert text.index('Settlements 31 ') < text.index("Click a column heading") < text.index(
+        "City summary")
+    households = int(table["households"].sum())  # suppressed settlements are empty
+    ranked = int(table["cuf_rank"].notna().sum())
+    city = pd.read_csv(demo / "city_summary.csv").set_index("indicator")
+    slum = round(float(city.loc["sdg_11_1_1_slum_population", "value"]) * 100)
+    head = text[:text.index("Click a column heading")]
+    for words in (f"Households enumerated, in settlements of at least 5 households "
+                  f"{households:,}", f"Settlements ranked for the Community Upgrading Fund "
+                  f"{ranked}", f"Persons living in slum households (SDG 11.1.1) {slum}%"):
+        assert words in head, words
+    # no machine label, no code name in backticks, the slum components said once
+    labels = re.findall(r'<table id="city">.*?</table>', html, flags=re.S)[0]
+    first_cells = re.findall(r"<tr><td>([^<]*)</td>", labels)
+    assert len(first_cells) == len(city) - 1  # all but the slum components' sentence
+    assert not [c for c in first_cells if "_" in c or c[:1].islower()]
+    assert "Drinking water: basic" in first_cells and "`" not in text
+    assert text.count("Slum status is decided on") == 1
+    # the tables behind it, linked, and each one there
+    links = re.findall(r'href="\.\./([^"]+\.csv)"', html)
+    assert {"settlement_indicators.csv", "cuf_priorities.csv", "city_summary.csv"} <= set(links)
+    assert all((demo / name).is_file() for name in links)
+
+
+def test_the_index_table_has_the_main_shares(demo: Path, table: pd.DataFrame) -> None:
+    html = (demo / "atlas" / "index.html").read_text(encoding="utf-8")
+    row = html[html.index('href="JK30.html"'):]
+    cells = _text(row[:row.index("</tr>")]).split()
+    r = table.set_index("settlement_id").loc["JK30"]
+    want = [f"{int(r['households']):,}"] + [
+        f"{round(r[c] * 100)}%" for c in ("slum_household_share", "water_basic_share",
+                                          "sanitation_basic_share", "tenure_secure_share",
+                                          "overcrowded_share")]
+    assert cells[cells.index("JK30") + 1:][:6] == want

@@ -527,6 +527,38 @@ def level_label(level: str) -> str:
     return LEVEL_LABELS.get(level, level.replace("_", " "))
 
 
+#: The city summary's figures in plain words, by the summary's ``indicator`` name; ladder
+#: levels and hazards are named by :func:`city_label`.
+CITY_LABELS = {
+    "sdg_11_1_1_slum_population": "Persons living in slum households (SDG 11.1.1)",
+    "slum_population_over_known_status":
+        "Persons living in slum households, of those whose slum status is known",
+    "slum_components": "Slum components used",
+    "sdg_1_4_2_tenure_documented": "Households with a tenure document (as SDG 1.4.2 (a))",
+    "sdg_1_4_2_tenure_perceived_secure": "Households not fearing eviction (as SDG 1.4.2 (b))",
+    "sdg_1_4_2_tenure_secure": "Households with secure tenure (documented or not fearing "
+                               "eviction)",
+    "hazardous_location_households": "Households in a hazardous location",
+    "hazardous_location_persons": "Persons in households in a hazardous location",
+}
+_LADDER_WORDS = {"water": "Drinking water", "sanitation": "Sanitation", "hygiene": "Hygiene"}
+
+
+def city_label(name: str, hazards: Sequence[HazardRule] = ()) -> str:
+    """A city summary figure named in words: the registry's label, a ladder's level
+    ("Drinking water: basic"), or a hazard's households or persons exposed."""
+    if name in CITY_LABELS:
+        return CITY_LABELS[name]
+    for ladder, words in _LADDER_WORDS.items():
+        if name.startswith(f"{ladder}_ladder_"):
+            return f"{words}: {level_label(name.removeprefix(f'{ladder}_ladder_'))}"
+    for h in hazards:
+        for unit, who in (("households", "Households"), ("persons", "Persons in households")):
+            if name == f"{h.name}_exposed_{unit}" and h.exposed is not None:
+                return f"{who} where {h.words or h.name} ≥ {h.value(h.exposed)}"
+    return name.replace("_", " ").capitalize()
+
+
 # Ladders: (level, rule) from the top of the ladder down
 LADDERS: dict[str, list[tuple[str, str]]] = {
     "water": [

@@ -20,11 +20,13 @@ from profiling.indicators import (
     HazardRule,
     Indicator,
     Thresholds,
+    city_label,
     indicators_for,
     level_label,
     sections,
 )
 from profiling.publish._data import (
+    MAIN_INDICATORS,
     RunTables,
     fmt,
     hazard_area_indicators,
@@ -210,14 +212,24 @@ def _render_pages(records: list[dict[str, Any]]) -> list[tuple[str, str, dict[st
             "id": ctx["id"], "name": ctx["name"], "href": path.name,
             "households": "" if sup else fmt(row["households"], "number"),
             "households_value": "" if sup else float(row["households"]),
-            "slum": "" if sup else fmt(row.get("slum_household_share"), "share"),
-            "slum_value": "" if sup or missing(row.get("slum_household_share"))
-            else float(row["slum_household_share"]),
+            "shares": [("" if sup else fmt(row.get(c), "share"),
+                        "" if sup or missing(row.get(c)) else float(row[c]))
+                       for c in _index_shares(tables)],
             "hazards": [(fmt(row.get(c), "share"), "" if missing(row.get(c))
                          else float(row[c])) for c in _index_hazards(tables)],
             "rank": ctx["rank"] or "", "rank_value": ctx["rank"] or "",
             "suppressed": sup}))
     return done
+
+
+def _index_shares(tables: RunTables) -> list[str]:
+    """The main household shares that the run has, a column each in the atlas index."""
+    return [m.column for m in MAIN_INDICATORS if m.column in tables.settlements.columns]
+
+
+#: The city figures the atlas index opens with, when the run has them (in this order).
+HEADLINE = ("sdg_11_1_1_slum_population", "sdg_1_4_2_tenure_secure",
+            "hazardous_location_persons")
 
 
 def _index_hazards(tables: RunTables) -> list[str]:
@@ -269,16 +281,37 @@ def write_atlas(tables: RunTables, on_page: Callable[[], None] | None = None,
         for sid, name, index_row in done:
             written[f"atlas_{sid}"] = folder / name
             rows.append(index_row)
-    city = []
+    city, by_name = [], {}
     c = tables.city
     if len(c):
         for r in c.itertuples():
+            name = str(r.indicator)
+            if name == "slum_components":  # said once, in words, under the table
+                continue
             unit = str(getattr(r, "unit", ""))
             kind = "share" if "share" in unit else "number"
-            city.append({"indicator": str(r.indicator).replace("_", " "),
-                         "value": fmt(r.value, kind), "definition": str(r.definition)})
+            by_name[name] = {"indicator": city_label(name, tables.hazards),
+                             "value": fmt(r.value, kind),
+                             # the definitions in words: the code names' backticks left out
+                             "definition": str(r.definition).replace("`", "")}
+            city.append(by_name[name])
+    t = tables.settlements
+    shown = t["households"].notna() if "households" in t else t.index.isin([])
+    headline = [{"label": "Settlements", "value": fmt(len(t), "number")}]
+    if shown.any():
+        headline.append({"label": "Households enumerated, in settlements of at least "
+                                  f"{tables.k} households",
+                         "value": fmt(t.loc[shown, "households"].sum(), "number")})
+    if tables.n_ranked:
+        headline.append({"label": "Settlements ranked for the Community Upgrading Fund",
+                         "value": fmt(tables.n_ranked, "number")})
+    headline += [{"label": by_name[n]["indicator"], "value": by_name[n]["value"]}
+                 for n in HEADLINE if n in by_name]
+    labels = {m.column: m.label for m in MAIN_INDICATORS}
     index = env.get_template("atlas_index.html").render(
-        settlements=rows, city=city, k=tables.k,
+        settlements=rows, city=city, k=tables.k, headline=headline,
+        has_portfolio=tables.portfolio is not None,
+        share_columns=[labels[col] for col in _index_shares(tables)],
         hazard_columns=[hazard_area_indicators(h)[0].label for h in tables.hazards
                         if h.exposed is not None],
         consent_outside_form=list(tables.consent_outside_form),

@@ -151,13 +151,13 @@ def colours(n: int, higher_is_worse: bool) -> list[str]:
 
 def legend_labels(bounds: list[float], kind: str, method: str) -> list[str]:
     if method == RANK_GROUPS:  # "top 10", "11 to 20", ..., "51 to 64"
-        labels, lo = [], 0
+        groups, end = [], 0
         for b in bounds:
             hi = int(b)
-            labels.append(f"top {hi}" if lo == 0 else
-                          (f"{lo + 1:,}" if hi == lo + 1 else f"{lo + 1:,} to {hi:,}"))
-            lo = hi
-        return labels
+            groups.append(f"top {hi}" if end == 0 else
+                          (f"{end + 1:,}" if hi == end + 1 else f"{end + 1:,} to {hi:,}"))
+            end = hi
+        return groups
     if method.startswith("one class"):
         return [fmt(b, kind) for b in bounds]
     labels, lo = [], None
