@@ -203,3 +203,39 @@ def test_the_index_table_has_the_main_shares(demo: Path, table: pd.DataFrame) ->
                                           "sanitation_basic_share", "tenure_secure_share",
                                           "overcrowded_share")]
     assert cells[cells.index("JK30") + 1:][:6] == want
+
+
+def test_the_cuf_block_says_how_firm_the_rank_is_and_what_is_funded(demo: Path,
+                                                                     table: pd.DataFrame
+                                                                     ) -> None:
+    """Figures from cuf_priorities.csv and cuf_portfolio.csv, the top need from the
+    settlement table's priority shares: each computed here from those files."""
+    pri = pd.read_csv(demo / "cuf_priorities.csv", dtype={"settlement_id": str}).set_index(
+        "settlement_id")
+    port = pd.read_csv(demo / "cuf_portfolio.csv", dtype={"settlement_id": str})
+    checked = 0
+    for sid in ("JK30", "JK06", "JK03"):
+        text = _text((demo / "atlas" / f"{sid}.html").read_text(encoding="utf-8"))
+        p = pri.loc[sid]
+        lo, hi = int(p["rank_p05"]), int(p["rank_p95"])
+        where = f"stays at rank {lo}" if lo == hi else f"ranks between {lo} and {hi}"
+        assert (f"ranks in the top 10 in {round(p['p_top_10'] * 100)}% of the runs, and "
+                f"{where} in nine runs out of ten") in text
+        here = port[port["settlement_id"] == sid]
+        if len(here):
+            assert f"The portfolio funds {here['cost'].sum():,.0f} here" in text
+        row = table.set_index("settlement_id").loc[sid]
+        shares = {c.removeprefix("priority_").removesuffix("_share"): row[c]
+                  for c in table.columns if c.startswith("priority_") and c.endswith("_share")}
+        top = max(shares, key=lambda n: shares[n])
+        words = top.replace("_", " ")
+        if (here["need"] == top).any():
+            assert f"The need most named here, {words}, is funded." in text
+        elif (port["need"] == top).any():
+            assert f"The need most named here, {words}, is not funded here" in text
+        else:
+            assert f"The need most named here, {words}, is funded nowhere in the city" in text
+        checked += 1
+    assert checked == 3
+    small = _text((demo / "atlas" / "JK01.html").read_text(encoding="utf-8"))
+    assert small.count("Not ranked") == 1 and "Not ranked: fewer than 5 households" in small

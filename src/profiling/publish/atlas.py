@@ -118,6 +118,48 @@ def _ladder(row: Any, name: str, params: dict[str, float | str]) -> dict[str, An
             "n": fmt(n, "number") if not missing(n) else ""}
 
 
+def _cuf_block(tables: RunTables, sid: str, prow: dict[str, Any] | None,
+               needs: list[tuple[float, str, str]]) -> dict[str, Any]:
+    """The CUF block's figures beyond the rank: how firm the rank is under perturbed weights,
+    what the portfolio funds here and at what cost, and whether the community's most named
+    need is among it (and, when it is not, what the portfolio did instead)."""
+    out: dict[str, Any] = {"robust": "", "funded": "", "top_need": ""}
+    if prow is None:
+        return out
+    top = next((c for c in prow if c.startswith("p_top_")), None)
+    lo: Any = prow.get("rank_p05")
+    hi: Any = prow.get("rank_p95")
+    if top is not None and not missing(prow.get(top)) and not missing(lo) and not missing(hi):
+        n = top.removeprefix("p_top_")
+        where = (f"stays at rank {int(lo)}" if int(lo) == int(hi) else
+                 f"ranks between {int(lo)} and {int(hi)}")
+        out["robust"] = (f"With every weight moved at random by up to a quarter, it ranks in "
+                         f"the top {n} in {fmt(prow[top], 'share')} of the runs, and {where} "
+                         "in nine runs out of ten.")
+    cost: Any = prow.get("portfolio_cost")
+    served: Any = prow.get("portfolio_beneficiaries")
+    if not missing(cost) and float(cost) > 0:
+        out["funded"] = (f"The portfolio funds {fmt(cost, 'number')} here, serving "
+                         f"{fmt(served, 'number')} persons:" if not missing(served) else
+                         f"The portfolio funds {fmt(cost, 'number')} here:")
+    port = tables.portfolio
+    if needs and port is not None and "need" in port.columns:
+        need = needs[0][1]
+        key = need.replace(" ", "_")
+        here = port.loc[port["settlement_id"].astype(str) == sid, "need"].astype(str)
+        if (here == key).any():
+            out["top_need"] = f"The need most named here, {need}, is funded."
+        elif (port["need"].astype(str) == key).any():
+            out["top_need"] = (f"The need most named here, {need}, is not funded here: the "
+                               "portfolio spends the budget where it serves the most persons, "
+                               "and funds this need in other settlements.")
+        else:
+            out["top_need"] = (f"The need most named here, {need}, is funded nowhere in the "
+                               "city: the portfolio spends the budget where it serves the "
+                               "most persons, on other needs.")
+    return out
+
+
 def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
     """Everything one settlement's page shows, formatted."""
     k = tables.k
@@ -171,6 +213,7 @@ def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
         "n_ranked": tables.n_ranked,
         "explanation": "" if prow is None or missing(prow.get("explanation"))
         else str(prow["explanation"]),
+        "cuf": _cuf_block(tables, sid, prow, needs),
         "interventions": [] if prow is None or missing(prow.get("recommended_interventions"))
         else [s.strip() for s in str(prow["recommended_interventions"]).split(";") if s.strip()],
         "unknown": unknown,
