@@ -51,6 +51,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = folder / "settlements.gpkg"
     b.to_file(path, layer="settlements")
     cfg.boundaries = path
+    cfg.map.title = HOSTILE  # a configuration string is as hostile as a name
     out = folder / "out"
     pipeline.run(cfg, out)
     return out
@@ -164,6 +165,28 @@ def test_the_cuf_layer_is_drawn_in_rank_groups(page, demo: Path, table: pd.DataF
                       int((ranks > 20).sum())]
     assert page.locator("path.pm-settlement.pm-class--1").count() == len(table) - len(ranks)
     shot(page, "map-cuf-groups.png")
+    watch.assert_clean()
+
+
+def test_the_title_block_names_the_city_dates_sources_and_cell_size(page, demo: Path) -> None:
+    """The configured title, the first and last interview of enumeration_dates.csv, every
+    input file by name (from the configuration) and the minimum cell size."""
+    cfg = load_config(REPO / "configs" / "demo.yaml")
+    dates = pd.read_csv(demo / "enumeration_dates.csv", dtype=str)
+    watch = open_map(page, demo)
+    block = page.locator("#pm-about")
+    assert block.is_visible()
+    text = block.inner_text()
+    assert page.locator(".pm-about-title").inner_text() == cfg.map.title
+    assert (f"Enumerated from {dates['first_interview'].min()} to "
+            f"{dates['last_interview'].max()}") in text
+    assert ("Household enumeration: kobo_day1-4.csv, kobo_day3-7.xlsx, odk_day6-10.csv"
+            in text)
+    assert "Settlement boundaries: settlements.gpkg" in text
+    assert ("Hazards: flood (flood_depth.tif), landslide (landslide_class.tif), "
+            "heat (heat_lst.tif)") in text
+    assert "No figure is computed from fewer than 5 households." in text
+    assert "/" not in text.replace(" to ", "")  # file names only, never a folder
     watch.assert_clean()
 
 
@@ -333,6 +356,7 @@ def test_hostile_name_renders_as_text(page, hostile: Path) -> None:
     search(page, HOSTILE)
     assert page.locator(".leaflet-popup-content h3").inner_text() == HOSTILE
     shot(page, "map-hostile.png")
+    assert page.locator(".pm-about-title").inner_text() == HOSTILE
     page.goto((hostile / "atlas" / "JK05.html").as_uri())
     assert page.locator("#settlement-name").inner_text() == HOSTILE
     assert page.title().startswith(HOSTILE)

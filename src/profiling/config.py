@@ -428,6 +428,9 @@ class CufSettings(_Strict):
 class MapSettings(_Strict):
     """The interactive map and the atlas (``map.html``, ``atlas/``)."""
 
+    #: The map's title: the city and the enumeration ("Central Jakarta, kampung enumeration
+    #: 2026"); "Settlement profiles" when not given.
+    title: str | None = Field(default=None, min_length=1, max_length=200)
     #: A tile URL for a basemap (``https://{s}.tile.example/{z}/{x}/{y}.png``); none by default,
     #: so the map works with no network.
     basemap: str | None = None

@@ -49,6 +49,19 @@ def start_overlays(cfg: Config, pool: Executor, around: tuple[Any, Any] | None =
     return pool.submit(render_overlays_apart, list(cfg.hazards), around)
 
 
+def input_sources(cfg: Config) -> tuple[tuple[str, str], ...]:
+    """(kind, file names) of the inputs of a configuration: its surveys, boundaries and
+    hazard rasters. Names only, never a folder: where the files lie is nobody's business."""
+    out = []
+    if cfg.surveys:
+        out.append(("Household enumeration", ", ".join(Path(s.path).name for s in cfg.surveys)))
+    if cfg.boundaries is not None:
+        out.append(("Settlement boundaries", Path(cfg.boundaries).name))
+    if cfg.hazards:
+        out.append(("Hazards", ", ".join(f"{h.name} ({Path(h.path).name})" for h in cfg.hazards)))
+    return tuple(out)
+
+
 def publish(out_dir: str | Path, cfg: Config,
             on_page: Callable[[], None] | None = None,
             overlays: Future[Any] | None = None) -> dict[str, Path]:
@@ -63,6 +76,7 @@ def publish(out_dir: str | Path, cfg: Config,
     tables = read_tables(out_dir)
     tables.consent_outside_form = consent_statements(cfg)
     tables.hazards = tuple(h.rule() for h in cfg.hazards)
+    tables.sources = input_sources(cfg)
     written: dict[str, Path] = {}
     written.update(write_atlas(tables, on_page))
     if tables.has_geometry:

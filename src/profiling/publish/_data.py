@@ -143,6 +143,9 @@ class RunTables:
     consent_outside_form: tuple[str, ...] = ()
     #: The run's hazards (from the configuration): their area figures, sections and legends.
     hazards: tuple[HazardRule, ...] = ()
+    #: The input files the figures come from, by kind (file names only, from the
+    #: configuration): the map's title block names them.
+    sources: tuple[tuple[str, str], ...] = ()
     #: What the map and the PNG maps both draw (simplified polygons, class breaks), computed
     #: once by whichever draws first.
     drawn: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)

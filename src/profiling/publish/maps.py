@@ -266,7 +266,17 @@ def map_data(tables: RunTables, settings: MapSettings, hazards: list[dict[str, A
                 "cls": {m.column: classes[m.column][i] for m in mapped}, "fig": figs,
                 "popup": popup_rows(row, k, tables.hazards, n_ranked)},
         })
-    return {"k": k, "suppressed": suppressed_text(k), "no_data": NO_DATA, "layers": layers,
+    dates = tables.dates
+    span = None
+    if len(dates) and {"first_interview", "last_interview"} <= set(dates.columns):
+        first, last = dates["first_interview"].dropna(), dates["last_interview"].dropna()
+        if len(first) and len(last):
+            span = [str(first.astype(str).min()), str(last.astype(str).max())]
+    about = {"title": settings.title or "Settlement profiles", "dates": span,
+             "sources": [list(src) for src in tables.sources],
+             "k": f"No figure is computed from fewer than {k} households."}
+    return {"k": k, "about": about, "suppressed": suppressed_text(k), "no_data": NO_DATA,
+            "layers": layers,
             "settlements": {"type": "FeatureCollection", "features": features},
             "hexagons": hexagon_features(tables.hexagons), "hazards": hazards,
             "basemap": settings.basemap, "attribution": settings.basemap_attribution}

@@ -164,6 +164,31 @@ function profilingMap(map, D) {
   L.control.layers(base, overlays, {collapsed: false, position: "topright"}).addTo(map);
   drawLegend();
 
+  // The title block: what the map shows, when the enumeration was made, from what
+  if (D.about) {
+    var about = L.control({position: "bottomleft"});
+    about.onAdd = function () {
+      var box = el("div", "pm-about");
+      box.id = "pm-about";
+      L.DomEvent.disableClickPropagation(box);
+      box.appendChild(el("div", "pm-about-title", D.about.title));
+      if (D.about.dates) {
+        box.appendChild(el("div", "pm-about-dates", "Enumerated from " + D.about.dates[0] +
+                           " to " + D.about.dates[1]));
+      }
+      if (D.about.sources.length) {
+        var src = el("div", "pm-about-sources", "Sources: ");
+        D.about.sources.forEach(function (s, i) {
+          src.appendChild(document.createTextNode((i ? "; " : "") + s[0] + ": " + s[1]));
+        });
+        box.appendChild(src);
+      }
+      box.appendChild(el("div", "pm-about-k", D.about.k));
+      return box;
+    };
+    about.addTo(map);
+  }
+
   // Search by settlement name
   var search = L.control({position: "topleft"});
   search.onAdd = function () {
