@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -302,6 +303,21 @@ def test_hazard_and_hexagon_layers(page, demo: Path) -> None:
     page.wait_for_selector("path.pm-hexagon")
     assert page.locator("path.pm-hexagon").count() == len(cells)
     assert (cells["households"] >= 5).all()
+    # graduated: each cell in its class of households per cell, with a legend of them;
+    # the classes are the natural breaks of hexagons.csv, computed here by mapclassify
+    import mapclassify
+
+    legend = page.locator(".pm-legend").inner_text()
+    assert "Households per hexagon" in legend
+    counts = cells["households"].to_numpy()
+    bins = (sorted(set(counts.tolist())) if len(set(counts.tolist())) <= 5
+            else list(mapclassify.FisherJenks(counts, k=5).bins))
+    want = np.searchsorted(np.asarray(bins, dtype=float), counts, side="left")
+    got = [page.locator(f"path.pm-hexagon.pm-hex-class-{c}").count() for c in range(len(bins))]
+    assert got == np.bincount(want, minlength=len(bins)).tolist()
+    assert len({page.locator(f"path.pm-hex-class-{c}").first.get_attribute("fill")
+                for c in range(len(bins)) if got[c]}) == sum(1 for g in got if g)
+    assert page.locator(".pm-hex-legend").count() == len(bins)
     shot(page, "map-hazard-hexagons.png")
     watch.assert_clean()
 

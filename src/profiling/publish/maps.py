@@ -45,6 +45,8 @@ ASSETS = MAP_ASSETS
 PALETTE = ["#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"]
 NO_DATA = "#d9d9d9"
 HAZARD_BLUES = ["#c6dbef", "#6baed6", "#08519c"]
+#: The hexagons' households per cell, light to dark (purples: no choropleth uses them).
+HEX_PURPLES = ["#f2f0f7", "#cbc9e2", "#9e9ac8", "#756bb1", "#54278f"]
 #: Overlay colours by kind of hazard: depths in blues, classes in browns, continuous values
 #: (heat) in reds, the lightest first.
 HAZARD_COLOURS = {"depth": HAZARD_BLUES,
@@ -278,8 +280,21 @@ def map_data(tables: RunTables, settings: MapSettings, hazards: list[dict[str, A
     return {"k": k, "about": about, "suppressed": suppressed_text(k), "no_data": NO_DATA,
             "layers": layers,
             "settlements": {"type": "FeatureCollection", "features": features},
-            "hexagons": hexagon_features(tables.hexagons), "hazards": hazards,
+            "hexagons": hexagon_features(tables.hexagons),
+            "hexagon_legend": hexagon_legend(tables.hexagons), "hazards": hazards,
             "basemap": settings.basemap, "attribution": settings.basemap_attribution}
+
+
+def hexagon_legend(hexes: pd.DataFrame) -> dict[str, Any]:
+    """The hexagons' classes of households per cell (natural breaks, like the choropleths),
+    their purples and labels."""
+    if hexes is None or hexes.empty:
+        return {"method": "no values", "bounds": [], "colours": [], "labels": []}
+    method, bounds = classify(hexes["households"])
+    idx = np.linspace(0, len(HEX_PURPLES) - 1, len(bounds)).round().astype(int) if len(
+        bounds) > 1 else np.array([3])
+    return {"method": method, "bounds": bounds, "colours": [HEX_PURPLES[i] for i in idx],
+            "labels": legend_labels(bounds, "number", method)}
 
 
 def hexagon_features(hexes: pd.DataFrame) -> list[dict[str, Any]]:
@@ -298,10 +313,12 @@ def hexagon_features(hexes: pd.DataFrame) -> list[dict[str, Any]]:
     x, y = to_merc.transform(lon, lat)
     xy = np.rint(np.column_stack([x, y])).astype(np.int64).tolist()
     starts = np.r_[0, ends[:-1]]
+    bounds = hexagon_legend(hexes)["bounds"]
     feats = []
     for r, a, b in zip(hexes.itertuples(), starts.tolist(), ends.tolist(), strict=True):
         feats.append({"xy": xy[a:b],
                       "households": int(r.households),
+                      "cls": class_of(float(r.households), bounds),
                       "slum": fmt(r.slum_household_share, "share"),
                       "slum_value": None if missing(r.slum_household_share)
                       else float(r.slum_household_share)})

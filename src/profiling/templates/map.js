@@ -88,12 +88,15 @@ function profilingMap(map, D) {
     hazardLayers[i] = lyr;
     overlays[esc("Hazard: " + h.name)] = lyr;
   });
+  var hexLayer = null;
   if (D.hexagons.length) {
-    var hexLayer = L.layerGroup();
+    hexLayer = L.layerGroup();
     D.hexagons.forEach(function (c) {
       var ll = c.xy.map(function (p) { return L.CRS.EPSG3857.unproject(L.point(p[0], p[1])); });
-      var poly = L.polygon(ll, {color: "#333", weight: 1, fillColor: "#756bb1",
-                                fillOpacity: 0.35, className: "pm-hexagon"});
+      var HL = D.hexagon_legend;
+      var poly = L.polygon(ll, {color: "#333", weight: 1,
+                                fillColor: c.cls >= 0 ? HL.colours[c.cls] : D.no_data,
+                                fillOpacity: 0.7, className: "pm-hexagon pm-hex-class-" + c.cls});
       poly.bindTooltip(function () {
         var b = el("div", "pm-tooltip");
         b.appendChild(el("div", null, "Households: " + c.households));
@@ -137,6 +140,19 @@ function profilingMap(map, D) {
       nd.appendChild(el("span", null, spec.land ? "no data (not modelled)"
                                                 : "no data, or " + D.suppressed));
       d.appendChild(nd);
+    }
+    if (hexLayer && map.hasLayer(hexLayer)) {
+      var HL = D.hexagon_legend;
+      d.appendChild(el("div", "pm-legend-title", "Households per hexagon"));
+      d.appendChild(el("div", "pm-legend-method", "Classes: " + HL.method));
+      HL.colours.forEach(function (c, i) {
+        var row = el("div", "pm-legend-row pm-hex-legend");
+        var sw = el("span", "pm-swatch");
+        sw.style.background = c;
+        row.appendChild(sw);
+        row.appendChild(el("span", null, HL.labels[i]));
+        d.appendChild(row);
+      });
     }
     Object.keys(hazardLayers).forEach(function (name) {
       var lyr = hazardLayers[name];
