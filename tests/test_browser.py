@@ -191,6 +191,38 @@ def test_the_title_block_names_the_city_dates_sources_and_cell_size(page, demo: 
     watch.assert_clean()
 
 
+def test_on_a_phone_the_layers_fold_and_search_and_zoom_stay_reachable(page, demo: Path,
+                                                                       table: pd.DataFrame
+                                                                       ) -> None:
+    """At 390 px wide the layer list is folded into its button; the search box and the zoom
+    buttons are not covered by any other control, and they work."""
+    watch = Watch(page)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto((demo / "map.html").as_uri())
+    page.wait_for_selector("path.pm-settlement")
+    control = page.locator(".leaflet-control-layers")
+    assert "leaflet-control-layers-expanded" not in (control.get_attribute("class") or "")
+    boxes = page.evaluate("""() => [...document.querySelectorAll('.leaflet-control')]
+        .map(e => { const r = e.getBoundingClientRect();
+                    return [e.className, r.left, r.top, r.right, r.bottom]; })""")
+    def overlap(a, b) -> bool:
+        return a[1] < b[3] and b[1] < a[3] and a[2] < b[4] and b[2] < a[4]
+    mine = [b for b in boxes if "pm-search" in b[0] or "leaflet-control-zoom" in b[0]]
+    assert len(mine) == 2
+    for b in mine:
+        assert b[1] >= 0 and b[3] <= 390, b
+        assert not [o for o in boxes if o is not b and overlap(b, o)], b
+    zoom = page.evaluate("() => window[document.querySelector('.folium-map').id].getZoom()")
+    page.locator(".leaflet-control-zoom-in").click()
+    page.wait_for_function("z => window[document.querySelector('.folium-map').id].getZoom()"
+                           " > z", arg=zoom)
+    name = table.set_index("settlement_id").loc["JK30", "name"]
+    search(page, name)
+    assert page.locator(".leaflet-popup-content h3").inner_text() == name
+    shot(page, "map-phone.png")
+    watch.assert_clean()
+
+
 def test_a_hazards_land_layer_and_overlay_read_in_its_unit(page, demo: Path) -> None:
     """The heat layer: the share of land at or above 34 °C, whose legend says nothing of
     suppression (land is never suppressed), and the temperature overlay's legend in °C."""

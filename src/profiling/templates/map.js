@@ -10,6 +10,8 @@ function profilingMap(map, D) {
     return e;
   }
   var byKey = {}, base = {}, overlays = {}, members = {}, active = null;
+  // a phone's width: the layer list folds, popups and legends narrow
+  function narrowMap() { return map.getContainer().clientWidth < 600; }
   D.layers.forEach(function (L0) { byKey[L0.key] = L0; });
 
   function popupContent(p) {
@@ -52,7 +54,8 @@ function profilingMap(map, D) {
         lyr.bindTooltip(function () { return tooltipContent(f.properties, spec.key); },
                         {sticky: true});
         lyr.bindPopup(function () { return popupContent(f.properties); },
-                      {maxWidth: 320, autoPanPaddingTopLeft: L.point(60, 200)});
+                      narrowMap() ? {maxWidth: 250, autoPanPaddingTopLeft: L.point(10, 130)}
+                                  : {maxWidth: 320, autoPanPaddingTopLeft: L.point(60, 200)});
       }
     });
     group.addLayer(layer);
@@ -177,7 +180,9 @@ function profilingMap(map, D) {
   map.on("overlayadd overlayremove", drawLegend);
   var first = D.layers.length ? base[esc(D.layers[0].label)] : null;
   if (first) { first.addTo(map); active = first._pmKey; }
-  L.control.layers(base, overlays, {collapsed: false, position: "topright"}).addTo(map);
+  // on a phone the layer list folds into its button, so that it covers neither the search
+  // box nor the zoom buttons
+  L.control.layers(base, overlays, {collapsed: narrowMap(), position: "topright"}).addTo(map);
   drawLegend();
 
   // The title block: what the map shows, when the enumeration was made, from what
@@ -239,7 +244,8 @@ function profilingMap(map, D) {
       if (!hit) { msg.textContent = "No settlement named " + input.value; return; }
       msg.textContent = "";
       var lyr = members[active][hit.properties.id];
-      map.fitBounds(lyr.getBounds(), {maxZoom: 17});
+      // no animation: the popup then opens on the final view and pans itself into sight
+      map.fitBounds(lyr.getBounds(), {maxZoom: 17, animate: false});
       lyr.openPopup(lyr.getBounds().getCenter());
     }
     input.addEventListener("keydown", function (e) { if (e.key === "Enter") { find(); } });
