@@ -218,23 +218,23 @@ def test_the_cuf_block_says_how_firm_the_rank_is_and_what_is_funded(demo: Path,
         text = _text((demo / "atlas" / f"{sid}.html").read_text(encoding="utf-8"))
         p = pri.loc[sid]
         lo, hi = int(p["rank_p05"]), int(p["rank_p95"])
-        where = f"stays at rank {lo}" if lo == hi else f"ranks between {lo} and {hi}"
-        assert (f"ranks in the top 10 in {round(p['p_top_10'] * 100)}% of the runs, and "
-                f"{where} in nine runs out of ten") in text
+        where = f"rank {lo}" if lo == hi else f"ranks {lo}–{hi}"
+        assert (f"top 10 in {round(p['p_top_10'] * 100)}% of runs; {where} in 9 of 10."
+                in text)
         here = port[port["settlement_id"] == sid]
         if len(here):
-            assert f"The portfolio funds {here['cost'].sum():,.0f} here" in text
+            assert f"Funded: {here['cost'].sum():,.0f}, serving" in text
         row = table.set_index("settlement_id").loc[sid]
         shares = {c.removeprefix("priority_").removesuffix("_share"): row[c]
                   for c in table.columns if c.startswith("priority_") and c.endswith("_share")}
         top = max(shares, key=lambda n: shares[n])
         words = top.replace("_", " ")
         if (here["need"] == top).any():
-            assert f"The need most named here, {words}, is funded." in text
+            assert f"Most named need, {words}: funded here." in text
         elif (port["need"] == top).any():
-            assert f"The need most named here, {words}, is not funded here" in text
+            assert f"Most named need, {words}: funded elsewhere, not here" in text
         else:
-            assert f"The need most named here, {words}, is funded nowhere in the city" in text
+            assert f"Most named need, {words}: funded nowhere in the city" in text
         checked += 1
     assert checked == 3
     small = _text((demo / "atlas" / "JK01.html").read_text(encoding="utf-8"))

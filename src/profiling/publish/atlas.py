@@ -131,32 +131,28 @@ def _cuf_block(tables: RunTables, sid: str, prow: dict[str, Any] | None,
     hi: Any = prow.get("rank_p95")
     if top is not None and not missing(prow.get(top)) and not missing(lo) and not missing(hi):
         n = top.removeprefix("p_top_")
-        where = (f"stays at rank {int(lo)}" if int(lo) == int(hi) else
-                 f"ranks between {int(lo)} and {int(hi)}")
-        out["robust"] = (f"With every weight moved at random by up to a quarter, it ranks in "
-                         f"the top {n} in {fmt(prow[top], 'share')} of the runs, and {where} "
-                         "in nine runs out of ten.")
+        where = f"rank {int(lo)}" if int(lo) == int(hi) else f"ranks {int(lo)}–{int(hi)}"
+        out["robust"] = (f"Weights moved at random by up to a quarter: top {n} in "
+                         f"{fmt(prow[top], 'share')} of runs; {where} in 9 of 10.")
     cost: Any = prow.get("portfolio_cost")
     served: Any = prow.get("portfolio_beneficiaries")
     if not missing(cost) and float(cost) > 0:
-        out["funded"] = (f"The portfolio funds {fmt(cost, 'number')} here, serving "
-                         f"{fmt(served, 'number')} persons:" if not missing(served) else
-                         f"The portfolio funds {fmt(cost, 'number')} here:")
+        out["funded"] = (f"Funded: {fmt(cost, 'number')}, serving {fmt(served, 'number')} "
+                         "persons:" if not missing(served) else
+                         f"Funded: {fmt(cost, 'number')}:")
     port = tables.portfolio
     if needs and port is not None and "need" in port.columns:
         need = needs[0][1]
         key = need.replace(" ", "_")
         here = port.loc[port["settlement_id"].astype(str) == sid, "need"].astype(str)
         if (here == key).any():
-            out["top_need"] = f"The need most named here, {need}, is funded."
+            out["top_need"] = f"Most named need, {need}: funded here."
         elif (port["need"].astype(str) == key).any():
-            out["top_need"] = (f"The need most named here, {need}, is not funded here: the "
-                               "portfolio spends the budget where it serves the most persons, "
-                               "and funds this need in other settlements.")
+            out["top_need"] = (f"Most named need, {need}: funded elsewhere, not here (the "
+                               "budget goes where it serves the most persons).")
         else:
-            out["top_need"] = (f"The need most named here, {need}, is funded nowhere in the "
-                               "city: the portfolio spends the budget where it serves the "
-                               "most persons, on other needs.")
+            out["top_need"] = (f"Most named need, {need}: funded nowhere in the city (the "
+                               "budget goes where it serves the most persons).")
     return out
 
 
