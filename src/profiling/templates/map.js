@@ -119,6 +119,15 @@ function profilingMap(map, D) {
     L.DomEvent.disableClickPropagation(this._div);
     return this._div;
   };
+  // one row of a legend: a swatch of colour and its words
+  function swatchRow(d, colour, text, cls) {
+    var row = el("div", "pm-legend-row" + (cls ? " " + cls : ""));
+    var sw = el("span", "pm-swatch");
+    sw.style.background = colour;
+    row.appendChild(sw);
+    row.appendChild(el("span", null, text));
+    d.appendChild(row);
+  }
   function drawLegend() {
     var d = legend._div;
     if (!d) { return; }
@@ -127,49 +136,23 @@ function profilingMap(map, D) {
       var spec = byKey[active];
       d.appendChild(el("div", "pm-legend-title", spec.label));
       d.appendChild(el("div", "pm-legend-method", "Classes: " + spec.method));
-      spec.colours.forEach(function (c, i) {
-        var row = el("div", "pm-legend-row");
-        var sw = el("span", "pm-swatch");
-        sw.style.background = c;
-        row.appendChild(sw);
-        row.appendChild(el("span", null, spec.labels[i]));
-        d.appendChild(row);
-      });
-      var nd = el("div", "pm-legend-row");
-      var s2 = el("span", "pm-swatch");
-      s2.style.background = D.no_data;
-      nd.appendChild(s2);
+      spec.colours.forEach(function (c, i) { swatchRow(d, c, spec.labels[i]); });
       // a figure of the land is never suppressed: only "no data" (not modelled) applies
-      nd.appendChild(el("span", null, spec.land ? "no data (not modelled)"
-                                                : "no data, or " + D.suppressed));
-      d.appendChild(nd);
+      swatchRow(d, D.no_data, spec.land ? "no data (not modelled)"
+                                        : "no data, or " + D.suppressed);
     }
     if (hexLayer && map.hasLayer(hexLayer)) {
       var HL = D.hexagon_legend;
       d.appendChild(el("div", "pm-legend-title", "Households per hexagon"));
       d.appendChild(el("div", "pm-legend-method", "Classes: " + HL.method));
-      HL.colours.forEach(function (c, i) {
-        var row = el("div", "pm-legend-row pm-hex-legend");
-        var sw = el("span", "pm-swatch");
-        sw.style.background = c;
-        row.appendChild(sw);
-        row.appendChild(el("span", null, HL.labels[i]));
-        d.appendChild(row);
-      });
+      HL.colours.forEach(function (c, i) { swatchRow(d, c, HL.labels[i], "pm-hex-legend"); });
     }
     Object.keys(hazardLayers).forEach(function (name) {
       var lyr = hazardLayers[name];
       if (!map.hasLayer(lyr)) { return; }
       var h = lyr._pmHazard;
       d.appendChild(el("div", "pm-legend-title", "Hazard: " + h.name + ", " + h.unit));
-      h.legend.forEach(function (r) {
-        var row = el("div", "pm-legend-row");
-        var sw = el("span", "pm-swatch");
-        sw.style.background = r[0];
-        row.appendChild(sw);
-        row.appendChild(el("span", null, r[1]));
-        d.appendChild(row);
-      });
+      h.legend.forEach(function (r) { swatchRow(d, r[0], r[1]); });
       d.appendChild(el("div", "pm-legend-method", "Source: " + h.source +
                        (h.scenario ? ", " + h.scenario : "")));
     });
