@@ -140,14 +140,13 @@ def class_of(v: float, bounds: list[float]) -> int:
     return min(i, len(bounds) - 1)
 
 
-def colours(n: int, higher_is_worse: bool) -> list[str]:
-    """``n`` colours of :data:`PALETTE` from light to dark (reversed when higher is better)."""
+def colours(n: int, higher_is_worse: bool, palette: list[str] = PALETTE) -> list[str]:
+    """``n`` colours of ``palette`` from light to dark (reversed when higher is better)."""
     if n == 0:
         return []  # an indicator no settlement has a value for: no class, only "no data"
-    if n == 0:
-        return []
-    idx = np.linspace(0, len(PALETTE) - 1, n).round().astype(int) if n > 1 else np.array([4])
-    cols = [PALETTE[i] for i in idx]
+    idx = (np.linspace(0, len(palette) - 1, n).round().astype(int) if n > 1
+           else np.array([len(palette) - 1]))
+    cols = [palette[i] for i in idx]
     return cols if higher_is_worse else cols[::-1]
 
 
@@ -191,12 +190,13 @@ def _display(tables: RunTables) -> Any:
     return tables.drawn["geometry"]
 
 
-def _classes(tables: RunTables, column: str) -> tuple[str, list[float]]:
-    """:func:`classify` of a column of the settlement table, computed once per tables."""
-    key = f"classes:{column}"
+def _classes(tables: RunTables, m: MapIndicator) -> tuple[str, list[float]]:
+    """The classes of an indicator of the settlement table, computed once per tables: rank
+    groups for a rank, else :func:`classify`."""
+    key = f"classes:{m.column}"
     if key not in tables.drawn:
-        values = tables.settlements[column]
-        tables.drawn[key] = rank_groups(values) if column == "cuf_rank" else classify(values)
+        values = tables.settlements[m.column]
+        tables.drawn[key] = rank_groups(values) if m.kind == "rank" else classify(values)
     return tables.drawn[key]
 
 
@@ -242,7 +242,7 @@ def map_data(tables: RunTables, settings: MapSettings, hazards: list[dict[str, A
     classes: dict[str, list[int]] = {}
     for m in mapped:
         values = t[m.column]
-        method, bounds = _classes(tables, m.column)
+        method, bounds = _classes(tables, m)
         cols = colours(len(bounds), m.higher_is_worse)
         classes[m.column] = [class_of(v, bounds) for v in values]
         layers.append({"key": m.column, "label": m.label, "method": method,
@@ -254,7 +254,6 @@ def map_data(tables: RunTables, settings: MapSettings, hazards: list[dict[str, A
     features = []
     shapes = shapely.to_geojson(geoms)  # all at once
     records = t.drop(columns="geometry", errors="ignore").to_dict("records")
-    n_ranked = int(t["cuf_rank"].notna().sum()) if "cuf_rank" in t else None
     for i, row in enumerate(records):
         sup = missing(row.get("households"))
         figs = {m.column: (suppressed_text(k) if sup and m.household_based
@@ -266,7 +265,7 @@ def map_data(tables: RunTables, settings: MapSettings, hazards: list[dict[str, A
                 "id": str(row["settlement_id"]), "name": str(row["name"]),
                 "href": f"atlas/{safe_id(row['settlement_id'])}.html", "suppressed": sup,
                 "cls": {m.column: classes[m.column][i] for m in mapped}, "fig": figs,
-                "popup": popup_rows(row, k, tables.hazards, n_ranked)},
+                "popup": popup_rows(row, k, tables.hazards, tables.n_ranked)},
         })
     dates = tables.dates
     span = None
@@ -274,14 +273,15 @@ def map_data(tables: RunTables, settings: MapSettings, hazards: list[dict[str, A
         first, last = dates["first_interview"].dropna(), dates["last_interview"].dropna()
         if len(first) and len(last):
             span = [str(first.astype(str).min()), str(last.astype(str).max())]
+    hex_legend = hexagon_legend(tables.hexagons)
     about = {"title": settings.title or "Settlement profiles", "dates": span,
              "sources": [list(src) for src in tables.sources],
              "k": f"No figure is computed from fewer than {k} households."}
     return {"k": k, "about": about, "suppressed": suppressed_text(k), "no_data": NO_DATA,
             "layers": layers,
             "settlements": {"type": "FeatureCollection", "features": features},
-            "hexagons": hexagon_features(tables.hexagons),
-            "hexagon_legend": hexagon_legend(tables.hexagons), "hazards": hazards,
+            "hexagons": hexagon_features(tables.hexagons, hex_legend["bounds"]),
+            "hexagon_legend": hex_legend, "hazards": hazards,
             "basemap": settings.basemap, "attribution": settings.basemap_attribution}
 
 
@@ -291,15 +291,15 @@ def hexagon_legend(hexes: pd.DataFrame) -> dict[str, Any]:
     if hexes is None or hexes.empty:
         return {"method": "no values", "bounds": [], "colours": [], "labels": []}
     method, bounds = classify(hexes["households"])
-    idx = np.linspace(0, len(HEX_PURPLES) - 1, len(bounds)).round().astype(int) if len(
-        bounds) > 1 else np.array([3])
-    return {"method": method, "bounds": bounds, "colours": [HEX_PURPLES[i] for i in idx],
+    return {"method": method, "bounds": bounds,
+            "colours": colours(len(bounds), True, HEX_PURPLES),
             "labels": legend_labels(bounds, "number", method)}
 
 
-def hexagon_features(hexes: pd.DataFrame) -> list[dict[str, Any]]:
-    """Published H3 cells with their counts. Vertices are written as whole Web Mercator metres
-    (Leaflet's own projection): grid geometry, never a household's point."""
+def hexagon_features(hexes: pd.DataFrame, bounds: list[float]) -> list[dict[str, Any]]:
+    """Published H3 cells with their counts and their class among ``bounds``
+    (:func:`hexagon_legend`). Vertices are written as whole Web Mercator metres (Leaflet's own
+    projection): grid geometry, never a household's point."""
     if hexes is None or hexes.empty:
         return []
     import h3
@@ -313,7 +313,6 @@ def hexagon_features(hexes: pd.DataFrame) -> list[dict[str, Any]]:
     x, y = to_merc.transform(lon, lat)
     xy = np.rint(np.column_stack([x, y])).astype(np.int64).tolist()
     starts = np.r_[0, ends[:-1]]
-    bounds = hexagon_legend(hexes)["bounds"]
     feats = []
     for r, a, b in zip(hexes.itertuples(), starts.tolist(), ends.tolist(), strict=True):
         feats.append({"xy": xy[a:b],
@@ -581,7 +580,7 @@ def write_pngs(tables: RunTables, settings: MapSettings) -> dict[str, Path]:
     shapes = ax.collections[0]
     drawn = ~(geo.geometry.isna() | geo.geometry.is_empty).to_numpy()  # as geopandas draws
     for m in _mapped(tables, settings):
-        method, bounds = _classes(tables, m.column)
+        method, bounds = _classes(tables, m)
         cols = colours(len(bounds), m.higher_is_worse)
         cls = [class_of(v, bounds) for v in t[m.column]]
         shapes.set_facecolor([cols[c] if c >= 0 else NO_DATA
