@@ -335,12 +335,12 @@ def write_atlas(tables: RunTables, on_page: Callable[[], None] | None = None,
                              "definition": str(r.definition).replace("`", "")}
             city.append(by_name[name])
     t = tables.settlements
-    shown = t["households"].notna() if "households" in t else t.index.isin([])
     headline = [{"label": "Settlements", "value": fmt(len(t), "number")}]
-    if shown.any():
+    published = t["households"].dropna() if "households" in t else t.iloc[:0, :0]
+    if len(published):  # suppressed settlements' counts are empty: they add nothing
         headline.append({"label": "Households enumerated, in settlements of at least "
                                   f"{tables.k} households",
-                         "value": fmt(t.loc[shown, "households"].sum(), "number")})
+                         "value": fmt(published.sum(), "number")})
     if tables.n_ranked:
         headline.append({"label": "Settlements ranked for the Community Upgrading Fund",
                          "value": fmt(tables.n_ranked, "number")})
