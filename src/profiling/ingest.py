@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -63,6 +64,9 @@ _TRUE = {"1", "1.0", "true", "True", "TRUE", "yes"}
 _NO_KEY, _DUPLICATE = "no_key", "duplicate"
 _INT_RE = r"^[+-]?\d+(\.0*)?$"
 _DEC_RE = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+#: Work on at least this many cells (rows x columns) is spread over the cores' threads.
+_THREADED_CELLS = 1 << 20
+_CORES = max(1, min(4, os.cpu_count() or 1))
 
 
 # --------------------------------------------------------------------------------------------
@@ -79,25 +83,39 @@ def _arrow(s: pd.Series) -> pa.Array | pa.ChunkedArray:
     return arr if pa.types.is_large_string(arr.type) else arr.cast(pa.large_string())
 
 
-def rows_where(frame: pd.DataFrame, mask: np.ndarray | pd.Series) -> pd.DataFrame:
+def rows_where(frame: pd.DataFrame, mask: np.ndarray | pd.Series, *,
+               consume: bool = False) -> pd.DataFrame:
     """The rows of ``frame`` where ``mask`` holds: what ``frame.loc[mask]`` gives, but each
-    Arrow-backed column filtered chunk by chunk (``pyarrow.compute.filter``). pandas' take
-    first concatenates a column's chunks (a CSV read in blocks has dozens), then copies it
-    again: on a city's export that is seconds a filter, here a fraction of one."""
+    Arrow-backed column filtered chunk by chunk (``pyarrow.compute.filter``), the columns on
+    every core (the filter lets go of the GIL). pandas' take first concatenates a column's
+    chunks (a CSV read in blocks has dozens), then copies it again: on a city's export that is
+    seconds a filter, here a fraction of one.
+
+    ``consume``: the columns are taken out of ``frame`` (left empty), each freed once its rows
+    are copied, so that a city's table and its filtered copy are never held whole side by
+    side (its column names must be unique)."""
     keep = np.asarray(mask, dtype=bool)
     if keep.all():
         return frame
     m = pa.array(keep)
-    cols: dict[object, object] = {}
-    for name, s in frame.items():
-        arr = s.array
+    columns, index = frame.columns, frame.index[keep]
+
+    def one(arr: object) -> object:
         if isinstance(arr, pd.arrays.ArrowStringArray):
-            cols[name] = pd.arrays.ArrowStringArray(
-                pc.filter(arr.__arrow_array__(), m), dtype=arr.dtype)
-        else:
-            cols[name] = arr[keep]
-    out = pd.DataFrame(cols, index=frame.index[keep], copy=False)
-    out.columns = frame.columns
+            return pd.arrays.ArrowStringArray(pc.filter(arr.__arrow_array__(), m),
+                                              dtype=arr.dtype)
+        return arr[keep]  # type: ignore[index]
+
+    # with ``consume``, each column is held only by its task until it is filtered
+    arrays = ((frame.pop(c).array for c in list(columns)) if consume
+              else (s.array for _, s in frame.items()))
+    if len(keep) * len(columns) >= _THREADED_CELLS:
+        with ThreadPoolExecutor(_CORES, thread_name_prefix="filter") as pool:
+            filtered = list(pool.map(one, arrays))
+    else:
+        filtered = [one(a) for a in arrays]
+    out = pd.DataFrame(dict(enumerate(filtered)), index=index, copy=False)
+    out.columns = columns
     return out
 
 
@@ -884,24 +902,29 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
     # 3. validation ------------------------------------------------------------------------
     out: dict[str, pd.Series] = {}
     times: dict[str, pd.Series] = {}
-    for q in form.questions.values():
-        if q.name not in frame.columns or q.type == "geopoint" or q.privacy == "direct":
-            continue
-        s = frame[q.name]
-        if q.short == "settlement_reported":
-            out[q.name] = _settlement_value(s, settlements, frame, live, rejects, q)
-            continue
-        value, bad, reason = _validate(q, s, form, times)
-        hard = q.short == "hh_size"
-        if hard:
-            bad_or_missing = bad | value.isna().to_numpy()
-            reasons["hh_size"] = pd.Series(np.where(
-                s.isna().to_numpy(), "hh_size is missing",
-                ("hh_size " + reason.fillna("")).to_numpy(dtype=object)), index=frame.index).where(
-                bad_or_missing)
-        else:
-            rejects.add(frame, bad & live, q.name, s, VALUE_DROPPED, reason)
-        out[q.name] = value
+    checked = [q for q in form.questions.values() if q.name in frame.columns
+               and q.type != "geopoint" and q.privacy != "direct"]
+    with ThreadPoolExecutor(_CORES if len(frame) * len(checked) >= _THREADED_CELLS else 1,
+                            thread_name_prefix="validate") as pool:
+        # each question's answers checked on a thread of their own (Arrow's kernels let go of
+        # the GIL); what they find is recorded here, in the form's order, as each is done
+        checks = {q.name: pool.submit(_validate, q, frame[q.name], form, times)
+                  for q in checked if q.short != "settlement_reported"}
+        for q in checked:
+            s = frame[q.name]
+            if q.short == "settlement_reported":
+                out[q.name] = _settlement_value(s, settlements, frame, live, rejects, q)
+                continue
+            value, bad, reason = checks.pop(q.name).result()
+            if q.short == "hh_size":
+                bad_or_missing = bad | value.isna().to_numpy()
+                reasons["hh_size"] = pd.Series(np.where(
+                    s.isna().to_numpy(), "hh_size is missing",
+                    ("hh_size " + reason.fillna("")).to_numpy(dtype=object)),
+                    index=frame.index).where(bad_or_missing)
+            else:
+                rejects.add(frame, bad & live, q.name, s, VALUE_DROPPED, reason)
+            out[q.name] = value
 
     # 4. location and placement ----------------------------------------------------------
     lat, lon, acc, loc_reason = _coordinates(frame)
@@ -975,6 +998,9 @@ def ingest(sources: Sequence[SurveySource], form: Form, settlements: Settlements
             personal = pd.concat([personal, member_personal], ignore_index=True)
     # the interviews' times as parsed by the validation, for the supervision report
     parsed = {_column_name(form, form.questions[n]): t for n, t in times.items()}
+    # the export's own columns go before the households are filtered: the answers that
+    # validation replaced are then freed, not held beside their filtered copies
+    del frame, out, s
     res = _result(households, form, rejects, n_read, n_dup, n_rejected, 0, inputs, personal,
                   gone, parsed)
     if members is not None:
@@ -1296,8 +1322,8 @@ def _result(households: pd.DataFrame, form: Form, rejects: _Rejects, n_read: int
                   "duplicates": n_dup, "no_consent": 0, "outside_settlements": 0,
                   "values_dropped": int((rej["action"] == VALUE_DROPPED).sum())}
         return IngestResult(hh, pd.DataFrame(columns=["key"]), rej, subs, counts, inputs)
-    status = households["status"]
-    accepted = rows_where(households.drop(columns=["status"]), status == "accepted")
+    status = households.pop("status")
+    is_accepted = (status == "accepted").to_numpy()
     # a rejected row is listed once, as rejected: its invalid answers are not "dropped" values
     dropped = rej["action"] == VALUE_DROPPED
     refused_or_rejected = status.isin(["rejected", "no_consent"]).to_numpy()
@@ -1310,12 +1336,14 @@ def _result(households: pd.DataFrame, form: Form, rejects: _Rejects, n_read: int
         "rejected": n_rejected + extra_rejected,
         "duplicates": n_dup,
         "no_consent": int((status == "no_consent").sum()),
-        "outside_settlements": int(accepted["settlement_id"].isna().sum()),
+        "outside_settlements": int((households["settlement_id"].isna().to_numpy()
+                                    & is_accepted).sum()),
         "values_dropped": int((rej["action"] == VALUE_DROPPED).sum()),
     }
     dropped_per_key = rej.loc[rej["action"] == VALUE_DROPPED].groupby("key").size()
-    subs = households[["key", "status", "submitted_at", "settlement_mismatch",
-                       "gps_precision", "settlement_id"]].copy()
+    subs = households[["key", "submitted_at", "settlement_mismatch", "gps_precision",
+                       "settlement_id"]].copy()
+    subs.insert(1, "status", status)
     for c in ("enumerator", "start", "end"):
         subs[c] = households.get(c, pd.NA)
     for c in ("start", "end"):
@@ -1332,6 +1360,8 @@ def _result(households: pd.DataFrame, form: Form, rejects: _Rejects, n_read: int
         subs.loc[hit, "values_dropped"] = subs.loc[hit, "key"].astype(object).map(
             dropped_per_key).to_numpy()
     subs = subs.reset_index(drop=True)
+    # last, the accepted households: ``households`` is emptied as they are copied
+    accepted = rows_where(households, is_accepted, consume=True)
     return IngestResult(accepted.reset_index(drop=True),
                         (personal if personal is not None else pd.DataFrame(columns=["key"]))
                         .reset_index(drop=True), rej, subs, counts, inputs)
