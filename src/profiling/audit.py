@@ -46,7 +46,7 @@ import logging
 import re
 import struct
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -320,8 +320,10 @@ _SHARED: tuple[Checker, Path, dict[str, str]] | None = None
 
 def audit(out_dir: str | Path, secrets: Secrets | Checker,
           on_file: Callable[[], None] | None = None, workers: int | None = None,
-          cleared: Mapping[str, str] | None = None) -> list[Finding]:
-    """Every finding in every file below ``out_dir`` (``on_file`` is called after each file:
+          cleared: Mapping[str, str] | None = None,
+          exclude: Sequence[str] = ()) -> list[Finding]:
+    """Every finding in every file below ``out_dir`` but the folders ``exclude`` names (each
+    audited on its own: a run's, inside a comparison's) (``on_file`` is called after each file:
     progress). Many files are read in ``workers`` forked processes (default: the usable
     cores), each with the same checker; the findings are the same, in file order.
 
@@ -337,7 +339,8 @@ def audit(out_dir: str | Path, secrets: Secrets | Checker,
     from profiling.join import usable_cores
 
     out = Path(out_dir)
-    files = sorted(p for p in out.rglob("*") if p.is_file())
+    files = sorted(p for p in out.rglob("*") if p.is_file()
+                   and p.relative_to(out).parts[0] not in exclude)
     checker = secrets if isinstance(secrets, Checker) else Checker(secrets)
     vendored_assets()  # hashed once, before any fork
     n = workers if workers is not None else usable_cores()

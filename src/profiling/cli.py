@@ -95,7 +95,7 @@ EXAMPLES = {
     "audit": _example(
         "profiling audit out/demo --config configs/demo.yaml"),
     "compare": _example(
-        "profiling compare out/2026 out/2028 --out out/change"),
+        "profiling compare round2026.yaml round2028.yaml --out out/change"),
     "version": _example(
         "profiling version"),
 }
@@ -753,19 +753,23 @@ def audit(
 
 @app.command(epilog=EXAMPLES["compare"])
 def compare(
-    before: Annotated[Path, typer.Argument(help="The earlier run's output folder.")],
-    after: Annotated[Path, typer.Argument(help="The later run's output folder.")],
+    before: Annotated[Path, typer.Argument(
+        help="The earlier round: a run's output folder, or its configuration (.yaml), which "
+             "is run first and gives the households for the panel.")],
+    after: Annotated[Path, typer.Argument(
+        help="The later round: a run's output folder, or its configuration (.yaml).")],
     out_dir: Annotated[Path, typer.Option("--out", help="Where the comparison is written.")],
     verbose: Verbose = 0,
     quiet: Quiet = False,
 ) -> None:
     """Compare two enumerations of a city: per settlement and indicator, the change and its
-    95 % interval, and the settlements added, removed or redrawn (CONTRACT §6)."""
+    95 % interval, and the settlements added, removed or redrawn; given both rounds'
+    configurations, also how the households found in both rounds changed (CONTRACT §6)."""
     from profiling.compare import CHANGE_BY_SETTLEMENT
-    from profiling.compare import compare as run_compare
+    from profiling.pipeline import compare_rounds
 
     with _guard(verbose, quiet):
-        written = run_compare(before, after, out_dir)
+        written = compare_rounds(before, after, out_dir)
     if not quiet:
         from profiling.outputs import read_csv
 

@@ -19,8 +19,19 @@ tables (already suppressed below k and audited) and their boundaries. It writes
 - ``compare_manifest.json``: both inputs (their manifests' sha256 and status), households in
   each round, k.
 
-The transitions of matched households (§6) need the households of both rounds, which output
-folders do not hold; they are not computed from folders.
+- ``transitions.csv``: when both rounds are given as configurations, the households found in
+  both (:func:`match`), per settlement and indicator: how many were false before and are true
+  now, and the other three ways (:func:`transitions`). Output folders hold no households, so
+  two folders give no transitions (the manifest says so).
+
+A round given as a configuration (a ``.yaml`` file) is run first, from its store or its
+exports, into ``OUT/rounds/before`` or ``OUT/rounds/after`` (a whole, audited run: tables,
+map and atlas), and its households are kept in memory for the panel. Households are matched
+on a keyed hash (HMAC-SHA256 under a key made for this comparison and never written) of their
+structure id, trimmed, its spaces collapsed and upper-cased, where both rounds have one; else
+on the keyed hash of the submission key (``uuid:`` dropped). A structure id that holds
+several households in a round matches none of them. The pairs never leave the process: only
+counts of at least k households are written.
 """
 
 from __future__ import annotations
@@ -29,9 +40,10 @@ import hashlib
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -49,6 +61,9 @@ from profiling.outputs import (
     write_csv,
 )
 
+if TYPE_CHECKING:
+    from profiling.audit import Secrets
+
 log = logging.getLogger(__name__)
 
 CHANGE_BY_SETTLEMENT = "change_by_settlement.csv"
@@ -61,6 +76,11 @@ CUF_COLUMNS = ["intervention", "indicator", "funded_settlements", "funded_before
 Z95 = 1.959963984540054
 SETTLEMENT_CHANGES = "settlement_changes.csv"
 COMPARE_MANIFEST = "compare_manifest.json"
+TRANSITIONS = "transitions.csv"
+#: Where a round given as a configuration is run, inside the comparison's folder.
+ROUNDS = "rounds"
+TRANSITION_COLUMNS = ["settlement_id", "indicator", "matched", "false_to_true", "true_to_false",
+                      "stayed_true", "stayed_false"]
 CHANGE_COLUMNS = ["settlement_id", "name", "indicator", "before_share", "before_n", "after_share",
                   "after_n", "change", "change_lo", "change_hi", "changed"]
 #: A boundary whose area or shape moved by more than this (m²) has changed.
@@ -268,6 +288,128 @@ def cuf_results(before: Run, after: Run, k: int) -> pd.DataFrame | None:
     return pd.DataFrame(rows, columns=CUF_COLUMNS)
 
 
+@dataclass
+class Panel:
+    """One round's households as the panel needs them, in memory only: each one's settlement,
+    the keyed hashes it can be matched on, and its indicators (true, false or unknown)."""
+
+    settlement_id: np.ndarray
+    structure: np.ndarray
+    key: np.ndarray
+    indicators: pd.DataFrame
+
+
+def _structure_ids(values: pd.Series) -> pd.Series:
+    """Structure ids as painted and as typed are compared trimmed, their spaces collapsed
+    and upper-cased ("jk09 - 0192 " is "JK09 - 0192"); blank is none."""
+    s = values.astype("string").str.strip().str.replace(r"\s+", " ", regex=True).str.upper()
+    return s.mask(s == "")
+
+
+def panel(households: pd.DataFrame, personal: pd.DataFrame, indicators: pd.DataFrame,
+          secret: bytes, store_secret: bytes | None = None) -> Panel:
+    """One round's panel: its households (``key``: the submission key, or with
+    ``store_secret`` the store's pseudonymous id of it), their personal fields (``key``: the
+    submission key; ``structure_id``) and indicators (on the households' rows), with the keyed
+    hashes under ``secret`` (this comparison's key)."""
+    from profiling.store import pseudonyms
+
+    hh = households.reset_index(drop=True)
+    raw_keys = (personal["key"].astype(object) if "key" in personal
+                else pd.Series(dtype=object))
+    ids = (pd.Series(pseudonyms(store_secret, raw_keys), index=personal.index)
+           if store_secret is not None else raw_keys)
+    structure = (_structure_ids(personal["structure_id"]) if "structure_id" in personal
+                 else pd.Series(pd.NA, index=personal.index, dtype="string"))
+    by_id = pd.DataFrame({"id": ids.to_numpy(), "key": raw_keys.astype(str).str.removeprefix(
+        "uuid:").to_numpy(), "structure": structure.to_numpy()}).drop_duplicates("id")
+    linked = by_id.set_index("id").reindex(hh["key"].astype(object).to_numpy())
+    return Panel(settlement_id=hh["settlement_id"].astype(object).to_numpy(),
+                 structure=pseudonyms(secret, linked["structure"].astype(object).where(
+                     linked["structure"].notna(), None)),
+                 key=pseudonyms(secret, linked["key"].astype(object).where(
+                     linked["key"].notna(), None)),
+                 indicators=indicators.reset_index(drop=True))
+
+
+def match(before: Panel, after: Panel) -> tuple[np.ndarray, np.ndarray, str]:
+    """The households found in both rounds, as positions in each, and the rule in words.
+
+    First on the structure id, where a household has one that no other household of its round
+    shares, and the other round has the same; then, among the rest, on the submission key,
+    where one of the two has no structure id (a re-visit with the same form). A structure id
+    held by several households of a round matches none of them."""
+    def unique(p: Panel) -> tuple[pd.Series, np.ndarray]:
+        s = pd.Series(p.structure, dtype=object)
+        shared = s.notna() & s.duplicated(keep=False)
+        return s.where(~shared), shared.to_numpy()
+
+    bs, b_shared = unique(before)
+    as_, a_shared = unique(after)
+    left = pd.DataFrame({"s": bs, "b": np.arange(len(bs))}).dropna(subset=["s"])
+    right = pd.DataFrame({"s": as_, "a": np.arange(len(as_))}).dropna(subset=["s"])
+    by_structure = left.merge(right, on="s")
+    b_done = np.zeros(len(bs), bool)
+    a_done = np.zeros(len(as_), bool)
+    b_done[by_structure["b"].to_numpy()] = True
+    a_done[by_structure["a"].to_numpy()] = True
+    kb = pd.DataFrame({"k": before.key, "b": np.arange(len(bs)), "hs": bs.notna().to_numpy()})
+    ka = pd.DataFrame({"k": after.key, "a": np.arange(len(as_)), "hs": as_.notna().to_numpy()})
+    kb = kb[~b_done & ~b_shared & kb["k"].notna().to_numpy()]
+    ka = ka[~a_done & ~a_shared & ka["k"].notna().to_numpy()]
+    by_key = kb.merge(ka, on="k", suffixes=("_b", "_a"))
+    # both with a structure id, and not the same one: two structures, not one household
+    by_key = by_key[~(by_key["hs_b"] & by_key["hs_a"])]
+    b_pos = np.concatenate([by_structure["b"].to_numpy(), by_key["b"].to_numpy()])
+    a_pos = np.concatenate([by_structure["a"].to_numpy(), by_key["a"].to_numpy()])
+    rule = (f"the keyed hash of structure_id where both rounds have one "
+            f"({len(by_structure)} households), else of the submission key "
+            f"({len(by_key)}); a structure id held by several households of a round matches "
+            f"none ({int(b_shared.sum())} before, {int(a_shared.sum())} after)")
+    return b_pos.astype(np.int64), a_pos.astype(np.int64), rule
+
+
+def transitions(before: Panel, after: Panel, b_pos: np.ndarray, a_pos: np.ndarray,
+                names: list[str], settlements: list[str], k: int) -> pd.DataFrame:
+    """Per settlement (the household's in the later round) and indicator, the matched
+    households known in both rounds and how each went (§6). A row with fewer than k of them has
+    every figure empty; a row where any of the four counts is 1 to k − 1 shows ``matched``
+    only, so that no small count can be had by subtraction."""
+    where = pd.Series(after.settlement_id[a_pos], dtype=object)
+    keep = where.isin(settlements).to_numpy()
+    rows = []
+    for name in names:
+        if name not in before.indicators or name not in after.indicators:
+            continue
+        was = before.indicators[name].to_numpy(dtype=object, na_value=None)[b_pos]
+        now = after.indicators[name].to_numpy(dtype=object, na_value=None)[a_pos]
+        known = keep & pd.notna(was) & pd.notna(now)
+        frame = pd.DataFrame({"settlement_id": where[known].to_numpy(),
+                              "was": was[known].astype(bool), "now": now[known].astype(bool)})
+        counts = pd.DataFrame({
+            "false_to_true": ~frame["was"] & frame["now"],
+            "true_to_false": frame["was"] & ~frame["now"],
+            "stayed_true": frame["was"] & frame["now"],
+            "stayed_false": ~frame["was"] & ~frame["now"]}).astype(int)
+        counts["settlement_id"] = frame["settlement_id"]
+        g = counts.groupby("settlement_id").sum().reindex(
+            [s for s in settlements if s in set(frame["settlement_id"])])
+        g.insert(0, "matched", g.sum(axis=1))
+        g = g.astype(float)
+        small = (g[TRANSITION_COLUMNS[3:]] > 0) & (g[TRANSITION_COLUMNS[3:]] < k)
+        g.loc[small.any(axis=1), TRANSITION_COLUMNS[3:]] = np.nan
+        g.loc[g["matched"] < k, TRANSITION_COLUMNS[2:]] = np.nan
+        g = g.reset_index()
+        g.insert(1, "indicator", name)
+        rows.append(g)
+    if not rows:
+        return pd.DataFrame(columns=TRANSITION_COLUMNS)
+    out = pd.concat(rows, ignore_index=True)[TRANSITION_COLUMNS]
+    for c in TRANSITION_COLUMNS[2:]:
+        out[c] = out[c].astype("Int64")
+    return out
+
+
 def _shapes(folder: Path) -> Any:
     """A run's settlement polygons by id (None without a GeoPackage: placed by column)."""
     path = folder / SETTLEMENT_GPKG
@@ -280,16 +422,19 @@ def _shapes(folder: Path) -> Any:
     return layer.set_index("settlement_id")
 
 
-def compare(before_dir: str | Path, after_dir: str | Path, out_dir: str | Path
-            ) -> dict[str, Path]:
-    """Compare two runs' output folders into ``out_dir`` (CONTRACT.md §6); the outputs are
-    audited for small cells before they are left in place."""
+def compare(before_dir: str | Path, after_dir: str | Path, out_dir: str | Path, *,
+            panels: tuple[Panel, Panel] | None = None, secrets_: Secrets | None = None,
+            rounds: Sequence[Path] = ()) -> dict[str, Path]:
+    """Compare two runs' output folders into ``out_dir`` (CONTRACT.md §6); with ``panels``
+    (both rounds' households), the transitions too. The outputs are audited (with
+    ``secrets_``: for both rounds' personal values and points; ``rounds``: the runs' folders
+    inside ``out_dir``, each audited on its own) before they are left in place."""
     from profiling.audit import Secrets, audit
 
+    out = Path(out_dir)
     before = Run.read(Path(before_dir), "BEFORE")
     after = Run.read(Path(after_dir), "AFTER")
     k = max(before.k, after.k)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = {
         "change_by_settlement": write_csv(change_by_settlement(before.table, after.table, k),
@@ -302,20 +447,37 @@ def compare(before_dir: str | Path, after_dir: str | Path, out_dir: str | Path
     cuf = cuf_results(before, after, k)
     if cuf is not None:
         written["cuf_results"] = write_csv(cuf, out / CUF_RESULTS)
+    matching = ("not matched: a round given as an output folder holds no households; give "
+                "both rounds as configurations for transitions.csv")
+    households: dict[str, int | None] = {}
+    if panels is not None:
+        pb, pa = panels
+        b_pos, a_pos, matching = match(pb, pa)
+        both = [s for s in after.table["settlement_id"].astype(str)
+                if s in set(before.table["settlement_id"].astype(str))]
+        names = [n for n in indicators_in(before.table) if n in indicators_in(after.table)]
+        written["transitions"] = write_csv(transitions(pb, pa, b_pos, a_pos, names, both, k),
+                                           out / TRANSITIONS)
+        # a count below k is a small cell, even city-wide
+        households = {"matched": len(b_pos) if len(b_pos) >= k else None}
+        del pb, pa, b_pos, a_pos
     manifest = {
         "inputs": {role: {"folder": str(r.folder), "manifest_sha256": r.manifest_sha256,
                           "status": r.manifest.get("status"),
                           "households": (r.manifest.get("counts") or {}).get("accepted")}
                    for role, r in (("before", before), ("after", after))},
         "min_cell_size": k,
-        "matching": {"settlements": "settlement_id",
-                     "households": "not matched: output folders hold no households, so "
-                                   "transitions.csv is not written"},
+        "households": households,
+        "matching": {"settlements": "settlement_id", "households": matching},
         "outputs": sorted(p.name for p in written.values()),
     }
     (out / COMPARE_MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     written["manifest"] = out / COMPARE_MANIFEST
-    findings = audit(out, Secrets({}, np.zeros(0), np.zeros(0), k))
+    secrets_ = secrets_ or Secrets({}, np.zeros(0), np.zeros(0), k)
+    inside = tuple(Path(r).relative_to(out).parts[0] for r in rounds)
+    findings = audit(out, secrets_, exclude=inside)
+    for r in rounds:  # a run's own folder: its vendored assets are known there
+        findings += audit(r, secrets_)
     if findings:
         from profiling._errors import DisclosureError
 

@@ -28,7 +28,7 @@ from profiling._readers import sha256_of
 from profiling._stages import Progress, Stages
 from profiling.aggregates import write_aggregates
 from profiling.audit import NEAR_M, Checker, Finding, Secrets, audit
-from profiling.config import Config, HazardSource, load_interventions
+from profiling.config import Config, HazardSource, load_config, load_interventions
 from profiling.distributed import Execution, cluster, heavy_stages, placer
 from profiling.form import Form, read_xlsform, reference_form
 from profiling.households import HeavyResult, household_stage, with_hazard_values
@@ -38,6 +38,7 @@ from profiling.indicators import (
     HazardRule,
     Thresholds,
     city_summary,
+    compute_indicators,
     not_collected,
     settlement_indicators,
     slum_components,
@@ -776,3 +777,69 @@ def _file_entry(path: Path | None) -> dict[str, str | None]:
         return {"path": None, "sha256": None}
     return {"path": str(path), "sha256": sha256_of(Path(path))}
 
+
+
+# --------------------------------------------------------------------------------------------
+# Two rounds of a city (CONTRACT.md §6)
+# --------------------------------------------------------------------------------------------
+
+def compare_rounds(before: str | Path, after: str | Path, out_dir: str | Path
+                   ) -> dict[str, Path]:
+    """``profiling compare``: each round a run's output folder, or a configuration (``.yaml``)
+    that is run first, from its store or its exports, into ``OUT/rounds/before`` or
+    ``OUT/rounds/after``. With both rounds given as configurations their households are
+    matched (:func:`profiling.compare.match`) for the transitions, in memory only, and every
+    output is audited for both rounds' personal values and points."""
+    from profiling import compare as cmp
+
+    out = Path(out_dir)
+    folders: list[Path] = []
+    rounds: list[tuple[Config, RunResult] | None] = []
+    for role, given in (("before", Path(before)), ("after", Path(after))):
+        if given.suffix.lower() in (".yaml", ".yml") and given.is_file():
+            cfg = load_config(given)
+            folder = out / cmp.ROUNDS / role
+            log.info("%s round: running %s into %s", role, given, folder)
+            rounds.append((cfg, run(cfg, folder)))
+            folders.append(folder)
+        else:
+            rounds.append(None)
+            folders.append(given)
+    ran = [r for r in rounds if r is not None]
+    if len(ran) < 2:
+        return cmp.compare(folders[0], folders[1], out,
+                           rounds=[f for f, r in zip(folders, rounds, strict=True) if r],
+                           secrets_=_both_rounds(ran) if ran else None)
+    key = secrets.token_bytes(32)  # this comparison's own: the hashes die with it
+    panels = tuple(_panel(cfg, result, key) for cfg, result in ran)
+    return cmp.compare(folders[0], folders[1], out, panels=(panels[0], panels[1]),
+                       secrets_=_both_rounds(ran), rounds=folders)
+
+
+def _panel(cfg: Config, result: RunResult, key: bytes) -> Any:
+    """One round's households for the panel: their indicators as the run computed them
+    (hazard values under their points included), and their keyed hashes."""
+    from profiling.compare import panel
+
+    hh = result.ingest.households
+    located, _ = with_hazard_values(hh, cfg.hazards)
+    ind = compute_indicators(located, with_collected(thresholds(cfg), hh))
+    store_secret = None
+    if cfg.store is not None:
+        from profiling.store import read_secret
+
+        store_secret = read_secret(cfg.store.secret_file)
+    return panel(hh, result.ingest.personal, ind, key, store_secret)
+
+
+def _both_rounds(ran: list[tuple[Config, RunResult]]) -> Secrets:
+    """What no output of a comparison may hold: the personal values and the points of every
+    round it ran."""
+    cfg = ran[-1][0]
+    shapes = load_settlements(cfg)
+    return Secrets.from_frames(
+        pd.concat([r.ingest.personal for _, r in ran], ignore_index=True),
+        pd.concat([r.ingest.households[["longitude", "latitude"]] for _, r in ran],
+                  ignore_index=True), max(c.min_cell_size for c, _ in ran),
+        shapes.frame.geometry if shapes is not None and shapes.has_geometry else None,
+        country_code=cfg.phone_country_code)
