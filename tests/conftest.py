@@ -26,6 +26,35 @@ _TO_WGS84 = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True)
 
 
 @pytest.fixture(scope="session")
+def second(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample city's second round, as ``sample_data/second_round.py`` makes it."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("round2")
+    proc = subprocess.run([sys.executable, str(SAMPLE / "second_round.py"), str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def compared(second: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``profiling compare`` of the sample city's two rounds, both given as configurations."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("compare") / "c"
+    exe = str(Path(sys.executable).parent / "profiling")
+    proc = subprocess.run([exe, "compare", str(REPO / "configs" / "demo.yaml"),
+                           str(second / "round2.yaml"), "--out", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One run of the sample city, shared by the test modules that only read its outputs
     (a module that changes them overrides this with its own copy)."""

@@ -429,3 +429,41 @@ def test_hostile_hazard_name_renders_as_text(page, tmp_path: Path) -> None:
     assert f"Hazard: {name}" in page.locator(".pm-legend").inner_text()
     assert page.locator(".pm-legend img").count() == 0
     watch.assert_clean()
+
+
+def test_the_change_map_colours_each_settlement_by_its_verdict(page, compared: Path) -> None:
+    """The comparison's map, offline: a layer per main indicator, each settlement coloured
+    better, no clear change or worse by its 95 % interval as change_by_settlement.csv gives it
+    (worked out here again from the interval), and the popup's link to its then-and-now page."""
+    from profiling.publish.change import CHANGE_COLOURS
+
+    change = pd.read_csv(compared / "change_by_settlement.csv", dtype={"settlement_id": str})
+    watch = open_map(page, compared)
+    page.get_by_label("Change: Basic sanitation").check()
+    page.wait_for_function("document.querySelector('.pm-legend-title').textContent"
+                           " === 'Change: Basic sanitation'")
+    legend = page.locator(".pm-legend-row").all_inner_texts()
+    assert [t.strip() for t in legend[:3]] == ["better", "no clear change", "worse"]
+    rows = change[change["indicator"] == "sanitation_basic"].set_index("settlement_id")
+    colour = {}
+    for sid, r in rows.iterrows():
+        if pd.isna(r["change"]):
+            colour[sid] = "#d9d9d9"
+        elif r["change_lo"] > 0:
+            colour[sid] = CHANGE_COLOURS[0]  # more households with a basic toilet: better
+        elif r["change_hi"] < 0:
+            colour[sid] = CHANGE_COLOURS[2]
+        else:
+            colour[sid] = CHANGE_COLOURS[1]
+    assert sum(c == CHANGE_COLOURS[0] for c in colour.values()) >= 3  # the planted toilets
+    drawn = page.evaluate(
+        "() => { const el = document.querySelector('.folium-map'); const m = window[el.id];"
+        " const out = {}; m.eachLayer(l => { if (l.feature && l.options.fillColor)"
+        " out[l.feature.properties.id] = l.options.fillColor; }); return out; }")
+    assert {s: drawn[s] for s in colour} == colour
+    search(page, "Cideng RW 01")
+    link = page.locator(".leaflet-popup-content a.pm-atlas")
+    assert link.get_attribute("href") == "atlas/JK03.html"
+    assert "100%" in page.locator(".leaflet-popup-content").inner_text()
+    shot(page, "map-change.png")
+    watch.assert_clean()

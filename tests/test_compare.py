@@ -273,3 +273,24 @@ def test_a_formula_in_a_settlement_name_stays_text_in_the_comparison(rounds, tmp
     compare(copies[0], copies[1], tmp_path / "c")
     text = (tmp_path / "c" / "change_by_settlement.csv").read_text(encoding="utf-8")
     assert "'=HYPERLINK" in text and ',=HYPERLINK' not in text and ',"=HYPERLINK' not in text
+
+
+def test_a_script_in_a_settlement_name_stays_text_in_the_then_and_now_pages(rounds, tmp_path):
+    from profiling.outputs import read_csv, write_csv
+
+    before, after, _ = rounds
+    hostile = "<script>alert(1)</script>"
+    copies = []
+    for run in (before, after):
+        dst = tmp_path / run.name
+        shutil.copytree(run, dst)
+        table = read_csv(dst / "settlement_indicators.csv", dtype={"settlement_id": str})
+        table.loc[table["settlement_id"] == "JK05", "name"] = hostile
+        write_csv(table, dst / "settlement_indicators.csv")
+        copies.append(dst)
+    compare(copies[0], copies[1], tmp_path / "c")
+    for page in ("atlas/JK05.html", "atlas/index.html", "map_files/data.js"):
+        text = (tmp_path / "c" / page).read_text(encoding="utf-8")
+        assert "<script>alert" not in text, page
+        assert ("&lt;script&gt;alert(1)&lt;/script&gt;" in text
+                or "\\u003cscript\\u003ealert(1)" in text), page

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "configs" / "demo.yaml"
@@ -23,25 +22,6 @@ K = 5
 IMPROVED_TOILETS = {"flush_sewer", "flush_septic", "flush_pit", "flush_unknown", "vip_latrine",
                     "pit_slab", "composting"}
 UNIMPROVED_WATER = {"unprotected_well", "unprotected_spring", "surface_water"}
-
-
-@pytest.fixture(scope="module")
-def second(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("round2")
-    proc = subprocess.run([sys.executable, str(SCRIPT), str(out)], capture_output=True,
-                          text=True)
-    assert proc.returncode == 0, proc.stderr
-    return out
-
-
-@pytest.fixture(scope="module")
-def compared(second: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("compare") / "c"
-    proc = subprocess.run([EXE, "compare", str(DEMO), str(second / "round2.yaml"), "--out",
-                           str(out)], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert "Traceback" not in proc.stderr
-    return out
 
 
 def _round(config: Path) -> pd.DataFrame:
@@ -228,3 +208,54 @@ def test_a_round_from_its_store_gives_the_same_panel(second: Path, compared: Pat
     want = pd.read_csv(compared / "transitions.csv", dtype={"settlement_id": str})
     assert len(got) > 100
     pd.testing.assert_frame_equal(got, want)
+
+
+def _page_rows(html: str, table_id: str) -> dict[str, list[str]]:
+    """A table of a page, by its first cell: the cells' text."""
+    import html as html_lib
+    import re
+
+    body = re.search(rf'<table id="{table_id}">(.*?)</table>', html, re.S)
+    assert body is not None, table_id
+    rows = {}
+    for tr in re.findall(r"<tr>(.*?)</tr>", body.group(1), re.S):
+        cells = [html_lib.unescape(re.sub(r"<[^>]+>", "", c)).strip()
+                 for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", tr, re.S)]
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_then_and_now_pages_say_what_changed(second: Path, compared: Path):
+    """The JK03 page: each share as the two rounds' settlement tables give it, basic sanitation
+    called better (its interval is far from 0), an answer nobody changed called no clear change,
+    and the same households' gains as worked out here from the exports."""
+    b = pd.read_csv(compared / "rounds" / "before" / "settlement_indicators.csv",
+                    dtype={"settlement_id": str}).set_index("settlement_id")
+    a = pd.read_csv(compared / "rounds" / "after" / "settlement_indicators.csv",
+                    dtype={"settlement_id": str}).set_index("settlement_id")
+    page = (compared / "atlas" / "JK03.html").read_text(encoding="utf-8")
+    assert '<h1 id="settlement-name">Cideng RW 01</h1>' in page
+    rows = _page_rows(page, "then-and-now")
+    assert rows["Indicator"][:2] == ["2026", "2028"]  # the rounds named by their years
+    san = rows["Basic sanitation"]
+    assert san[:2] == [f"{round(b.loc['JK03', 'sanitation_basic_share'] * 100)}%", "100%"]
+    assert san[-1] == "better"
+    assert rows["Tenure documented"][-1] == "no clear change"
+    before, after = _round(DEMO), _round(second / "round2.yaml")
+    want = _expected(before, after, _sanitation_basic, {"JK03"}).loc["JK03"]
+    moves = _page_rows(page, "transitions")["Basic sanitation"]
+    assert moves[1] == f"{want['false_to_true']} of {want['false_to_true'] + want['stayed_false']}"
+    assert moves[2] == f"0 of {want['stayed_true']}"
+    # the link to the later round's full profile is there, and leads to a file
+    assert 'href="../rounds/after/atlas/JK03.html"' in page
+    assert (compared / "rounds" / "after" / "atlas" / "JK03.html").exists()
+    index = (compared / "atlas" / "index.html").read_text(encoding="utf-8")
+    settlements = _page_rows(index, "settlements")
+    assert len(settlements) == 1 + 31
+    assert settlements["Cideng RW 01"][1:3] == [f"{int(b.loc['JK03', 'households']):,}",
+                                                f"{int(a.loc['JK03', 'households']):,}"]
+    cuf = pd.read_csv(compared / "cuf_results.csv")
+    assert len(_page_rows(index, "cuf-results")) == 1 + len(cuf)
+    # a settlement below k in both rounds: no household figure
+    small = (compared / "atlas" / "JK01.html").read_text(encoding="utf-8")
+    assert "suppressed (fewer than 5 households)" in small

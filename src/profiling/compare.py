@@ -40,6 +40,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -410,6 +411,32 @@ def transitions(before: Panel, after: Panel, b_pos: np.ndarray, a_pos: np.ndarra
     return out
 
 
+def _years(before: Run, after: Run) -> tuple[str, str]:
+    """How the pages call the two rounds: the years their interviews began, where the rounds
+    began in different years ("2026", "2028"), else "before" and "after"."""
+    years = []
+    for r in (before, after):
+        path = r.folder / "enumeration_dates.csv"
+        first = read_csv(path)["first_interview"] if path.exists() else pd.Series(dtype=str)
+        found = first.dropna().astype(str).str.extract(r"^(\d{4})")[0].dropna()
+        years.append(min(found) if len(found) else "")
+    if all(years) and years[0] != years[1]:
+        return years[0], years[1]
+    return "before", "after"
+
+
+def _polygons(folder: Path) -> Any:
+    """A run's settlement polygons in EPSG:4326, for the map (None without a GeoPackage)."""
+    path = folder / SETTLEMENT_GPKG
+    if not path.exists():
+        return None
+    import geopandas as gpd
+
+    layer = gpd.read_file(path, layer=SETTLEMENT_LAYER, columns=["settlement_id"])
+    layer["settlement_id"] = layer["settlement_id"].astype(str)
+    return layer.to_crs(4326) if layer.crs is not None else layer
+
+
 def _shapes(folder: Path) -> Any:
     """A run's settlement polygons by id (None without a GeoPackage: placed by column)."""
     path = folder / SETTLEMENT_GPKG
@@ -436,11 +463,10 @@ def compare(before_dir: str | Path, after_dir: str | Path, out_dir: str | Path, 
     after = Run.read(Path(after_dir), "AFTER")
     k = max(before.k, after.k)
     out.mkdir(parents=True, exist_ok=True)
-    written = {
-        "change_by_settlement": write_csv(change_by_settlement(before.table, after.table, k),
-                                          out / CHANGE_BY_SETTLEMENT),
-        "settlement_changes": write_csv(settlement_changes(before, after),
-                                        out / SETTLEMENT_CHANGES)}
+    change = change_by_settlement(before.table, after.table, k)
+    moved = settlement_changes(before, after)
+    written = {"change_by_settlement": write_csv(change, out / CHANGE_BY_SETTLEMENT),
+               "settlement_changes": write_csv(moved, out / SETTLEMENT_CHANGES)}
     city = change_city(before.folder, after.folder)
     if city is not None:
         written["change_city"] = write_csv(city, out / CHANGE_CITY)
@@ -450,14 +476,15 @@ def compare(before_dir: str | Path, after_dir: str | Path, out_dir: str | Path, 
     matching = ("not matched: a round given as an output folder holds no households; give "
                 "both rounds as configurations for transitions.csv")
     households: dict[str, int | None] = {}
+    moves = None
     if panels is not None:
         pb, pa = panels
         b_pos, a_pos, matching = match(pb, pa)
         both = [s for s in after.table["settlement_id"].astype(str)
                 if s in set(before.table["settlement_id"].astype(str))]
         names = [n for n in indicators_in(before.table) if n in indicators_in(after.table)]
-        written["transitions"] = write_csv(transitions(pb, pa, b_pos, a_pos, names, both, k),
-                                           out / TRANSITIONS)
+        moves = transitions(pb, pa, b_pos, a_pos, names, both, k)
+        written["transitions"] = write_csv(moves, out / TRANSITIONS)
         # a count below k is a small cell, even city-wide
         households = {"matched": len(b_pos) if len(b_pos) >= k else None}
         del pb, pa, b_pos, a_pos
@@ -473,6 +500,23 @@ def compare(before_dir: str | Path, after_dir: str | Path, out_dir: str | Path, 
     }
     (out / COMPARE_MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     written["manifest"] = out / COMPARE_MANIFEST
+    from profiling.publish._data import run_hazards
+    from profiling.publish.change import write_change_atlas
+
+    profiles = (Path(os.path.relpath(after.folder / "atlas", out / "atlas")).as_posix()
+                if after.folder.resolve().is_relative_to(out.resolve()) else None)
+    pages = write_change_atlas(out, before.table, after.table, change, k=k,
+                               hazards=run_hazards(after.folder), transitions=moves, city=city,
+                               settlement_changes=moved, cuf=cuf, profiles=profiles,
+                               years=_years(before, after))
+    written["atlas"] = pages["index"]
+    shapes = _polygons(after.folder)
+    if shapes is not None:
+        from profiling.publish.change import write_change_map
+
+        written["map"] = write_change_map(out, shapes, before.table, after.table, change, k=k,
+                                          hazards=run_hazards(after.folder),
+                                          years=_years(before, after))
     secrets_ = secrets_ or Secrets({}, np.zeros(0), np.zeros(0), k)
     inside = tuple(Path(r).relative_to(out).parts[0] for r in rounds)
     findings = audit(out, secrets_, exclude=inside)

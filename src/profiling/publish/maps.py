@@ -496,10 +496,22 @@ def write_map(tables: RunTables, settings: MapSettings, hazards: list[Any] | Non
     """Write ``map.html`` and its folder of scripts, styles and images; nothing is fetched.
     ``overlays``: the hazards already rendered (:func:`render_overlays`), else they are
     rendered here."""
-    import branca.element as be
-    import folium
-
     out = tables.out
+    folder = copy_assets(out)
+    if overlays is None:
+        t = tables.settlements
+        around = ((tuple(t.total_bounds), "EPSG:4326") if tables.has_geometry and len(t)
+                  else None)
+        overlays = render_overlays(list(hazards or []), around)
+    data = map_data(tables, settings, save_overlays(overlays, folder))
+    t = tables.settlements
+    bounds = tuple(float(v) for v in t.total_bounds) if tables.has_geometry and len(t) else None
+    return {"map": write_page(out, data, bounds, "Settlement profiles: map")}
+
+
+def copy_assets(out: Path) -> Path:
+    """``out/map_files`` afresh, with Leaflet (its licence kept), the page's script and
+    styles: everything the page needs but its data."""
     folder = out / ASSETS
     if folder.exists():
         shutil.rmtree(folder)
@@ -514,20 +526,23 @@ def write_map(tables: RunTables, settings: MapSettings, hazards: list[Any] | Non
         (lf / "images" / name).write_bytes((static / "leaflet" / "images" / name).read_bytes())
     for name in ("map.js", "map.css"):
         (folder / name).write_bytes((templates / name).read_bytes())
+    return folder
 
-    if overlays is None:
-        t = tables.settlements
-        around = ((tuple(t.total_bounds), "EPSG:4326") if tables.has_geometry and len(t)
-                  else None)
-        overlays = render_overlays(list(hazards or []), around)
-    data = map_data(tables, settings, save_overlays(overlays, folder))
+
+def write_page(out: Path, data: dict[str, Any], bounds: tuple[float, ...] | None,
+               title: str) -> Path:
+    """``out/map.html`` drawing ``data`` (:func:`map_data`'s form) with the assets of
+    :func:`copy_assets`, viewing ``bounds`` (west, south, east, north; degrees)."""
+    import branca.element as be
+    import folium
+
+    folder = out / ASSETS
     (folder / "data.js").write_text("window.PROFILING_MAP = " + _script_json(data) + ";\n",
                                     encoding="utf-8")
-    t = tables.settlements
-    if tables.has_geometry and len(t):
+    if bounds is not None:
         # view bounds rounded outwards to 3 decimals (about 100 m): a view, not a place
-        w, s = (math.floor(float(v) * 1000) / 1000 for v in t.total_bounds[:2])
-        e, n = (math.ceil(float(v) * 1000) / 1000 for v in t.total_bounds[2:])
+        w, s = (math.floor(float(v) * 1000) / 1000 for v in bounds[:2])
+        e, n = (math.ceil(float(v) * 1000) / 1000 for v in bounds[2:])
         location = [round((s + n) / 2, 3), round((w + e) / 2, 3)]
     else:
         location, (w, s, e, n) = [0.0, 0.0], (-1.0, -1.0, 1.0, 1.0)
@@ -544,12 +559,12 @@ def write_map(tables: RunTables, settings: MapSettings, hazards: list[Any] | Non
         "window.PROFILING_MAP);{% endmacro %}")
     m.add_child(macro)
     root = m.get_root()
-    root.title = "Settlement profiles: map"  # type: ignore[attr-defined]
+    root.title = title  # type: ignore[attr-defined]
     html = root.render()
     _check_offline(html)
     path = out / MAP
     path.write_text(html, encoding="utf-8")
-    return {"map": path}
+    return path
 
 
 def _check_offline(html: str) -> None:
