@@ -169,6 +169,41 @@ def test_the_cuf_layer_is_drawn_in_rank_groups(page, demo: Path, table: pd.DataF
     watch.assert_clean()
 
 
+def test_the_funded_settlements_and_the_portfolio_panel(page, demo: Path,
+                                                        table: pd.DataFrame) -> None:
+    """The settlements the portfolio funds outlined (as many as cuf_portfolio.csv names), the
+    panel's total and per-intervention costs summed here from that file, and each popup saying
+    what is funded there, or that nothing is."""
+    portfolio = pd.read_csv(demo / "cuf_portfolio.csv", dtype={"settlement_id": str})
+    funded = set(portfolio["settlement_id"])
+    watch = open_map(page, demo)
+    assert page.locator("path.pm-funded").count() == len(funded)
+    assert "funded by the CUF portfolio" in page.locator(".pm-legend").inner_text()
+    panel = page.locator("#pm-portfolio")
+    summary = panel.locator("summary").inner_text()
+    assert summary == (f"CUF portfolio: {portfolio['cost'].sum():,.0f} in {len(funded)} "
+                       "settlements")
+    panel.locator("summary").click()
+    rows = panel.locator("#pm-portfolio-interventions tr")
+    per = portfolio.groupby("intervention")["cost"].sum()
+    got = {rows.nth(i).locator("td").nth(0).inner_text():
+           rows.nth(i).locator("td").nth(2).inner_text() for i in range(1, rows.count())}
+    assert got == {iv.replace("_", " "): f"{c:,.0f}" for iv, c in per.items()}
+    shot(page, "map-portfolio.png")
+    here = portfolio[portfolio["settlement_id"] == sorted(funded)[0]]
+    name = table.set_index("settlement_id").loc[sorted(funded)[0], "name"]
+    search(page, name)
+    text = popup_rows(page)["Funded by the CUF portfolio"]
+    for iv, units in zip(here["intervention"], here["units"], strict=True):
+        assert f"{iv.replace('_', ' ')} × {int(units):,}" in text
+    assert text.endswith(f": {here['cost'].sum():,.0f}")
+    unfunded = table[~table["settlement_id"].isin(funded)]
+    if len(unfunded):
+        search(page, unfunded["name"].iloc[0])
+        assert popup_rows(page)["Funded by the CUF portfolio"] == "nothing"
+    watch.assert_clean()
+
+
 def test_the_title_block_names_the_city_dates_sources_and_cell_size(page, demo: Path) -> None:
     """The configured title, the first and last interview of enumeration_dates.csv, every
     input file by name (from the configuration) and the minimum cell size."""

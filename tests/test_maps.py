@@ -160,7 +160,9 @@ def test_small_settlement_carries_no_household_figure(demo: Path) -> None:
     # land, not households: each hazard's area share is shown even here
     assert set(rows) == {"Households", "Area where flood depth ≥ 0.15 m",
                          "Area where landslide susceptibility class ≥ 3",
-                         "Area where land surface temperature ≥ 34 °C", "CUF rank"}
+                         "Area where land surface temperature ≥ 34 °C", "CUF rank",
+                         "Funded by the CUF portfolio"}
+    assert rows["Funded by the CUF portfolio"] == "nothing"  # not ranked, so not funded
     assert jk01["fig"]["slum_household_share"] == "suppressed (fewer than 5 households)"
 
 

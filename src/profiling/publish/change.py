@@ -271,7 +271,7 @@ def write_change_map(out: Path, shapes: Any, before: pd.DataFrame, after: pd.Dat
             "settlements": {"type": "FeatureCollection", "features": features},
             "hexagons": [], "hexagon_legend": {"colours": [], "labels": [], "method": "",
                                                "bounds": []},
-            "hazards": [], "basemap": None, "attribution": None}
+            "hazards": [], "portfolio": None, "basemap": None, "attribution": None}
     copy_assets(out)
     bounds = tuple(float(v) for v in shapes.total_bounds) if len(shapes) else None
     return write_page(out, data, bounds, "Then and now: map")

@@ -254,18 +254,23 @@ def map_data(tables: RunTables, settings: MapSettings, hazards: list[dict[str, A
     features = []
     shapes = shapely.to_geojson(geoms)  # all at once
     records = t.drop(columns="geometry", errors="ignore").to_dict("records")
+    funded = funded_here(tables.portfolio)
     for i, row in enumerate(records):
         sup = missing(row.get("households"))
         figs = {m.column: (suppressed_text(k) if sup and m.household_based
                            else fmt(row[m.column], m.kind)) for m in mapped}
+        sid = str(row["settlement_id"])
+        popup = popup_rows(row, k, tables.hazards, tables.n_ranked)
+        if funded is not None:
+            popup.append(["Funded by the CUF portfolio", funded.get(sid, "nothing")])
         features.append({
             "type": "Feature",
             "geometry": json.loads(shapes[i]),
             "properties": {
-                "id": str(row["settlement_id"]), "name": str(row["name"]),
+                "id": sid, "name": str(row["name"]),
                 "href": f"atlas/{safe_id(row['settlement_id'])}.html", "suppressed": sup,
                 "cls": {m.column: classes[m.column][i] for m in mapped}, "fig": figs,
-                "popup": popup_rows(row, k, tables.hazards, tables.n_ranked)},
+                "popup": popup, "funded": funded is not None and sid in funded},
         })
     dates = tables.dates
     span = None
@@ -282,7 +287,61 @@ def map_data(tables: RunTables, settings: MapSettings, hazards: list[dict[str, A
             "settlements": {"type": "FeatureCollection", "features": features},
             "hexagons": hexagon_features(tables.hexagons, hex_legend["bounds"]),
             "hexagon_legend": hex_legend, "hazards": hazards,
+            "portfolio": portfolio_panel(tables),
             "basemap": settings.basemap, "attribution": settings.basemap_attribution}
+
+
+def _words(name: object) -> str:
+    return str(name).replace("_", " ")
+
+
+def funded_here(portfolio: pd.DataFrame | None) -> dict[str, str] | None:
+    """What the CUF portfolio funds in each settlement it funds ("water point × 2, waste
+    point × 1: 12,000"); None without a portfolio."""
+    if portfolio is None or not len(portfolio):
+        return None
+    out = {}
+    for sid, g in portfolio.groupby(portfolio["settlement_id"].astype(str), sort=False):
+        parts = ", ".join(f"{_words(r['intervention'])} × {fmt(r['units'], 'number')}"
+                          for r in g.to_dict("records"))
+        out[sid] = f"{parts}: {fmt(pd.to_numeric(g['cost']).sum(), 'number')}"
+    return out
+
+
+#: The settlements the map's portfolio panel lists by name (the rest are counted).
+PANEL_SETTLEMENTS = 15
+
+
+def portfolio_panel(tables: RunTables) -> dict[str, Any] | None:
+    """The portfolio in figures, for the map's panel: its total cost, the settlements it funds
+    and the persons its interventions serve, per intervention (units, cost, settlements), and
+    the funded settlements in rank order (the first :data:`PANEL_SETTLEMENTS` by name)."""
+    p = tables.portfolio
+    if p is None or not len(p):
+        return None
+    p = p.assign(settlement_id=p["settlement_id"].astype(str),
+                 cost=pd.to_numeric(p["cost"], errors="coerce"),
+                 units=pd.to_numeric(p["units"], errors="coerce"))
+    per_iv = (p.groupby("intervention", sort=False)
+              .agg(units=("units", "sum"), unit=("unit", "first"), cost=("cost", "sum"),
+                   settlements=("settlement_id", "nunique"))
+              .sort_values("cost", ascending=False))
+    pr = tables.priorities.assign(settlement_id=tables.priorities["settlement_id"].astype(str))
+    pr = pr[pr["settlement_id"].isin(set(p["settlement_id"]))]
+    if "cuf_rank" in pr:
+        pr = pr.sort_values("cuf_rank")
+    persons = pd.to_numeric(pr.get("portfolio_beneficiaries", pd.Series(dtype=float)),
+                            errors="coerce")
+    funded = [[str(r["name"]), "" if missing(r.get("cuf_rank")) else fmt(r["cuf_rank"], "rank"),
+               fmt(p.loc[p["settlement_id"] == r["settlement_id"], "cost"].sum(), "number")]
+              for r in pr.head(PANEL_SETTLEMENTS).to_dict("records")]
+    n = int(p["settlement_id"].nunique())
+    return {"total": fmt(p["cost"].sum(), "number"), "settlements": f"{n:,}",
+            "persons": fmt(persons.sum(min_count=1), "number"),
+            "interventions": [[_words(iv), f"{fmt(r['units'], 'number')} {_words(r['unit'])}",
+                               fmt(r["cost"], "number"), f"{int(r['settlements']):,}"]
+                              for iv, r in per_iv.iterrows()],
+            "funded": funded, "more": max(0, n - len(funded))}
 
 
 def hexagon_legend(hexes: pd.DataFrame) -> dict[str, Any]:

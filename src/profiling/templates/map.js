@@ -112,6 +112,24 @@ function profilingMap(map, D) {
       hexLayer;
   }
 
+  // The settlements the CUF portfolio funds: a heavy outline above every choropleth, which
+  // lets the pointer through to the settlement under it
+  var fundedLayer = null;
+  if (D.portfolio) {
+    var fpane = map.createPane("pmFunded");
+    fpane.style.zIndex = 440;
+    fpane.style.pointerEvents = "none";
+    fundedLayer = L.geoJSON(D.settlements, {
+      pane: "pmFunded", interactive: false,
+      filter: function (f) { return f.properties.funded; },
+      style: function () {
+        return {color: "#111", weight: 3.5, fill: false, className: "pm-funded"};
+      }
+    });
+    overlays[esc("Funded by the CUF portfolio")] = fundedLayer;
+    fundedLayer.addTo(map);
+  }
+
   // Legend
   var legend = L.control({position: "bottomright"});
   legend.onAdd = function () {
@@ -140,6 +158,13 @@ function profilingMap(map, D) {
       // a figure of the land is never suppressed: only "no data" (not modelled) applies
       swatchRow(d, D.no_data, spec.land ? "no data (not modelled)"
                                         : "no data, or " + D.suppressed);
+    }
+    if (fundedLayer && map.hasLayer(fundedLayer)) {
+      var row = el("div", "pm-legend-row pm-funded-legend");
+      var sw = el("span", "pm-swatch pm-swatch-outline");
+      row.appendChild(sw);
+      row.appendChild(el("span", null, "funded by the CUF portfolio"));
+      d.appendChild(row);
     }
     if (hexLayer && map.hasLayer(hexLayer)) {
       var HL = D.hexagon_legend;
@@ -191,6 +216,43 @@ function profilingMap(map, D) {
       return box;
     };
     about.addTo(map);
+  }
+
+  // The portfolio in figures: folded to one line until it is opened
+  if (D.portfolio) {
+    var P = D.portfolio;
+    var panel = L.control({position: "bottomleft"});
+    panel.onAdd = function () {
+      var box = el("details", "pm-portfolio");
+      box.id = "pm-portfolio";
+      L.DomEvent.disableClickPropagation(box);
+      L.DomEvent.disableScrollPropagation(box);
+      box.appendChild(el("summary", null, "CUF portfolio: " + P.total + " in " +
+                         P.settlements + " settlements"));
+      box.appendChild(el("div", "pm-portfolio-persons", "Persons served: " + P.persons));
+      function table(head, rows, id) {
+        var t = el("table");
+        t.id = id;
+        var tr = el("tr");
+        head.forEach(function (h) { tr.appendChild(el("th", null, h)); });
+        t.appendChild(tr);
+        rows.forEach(function (r) {
+          var row = el("tr");
+          r.forEach(function (c) { row.appendChild(el("td", null, c)); });
+          t.appendChild(row);
+        });
+        box.appendChild(t);
+      }
+      table(["Intervention", "Units", "Cost", "Settlements"], P.interventions,
+            "pm-portfolio-interventions");
+      table(["Settlement", "Rank", "Cost"], P.funded, "pm-portfolio-settlements");
+      if (P.more) {
+        box.appendChild(el("div", "pm-portfolio-more", "and " + P.more +
+                           " more settlements (cuf_portfolio.csv)"));
+      }
+      return box;
+    };
+    panel.addTo(map);
   }
 
   // Search by settlement name
