@@ -239,3 +239,45 @@ def test_the_cuf_block_says_how_firm_the_rank_is_and_what_is_funded(demo: Path,
     assert checked == 3
     small = _text((demo / "atlas" / "JK01.html").read_text(encoding="utf-8"))
     assert small.count("Not ranked") == 1 and "Not ranked: fewer than 5 households" in small
+
+
+def test_the_index_chart_draws_each_ranked_settlement_at_its_rank_and_share(
+        demo: Path, table: pd.DataFrame) -> None:
+    """One dot per ranked settlement with a published slum share, placed by its rank and its
+    share on the chart's axes (worked out here from the table), filled where the portfolio
+    funds it; a hostile name in its title stays text."""
+    import html as html_lib
+    import re
+
+    from profiling.publish.atlas import CHART_H, CHART_MARGIN, CHART_W
+
+    index = (demo / "atlas" / "index.html").read_text(encoding="utf-8")
+    svg = re.search(r'<svg id="index-chart".*?</svg>', index, re.S)
+    assert svg is not None
+    dots = re.findall(r'<circle class="(\w+)" cx="([\d.]+)" cy="([\d.]+)" r="4"><title>(.*?)'
+                      r"</title></circle>", svg.group(0))
+    shown = table.dropna(subset=["cuf_rank", "slum_household_share"])
+    assert len(dots) == len(shown) > 20
+    funded = set(pd.read_csv(demo / "cuf_portfolio.csv", dtype={"settlement_id": str})
+                 ["settlement_id"])
+    left, top, right, bottom = CHART_MARGIN
+    last = int(table["cuf_rank"].max())
+    by_name = {html_lib.unescape(t).split(": rank")[0]: (c, float(x), float(y))
+               for c, x, y, t in dots}
+    for r in shown.itertuples():
+        cls, x, y = by_name[r.name]
+        assert x == pytest.approx(left + (r.cuf_rank - 1) / (last - 1) * (CHART_W - left - right),
+                                  abs=0.06)
+        assert y == pytest.approx(top + (1 - r.slum_household_share) * (CHART_H - top - bottom),
+                                  abs=0.06)
+        assert cls == ("funded" if r.settlement_id in funded else "unfunded")
+    assert "Filled dots: settlements the CUF portfolio funds." in index
+
+
+def test_a_hostile_name_in_the_index_chart_stays_text(demo: Path, tmp_path: Path) -> None:
+    tables = read_tables(demo)
+    tables.out = tmp_path
+    tables.settlements.loc[tables.settlements["settlement_id"] == "JK30", "name"] = HOSTILE
+    write_atlas(tables)
+    index = (tmp_path / "atlas" / "index.html").read_text(encoding="utf-8")
+    assert "<title>&lt;script&gt;alert(1)&lt;/script&gt;: rank" in index

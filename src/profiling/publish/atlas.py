@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from profiling.indicators import (
     LADDERS,
     PRIORITY_NEEDS,
@@ -276,6 +278,48 @@ def _index_hazards(tables: RunTables) -> list[str]:
     return [f"{h.name}_area_share" for h in tables.hazards if h.exposed is not None]
 
 
+#: The index chart's drawing area (SVG units) and margins: left, top, right, bottom.
+CHART_W, CHART_H = 640, 260
+CHART_MARGIN = (64, 12, 12, 40)
+
+
+def index_chart(tables: RunTables) -> dict[str, Any] | None:
+    """The atlas index's chart: each ranked settlement whose slum share is published, its
+    CUF rank across and its share of slum households up, filled where the portfolio funds it.
+    None when no settlement has both figures."""
+    t = tables.settlements
+    if "cuf_rank" not in t or "slum_household_share" not in t:
+        return None
+    rank = pd.to_numeric(t["cuf_rank"], errors="coerce")
+    share = pd.to_numeric(t["slum_household_share"], errors="coerce")
+    ok = rank.notna() & share.notna()
+    if not ok.any():
+        return None
+    left, top, right, bottom = CHART_MARGIN
+    w, h = CHART_W - left - right, CHART_H - top - bottom
+    last = max(int(rank.max()), 2)
+    funded = (set(tables.portfolio["settlement_id"].astype(str))
+              if tables.portfolio is not None else set())
+
+    def x(r: float) -> float:
+        return round(left + (r - 1) / (last - 1) * w, 1)
+
+    def y(v: float) -> float:
+        return round(top + (1 - v) * h, 1)
+
+    points = [{"cx": x(float(r)), "cy": y(float(v)), "funded": str(sid) in funded,
+               "title": f"{name}: rank {int(r)}, slum households {fmt(v, 'share')}"}
+              for sid, name, r, v in zip(t.loc[ok, "settlement_id"], t.loc[ok, "name"],
+                                         rank[ok], share[ok], strict=True)]
+    step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+                if last / s <= 10)
+    x_ticks = [{"x": x(r), "label": f"{r:,}"} for r in [1, *range(step, last + 1, step)]]
+    y_ticks = [{"y": y(v), "label": f"{v:.0%}"} for v in (0, 0.25, 0.5, 0.75, 1)]
+    return {"width": CHART_W, "height": CHART_H, "left": left, "top": top, "right": left + w,
+            "bottom": top + h, "points": points, "x_ticks": x_ticks, "y_ticks": y_ticks,
+            "has_funded": bool(funded), "n": len(points)}
+
+
 def write_atlas(tables: RunTables, on_page: Callable[[], None] | None = None,
                 workers: int | None = None) -> dict[str, Path]:
     """``atlas/index.html`` and ``atlas/<settlement_id>.html``; returns what was written.
@@ -354,7 +398,7 @@ def write_atlas(tables: RunTables, on_page: Callable[[], None] | None = None,
         hazard_columns=[hazard_area_indicators(h)[0].label for h in tables.hazards
                         if h.exposed is not None],
         consent_outside_form=list(tables.consent_outside_form),
-        slum_components=tables.slum_components)
+        slum_components=tables.slum_components, chart=index_chart(tables))
     (folder / "index.html").write_text(index, encoding="utf-8")
     written["atlas_index"] = folder / "index.html"
     return written
