@@ -281,3 +281,38 @@ def test_a_hostile_name_in_the_index_chart_stays_text(demo: Path, tmp_path: Path
     write_atlas(tables)
     index = (tmp_path / "atlas" / "index.html").read_text(encoding="utf-8")
     assert "<title>&lt;script&gt;alert(1)&lt;/script&gt;: rank" in index
+
+
+def _path_points(d: str) -> list[tuple[float, float]]:
+    import re
+
+    return [(float(x), float(y)) for x, y in re.findall(r"(-?[\d.]+),(-?[\d.]+)", d)]
+
+
+def test_each_profile_has_a_locator_map_of_its_settlement_in_the_city(demo: Path) -> None:
+    """Inline SVG, nothing fetched: the city's outline, and the settlement where its polygon
+    lies within the city's bounds (its centre at the same fraction of the city's width and
+    height as the polygon's, worked out here from the boundaries)."""
+    import re
+
+    import geopandas as gpd
+
+    shapes = gpd.read_file(demo / "settlements.gpkg").to_crs(4326).set_index("settlement_id")
+    w, s, e, n = shapes.total_bounds
+    for sid in ("JK03", "JK17", "JK30"):
+        page = (demo / "atlas" / f"{sid}.html").read_text(encoding="utf-8")
+        svg = re.search(r'<svg class="locator" id="locator" viewBox="0 0 ([\d.]+) ([\d.]+)"'
+                        r'.*?</svg>', page, re.S)
+        assert svg is not None, sid
+        assert "href" not in svg.group(0) and "<image" not in svg.group(0)
+        city = _path_points(re.search(r'class="city" d="([^"]+)"', svg.group(0)).group(1))
+        here = _path_points(re.search(r'class="here" d="([^"]+)"', svg.group(0)).group(1))
+        cx0, cx1 = min(p[0] for p in city), max(p[0] for p in city)
+        cy0, cy1 = min(p[1] for p in city), max(p[1] for p in city)
+        hx = (min(p[0] for p in here) + max(p[0] for p in here)) / 2
+        hy = (min(p[1] for p in here) + max(p[1] for p in here)) / 2
+        b = shapes.geometry.loc[sid].bounds
+        lon, lat = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+        assert (hx - cx0) / (cx1 - cx0) == pytest.approx((lon - w) / (e - w), abs=0.03), sid
+        assert (hy - cy0) / (cy1 - cy0) == pytest.approx((n - lat) / (n - s), abs=0.03), sid
+    assert "<svg class=\"locator\"" not in (demo / "atlas" / "index.html").read_text()

@@ -158,6 +158,71 @@ def _cuf_block(tables: RunTables, sid: str, prow: dict[str, Any] | None,
     return out
 
 
+#: The profile's locator map: its box (SVG units), and how coarse the city's outline is drawn
+#: (a fraction of the box's side).
+LOCATOR_SIDE = 120
+LOCATOR_TOLERANCE = 0.004
+#: The most vertices the city's outline is drawn with on each page.
+LOCATOR_MAX_POINTS = 600
+
+
+def locator(tables: RunTables) -> dict[str, Any] | None:
+    """What every profile's locator map draws, computed once for the atlas: the city's outline
+    (the settlements dissolved, simplified) and each settlement's own outline, as SVG paths in
+    a box of :data:`LOCATOR_SIDE` (longitude scaled by the cosine of the city's latitude, so
+    that shapes keep their proportions); None without polygons."""
+    if "locator" in tables.drawn:
+        return tables.drawn["locator"]
+    out = None
+    t = tables.settlements
+    if tables.has_geometry and len(t) and not t.geometry.is_empty.all():
+        import math
+
+        import numpy as np
+        import shapely
+
+        w, s, e, n = (float(v) for v in t.total_bounds)
+        stretch = math.cos(math.radians((s + n) / 2))
+        span = max((e - w) * stretch, n - s, 1e-9)
+        scale = LOCATOR_SIDE * 0.94 / span
+        pad = LOCATOR_SIDE * 0.03
+        width = round((e - w) * stretch * scale + 2 * pad, 1)
+        height = round((n - s) * scale + 2 * pad, 1)
+
+        def path(geom: Any) -> str:
+            parts = []
+            for poly in getattr(geom, "geoms", [geom]):
+                for ring in [poly.exterior, *poly.interiors] if hasattr(poly, "exterior") else []:
+                    xy = np.asarray(ring.coords)
+                    if len(xy) < 3:
+                        continue
+                    x = np.round((xy[:, 0] - w) * stretch * scale + pad, 1)
+                    y = np.round((n - xy[:, 1]) * scale + pad, 1)
+                    parts.append("M" + " L".join(f"{a:g},{b:g}" for a, b in zip(x, y,
+                                                                               strict=True))
+                                 + " Z")
+            return " ".join(parts)
+
+        geoms = np.asarray(t.geometry.values, dtype=object)
+        tolerance = LOCATOR_TOLERANCE * span / stretch
+        city = shapely.simplify(shapely.union_all(shapely.make_valid(geoms)), tolerance)
+        if shapely.get_num_coordinates(city) > LOCATOR_MAX_POINTS:
+            # settlements scattered over a city: their outline would be every one of them on
+            # every page; the hull around them (following its bays) tells where just as well
+            city = shapely.simplify(shapely.concave_hull(city, ratio=0.2), tolerance)
+        own = shapely.simplify(geoms, 0.5 / scale)  # half a unit of the box: what shows
+        centres = shapely.centroid(geoms)
+        out = {"width": width, "height": height, "city": path(city),
+               "paths": {str(sid): path(g) for sid, g in zip(t["settlement_id"], own,
+                                                             strict=True)},
+               "dots": {str(sid): (round((c.x - w) * stretch * scale + pad, 1),
+                                   round((n - c.y) * scale + pad, 1))
+                        for sid, c in zip(t["settlement_id"], centres, strict=True)
+                        if not c.is_empty}}
+    tables.drawn["locator"] = out
+    return out
+
+
 def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
     """Everything one settlement's page shows, formatted."""
     k = tables.k
@@ -187,8 +252,12 @@ def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
              "rule": _words(i.rule, thresholds),
              "source": SOURCE_SHORT.get(i.source, i.source)} for i in indicators]
     cited = {i.source: None for i in indicators}
+    where = locator(tables)
     return {
         "id": sid, "name": str(row["name"]), "suppressed": sup, "k": k,
+        "locator": None if where is None or sid not in where["paths"] else {
+            "width": where["width"], "height": where["height"], "city": where["city"],
+            "here": where["paths"][sid], "dot": where["dots"].get(sid)},
         "suppressed_text": suppressed_text(k),
         "key_figures": [] if sup else [
             ("Households", fmt(row["households"], "number")),
@@ -345,6 +414,7 @@ def write_atlas(tables: RunTables, on_page: Callable[[], None] | None = None,
     chunks = [records[i:i + CHUNK] for i in range(0, len(records), CHUNK)]
     n = workers if workers is not None else usable_cores()
     tables.priority_row(""), tables.date_row(""), tables.n_ranked  # built once, then forked
+    locator(tables)
     _SHARED = tables
     results: list[list[tuple[str, str, dict[str, Any]]]] = []
     parallel = n > 1 and len(records) >= PARALLEL_FROM and os.name == "posix"
