@@ -864,7 +864,10 @@ def test_a_store_of_schema_4_gets_its_h3_cells_views_and_access_log(tmp_path, ci
     result, _ = ingested(city, (0,))
     with open_store(path, SECRET) as store:
         store.load(result)
-    with sqlite3.connect(path) as conn:  # undo step 5
+    with sqlite3.connect(path) as conn:  # undo step 6, then step 5
+        conn.execute("DROP TABLE validations")
+        conn.execute("DELETE FROM gpkg_contents WHERE table_name = 'validations'")
+        conn.execute("DELETE FROM schema_version WHERE version = 6")
         for view in ("analysis_households", "supervision_households"):
             conn.execute(f"DROP VIEW {view}")
         conn.execute("DROP TABLE access_log")
@@ -1077,3 +1080,36 @@ def test_rosters_are_stored_with_their_households(store_url, city):
         return person_counts(person_indicators(result.members, hh, doc))
 
     pd.testing.assert_frame_equal(persons(stored), persons(direct))
+
+
+def test_corrections_are_kept_with_their_provenance_and_never_changed(store_url):
+    """The community's corrections (issue 22): each kept with where it came from; the latest
+    forum's is the current one, the earlier stays as history; loading a file twice adds
+    nothing; the table refuses any change."""
+    from sqlalchemy.exc import DBAPIError
+
+    first = pd.DataFrame({
+        "settlement_id": ["JK03", "JK03"], "figure": ["households", "toilets"],
+        "enumerated": [234.0, 102.0], "confirmed": [False, True], "validated": [240.0, 102.0],
+        "forum": ["RW 01 forum"] * 2, "forum_date": ["2026-04-02"] * 2,
+        "recorded_by": ["the facilitator"] * 2, "source_row": [2, 2]})
+    later = first.iloc[:1].assign(validated=238.0, forum_date="2026-05-10", source_row=7)
+    with open_store(store_url, SECRET) as store:
+        assert store.load_validations(first, Path("forum1.csv"), "a" * 64) == 2
+        assert store.load_validations(first, Path("forum1.csv"), "a" * 64) == 0  # again
+        assert store.load_validations(later, Path("forum2.csv"), "b" * 64) == 1
+        current = store.validations().set_index("figure")
+        assert current.loc["households", "validated"] == 238.0
+        assert current.loc["households", "forum_date"] == "2026-05-10"
+        assert current.loc["toilets", "validated"] == 102.0
+        assert bool(current.loc["toilets", "confirmed"]) is True
+        history = store.validations(history=True)
+        assert len(history) == 3
+        assert list(history["source_file"]) == ["forum1.csv", "forum1.csv", "forum2.csv"]
+        assert list(history["source_row"]) == [2, 2, 7]
+        assert list(history["validated"]) == [240.0, 102.0, 238.0]
+        assert set(history["recorded_by"]) == {"the facilitator"}
+        with pytest.raises(DBAPIError, match="corrections are kept"), \
+                store._connect(write=True) as conn:
+            conn.exec_driver_sql("UPDATE validations SET validated = 1")
+        assert list(store.validations(history=True)["validated"]) == [240.0, 102.0, 238.0]

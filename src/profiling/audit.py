@@ -432,6 +432,8 @@ def _audit_file(checker: Checker, out: Path, path: Path) -> list[Finding]:
             findings += checker.text(rel, _png_text(path.read_bytes()))
         elif suffix == ".pdf":
             findings += checker.text(rel, pdf_text(path.read_bytes()))
+        elif suffix == ".xlsx":
+            findings += checker.text(rel, xlsx_text(path))
         else:
             assert suffix not in STRUCTURED_FORMATS, suffix  # each has its reader above
             findings.append(Finding("unreadable", rel, "file", f"a format the audit cannot "
@@ -440,6 +442,29 @@ def _audit_file(checker: Checker, out: Path, path: Path) -> list[Finding]:
     except Exception as exc:  # an unreadable file is itself a finding, not a crash
         findings.append(Finding("unreadable", rel, "file", f"{exc.__class__.__name__}"))
     return findings
+
+
+#: The most cells of a workbook the audit reads (a published XLSForm has a few hundred).
+XLSX_MAX_CELLS = 1_000_000
+
+
+def xlsx_text(path: Path) -> str:
+    """Every cell of every sheet of a workbook as text, a line a row (bounded: a workbook of
+    more than :data:`XLSX_MAX_CELLS` cells is refused, which makes it a finding)."""
+    from openpyxl import load_workbook
+
+    wb = load_workbook(path, read_only=True, data_only=True)
+    lines, cells = [], 0
+    try:
+        for ws in wb.worksheets:
+            for row in ws.iter_rows(values_only=True):
+                cells += len(row)
+                if cells > XLSX_MAX_CELLS:
+                    raise ValueError(f"more than {XLSX_MAX_CELLS:,} cells")
+                lines.append("\t".join("" if v is None else str(v) for v in row))
+    finally:
+        wb.close()
+    return "\n".join(lines)
 
 
 class Checker:

@@ -98,6 +98,10 @@ EXAMPLES = {
         "profiling compare round2026.yaml round2028.yaml --out out/change"),
     "version": _example(
         "profiling version"),
+    "validation_pack": _example(
+        "profiling validation pack configs/city.yaml --settlement JK03 --settlement JK08"),
+    "validation_load": _example(
+        "profiling validation load configs/city.yaml forum_answers.xlsx"),
 }
 EXIT_INPUT, EXIT_BUG = 2, 3
 
@@ -778,6 +782,96 @@ def compare(
         out.print(f"{called} change(s) whose 95 % interval excludes 0, over "
                   f"{table['settlement_id'].nunique()} settlements; written to {out_dir} "
                   f"({CHANGE_BY_SETTLEMENT} and the rest)")
+
+
+validation_app = typer.Typer(
+    no_args_is_help=True,
+    help="The community validation round: a sheet and a form for each settlement's forum, and "
+         "the forum's corrections kept beside the enumeration.")
+app.add_typer(validation_app, name="validation")
+
+
+def _run_folder(cfg: Config, run_dir: Path | None) -> Path:
+    return Path(run_dir) if run_dir is not None else Path(cfg.output_dir)
+
+
+@validation_app.command("pack", epilog=EXAMPLES["validation_pack"])
+def validation_pack(
+    config: Annotated[Path, typer.Argument(help="YAML configuration.")],
+    settlement: Annotated[list[str] | None, typer.Option(
+        "--settlement", help="A settlement to make a sheet for (repeat it; default: every "
+                             "settlement with published figures).")] = None,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Where the pack goes (default: the output folder's name + "
+                      "'-validation', beside it).")] = None,
+    run_dir: Annotated[Path | None, typer.Option(
+        "--run", help="The finished run whose figures the sheets carry (default: the "
+                      "configured output folder).")] = None,
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Write the sheets a settlement's forum checks its profile with (figures to confirm or
+    correct, the boundary), and the same questions as an XLSForm for a phone."""
+    from profiling.validation import pack
+
+    with _guard(verbose, quiet):
+        cfg = load_config(config)
+        run = _run_folder(cfg, run_dir)
+        dest = out_dir or run.parent / f"{run.name}-validation"
+        written = pack(run, dest, settlement)
+    if not quiet:
+        out.print(f"{len(written) - 2} sheet(s), index.html and validation_form.xlsx written "
+                  f"to {dest}", soft_wrap=True, markup=False)
+
+
+@validation_app.command("load", epilog=EXAMPLES["validation_load"])
+def validation_load(
+    config: Annotated[Path, typer.Argument(help="YAML configuration with a 'store' section.")],
+    corrections: Annotated[Path, typer.Argument(
+        help="The validation form's export (CSV or XLSX).")],
+    run_dir: Annotated[Path | None, typer.Option(
+        "--run", help="The finished run the forum checked (default: the configured output "
+                      "folder).")] = None,
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Keep a forum's corrections in the store, each with its forum, date and recorder, beside
+    the enumerated figures (never over them); every row not taken is listed with its reason."""
+    from profiling._readers import sha256_of
+    from profiling.outputs import SETTLEMENT_TABLE, read_csv
+    from profiling.store import open_configured
+    from profiling.validation import read_corrections
+
+    with _guard(verbose, quiet):
+        cfg = load_config(config)
+        run = _run_folder(cfg, run_dir)
+        if not (run / SETTLEMENT_TABLE).exists():
+            raise ConfigError(f"{run}: no {SETTLEMENT_TABLE}; the corrections are held against "
+                              "the run the forum checked (`profiling run`, or --run DIR)")
+        table = read_csv(run / SETTLEMENT_TABLE, dtype={"settlement_id": str, "name": str})
+        frame, rejects = read_corrections(Path(corrections), table)
+        with open_configured(cfg, purpose="profiling validation load") as store:
+            added = store.load_validations(frame, Path(corrections),
+                                           sha256_of(Path(corrections)))
+    if not quiet:
+        from rich.text import Text
+
+        # a file's name and its cells are text, never markup
+        if added == 0 and len(frame):
+            out.print(f"{corrections}: loaded before (same sha256); nothing changed",
+                      soft_wrap=True, markup=False)
+        else:
+            out.print(f"{added:,} correction(s) kept from {corrections}", soft_wrap=True,
+                      markup=False)
+        if len(rejects):
+            t = Table(title="Not taken")
+            for c in ("row", "field", "value", "action", "reason"):
+                t.add_column(c)
+            for r in rejects.to_dict("records"):
+                t.add_row(*(Text(str(v)) for v in (r["source_row"], r["field"],
+                                                   str(r["value"])[:40], r["action"],
+                                                   r["reason"])))
+            out.print(t)
 
 
 @app.command(epilog=EXAMPLES["version"])

@@ -55,8 +55,9 @@ PNG_MAPS = "maps"
 TEXT_FORMATS = frozenset({".csv", ".json", ".jsonl", ".geojson", ".html", ".htm", ".js",
                           ".css", ".txt", ".svg", ".md", ".xml", ".tsv"})
 #: ... and the structured ones it opens: GeoPackage and GeoParquet layers (attributes and
-#: geometry), PNG text chunks, PDF text. Anything else a run writes is a finding.
-STRUCTURED_FORMATS = frozenset({".gpkg", ".parquet", ".png", ".pdf"})
+#: geometry), PNG text chunks, PDF text, the cells of an XLSX workbook (a validation pack's
+#: XLSForm). Anything else a run writes is a finding.
+STRUCTURED_FORMATS = frozenset({".gpkg", ".parquet", ".png", ".pdf", ".xlsx"})
 AUDITED_FORMATS = TEXT_FORMATS | STRUCTURED_FORMATS
 
 

@@ -411,6 +411,16 @@ def _tables(cfg: Config, out: Path, stages: Stages, settlements: Settlements | N
         outputs["rejects"] = out / REJECTS
         write_csv(supervision_report(result.submissions), out / SUPERVISION)
         outputs["supervision"] = out / SUPERVISION
+        if from_store and table is not None:
+            # the community's corrections, the latest of each figure, beside the run's own
+            from profiling.store import open_configured
+            from profiling.validation import VALIDATED, published
+
+            with open_configured(cfg, purpose="profiling run") as store:
+                current = store.validations()
+            if len(current):
+                write_csv(published(current, table), out / VALIDATED)
+                outputs["validated_figures"] = out / VALIDATED
         findings_b = settlements.frame.attrs.get("boundary_findings") if settlements else None
         if findings_b:
             write_csv(pd.DataFrame(findings_b), out / BOUNDARY_FINDINGS)

@@ -146,6 +146,9 @@ class RunTables:
     #: The input files the figures come from, by kind (file names only, from the
     #: configuration): the map's title block names them.
     sources: tuple[tuple[str, str], ...] = ()
+    #: The community's corrections published beside the enumerated figures
+    #: (``validated_figures.csv``; None when the run has none).
+    validated: pd.DataFrame | None = None
     #: What the map and the PNG maps both draw (simplified polygons, class breaks), computed
     #: once by whichever draws first.
     drawn: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -237,7 +240,7 @@ def read_tables(out: str | Path) -> RunTables:
                      city if city is not None else pd.DataFrame(), params,
                      hexes if hexes is not None else pd.DataFrame(),
                      dates if dates is not None else pd.DataFrame(), opt(PORTFOLIO),
-                     hazards=run_hazards(out))
+                     hazards=run_hazards(out), validated=opt("validated_figures.csv"))
 
 
 def run_hazards(out: Path) -> tuple[HazardRule, ...]:

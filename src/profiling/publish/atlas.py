@@ -253,7 +253,18 @@ def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
              "source": SOURCE_SHORT.get(i.source, i.source)} for i in indicators]
     cited = {i.source: None for i in indicators}
     where = locator(tables)
+    checked = []
+    v = tables.validated
+    if v is not None and len(v) and not sup:
+        for r in v[v["settlement_id"].astype(str) == sid].to_dict("records"):
+            checked.append({"label": str(r["label"]), "enumerated": fmt(r["enumerated"],
+                                                                         "number"),
+                            "validated": fmt(r["validated"], "number"),
+                            "said": "confirmed" if str(r["confirmed"]) == "True"
+                            else "corrected",
+                            "where": f"{r['forum']}, {r['forum_date']}"})
     return {
+        "validated": checked,
         "id": sid, "name": str(row["name"]), "suppressed": sup, "k": k,
         "locator": None if where is None or sid not in where["paths"] else {
             "width": where["width"], "height": where["height"], "city": where["city"],

@@ -1088,6 +1088,49 @@ class Store:
                 (now(), db_user, os_user, socket.gethostname(), self.purpose, what,
                  os.environ.get(REASON_ENV) or None))
 
+    def load_validations(self, corrections: pd.DataFrame, source: Path, sha256: str) -> int:
+        """Keep a forum's corrections (:func:`profiling.validation.read_corrections`), each
+        with the file it came from, in one transaction; a file loaded before adds nothing.
+        Returns the corrections added. Earlier corrections are never changed: the latest one
+        of a settlement's figure is the current one (:meth:`validations`)."""
+        cols = ["source_row", "settlement_id", "figure", "enumerated", "confirmed",
+                "validated", "forum", "forum_date", "recorded_by"]
+        with self._connect(write=True) as conn:
+            if self._rows(conn, self._p("SELECT 1 FROM validations WHERE source_sha256 = ? "
+                                        "LIMIT 1"), (sha256,)):
+                return 0
+            at = now()
+            values = [(at, source.name, sha256, int(r["source_row"]), str(r["settlement_id"]),
+                       str(r["figure"]), None if pd.isna(r["enumerated"])
+                       else float(r["enumerated"]), bool(r["confirmed"]),
+                       float(r["validated"]), str(r["forum"]), str(r["forum_date"]),
+                       str(r["recorded_by"])) for r in corrections[cols].to_dict("records")]
+            if values:
+                conn.exec_driver_sql(self._p(
+                    "INSERT INTO validations (loaded_at, source_file, source_sha256, "
+                    "source_row, settlement_id, figure, enumerated, confirmed, validated, "
+                    "forum, forum_date, recorded_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                    "?)"), values)
+        return len(values)
+
+    def validations(self, history: bool = False) -> pd.DataFrame:
+        """The community's corrections: the current one of each settlement's figure (the
+        latest forum, then the latest loaded), or with ``history`` every one ever loaded, in
+        the order they were loaded."""
+        cols = [("settlement_id", "str"), ("figure", "str"), ("enumerated", "float64"),
+                ("confirmed", "bool"), ("validated", "float64"), ("forum", "str"),
+                ("forum_date", "str"), ("recorded_by", "str"), ("source_file", "str"),
+                ("source_row", "int64"), ("loaded_at", "datetime64[us, UTC]"),
+                ("fid", "int64")]
+        with self._connect(write=False) as conn:
+            frame = self._frame(conn, "SELECT " + ", ".join(c for c, _ in cols)
+                                + " FROM validations ORDER BY fid", cols)
+        if history or frame.empty:
+            return frame
+        latest = frame.sort_values(["forum_date", "fid"]).groupby(
+            ["settlement_id", "figure"], sort=True).tail(1)
+        return latest.sort_values(["settlement_id", "figure"]).reset_index(drop=True)
+
     def access_log(self, last: int | None = None) -> pd.DataFrame:
         """The reads of personal data recorded, oldest first (``last``: only the latest)."""
         cols = [("at", "datetime64[us, UTC]"), ("db_user", "str"), ("os_user", "str"),

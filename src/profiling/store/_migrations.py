@@ -255,6 +255,37 @@ def _v5(conn: Connection, dialect: str) -> None:
          f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {SUPERVISOR_ROLE}")
 
 
+def _v6(conn: Connection, dialect: str) -> None:
+    """The community's corrections of its profile (issue 22): one row per settlement, figure
+    and forum, with where it came from; never changed once written (triggers refuse UPDATE and
+    DELETE), so that every earlier correction stays as history."""
+    t = types(dialect)
+    _sql(conn,
+         f"CREATE TABLE validations (fid {t['id']}, loaded_at {t['time']} NOT NULL, "
+         f"source_file {t['text']} NOT NULL, source_sha256 {t['text']} NOT NULL, "
+         f"source_row {t['int']} NOT NULL, settlement_id {t['text']} NOT NULL, "
+         f"figure {t['text']} NOT NULL, enumerated {t['float']}, confirmed {t['bool']} "
+         f"NOT NULL, validated {t['float']} NOT NULL, forum {t['text']} NOT NULL, "
+         f"forum_date {t['text']} NOT NULL, recorded_by {t['text']} NOT NULL)",
+         "CREATE INDEX validations_settlement ON validations (settlement_id, figure)")
+    if dialect == "sqlite":
+        register_gpkg_layer(conn, "validations", "attributes")
+        for op in ("UPDATE", "DELETE"):
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER validations_no_{op.lower()} BEFORE {op} ON validations "
+                "BEGIN SELECT RAISE(ABORT, 'corrections are kept: add a new one'); END")
+        return
+    _sql(conn,
+         "CREATE FUNCTION profiling_validations_kept() RETURNS trigger LANGUAGE plpgsql "
+         "AS $$ BEGIN RAISE EXCEPTION 'corrections are kept: add a new one'; END $$",
+         "CREATE TRIGGER validations_no_change BEFORE UPDATE OR DELETE ON validations "
+         "FOR EACH ROW EXECUTE FUNCTION profiling_validations_kept()",
+         "REVOKE ALL ON validations FROM PUBLIC",
+         f"GRANT SELECT, INSERT ON validations TO {LOADER_ROLE}",
+         f"GRANT SELECT ON validations TO {ANALYST_ROLE}",
+         f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {LOADER_ROLE}")
+
+
 def _fill_cells(conn: Connection, dialect: str, table: str, resolution: int) -> None:
     """The H3 cells of the rows a store held before it kept them."""
     from profiling.aggregates import h3_cells
@@ -280,6 +311,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "the household rosters: members of the current households", _v4),
     Migration(5, "roles by need: H3 cells for analysts, a supervisors' view, the access log",
               _v5),
+    Migration(6, "the community's corrections of its profile, kept with their provenance",
+              _v6),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -1,0 +1,184 @@
+"""The community validation round (issue 22): the sample city in a GeoPackage store, a pack of
+sheets and an XLSForm for its forums, a forum's answers loaded (every row accepted or listed with
+its reason), and the profile showing the enumerated and the community's figure side by side."""
+
+from __future__ import annotations
+
+import csv
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import openpyxl
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+EXE = str(Path(sys.executable).parent / "profiling")
+HOSTILE = "<script>alert(1)</script>"
+RECORDER = "Ibu Sari Wulandari"
+HEADER = ["settlement_id", "forum", "forum_date", "recorded_by", "households_confirmed",
+          "households_corrected", "population_confirmed", "population_corrected",
+          "taps_confirmed", "taps_corrected", "toilets_confirmed", "toilets_corrected"]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PROFILING_SECRET"}
+    return subprocess.run([EXE, *args], capture_output=True, text=True, env=env)
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The sample city loaded into a store and run from it: (configuration, output folder)."""
+    tmp = tmp_path_factory.mktemp("validation")
+    data = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    base = REPO / "configs"
+    for k in ("form", "boundaries"):
+        data[k] = str((base / data[k]).resolve())
+    data["surveys"] = [str((base / s).resolve()) for s in data["surveys"]]
+    data["hazards"] = [{**h, "path": str((base / h["path"]).resolve())} for h in data["hazards"]]
+    data["cuf"]["interventions"] = str((base / data["cuf"]["interventions"]).resolve())
+    (tmp / "secret.txt").write_text("a-secret-of-the-validation-store-0123456789")
+    data["store"] = {"url": "city.gpkg", "secret_file": "secret.txt"}
+    data["output_dir"] = str(tmp / "out")
+    cfg = tmp / "city.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    for args in (("load", str(cfg), "-q"), ("run", str(cfg), "-q")):
+        proc = cli(*args)
+        assert proc.returncode == 0, proc.stderr
+    return cfg, tmp / "out"
+
+
+def table(out: Path) -> pd.DataFrame:
+    return pd.read_csv(out / "settlement_indicators.csv", dtype={"settlement_id": str}
+                       ).set_index("settlement_id")
+
+
+def write(path: Path, rows: list[dict[str, str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=HEADER)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in HEADER})
+    return path
+
+
+def test_the_pack_carries_the_profiles_counts_and_a_form_of_the_same_questions(city, tmp_path):
+    cfg, out = city
+    proc = cli("validation", "pack", str(cfg), "--settlement", "JK03", "--settlement", "JK01",
+               "--out", str(tmp_path / "pack"))
+    assert proc.returncode == 0, proc.stderr
+    t = table(out)
+    sheet = (tmp_path / "pack" / "JK03.html").read_text(encoding="utf-8")
+    row = t.loc["JK03"]
+    taps = round(row["water_on_premises_share"] * row["water_on_premises_n"])
+    toilets = round(row["sanitation_basic_share"] * row["sanitation_basic_n"])
+    for name, value in (("households", row["households"]), ("population", row["population"]),
+                        ("taps", taps), ("toilets", toilets)):
+        assert f'<tr id="figure-{name}">' in sheet
+        cell = sheet.split(f'<tr id="figure-{name}">')[1].split("</tr>")[0]
+        assert f'<td class="num">{int(value):,}</td>' in cell, name
+    assert '<svg class="sketch" id="sketch"' in sheet and '<path class="own"' in sheet
+    small = (tmp_path / "pack" / "JK01.html").read_text(encoding="utf-8")
+    assert 'id="suppressed"' in small and '<td class="num">–</td>' in small
+    wb = openpyxl.load_workbook(tmp_path / "pack" / "validation_form.xlsx")
+    survey = [[c.value for c in r] for r in wb["survey"].iter_rows()]
+    names = [r[1] for r in survey[1:]]
+    assert names[:4] == ["settlement_id", "forum", "forum_date", "recorded_by"]
+    assert "toilets_confirmed" in names and "toilets_corrected" in names
+    corrected = next(r for r in survey if r[1] == "households_corrected")
+    assert corrected[0] == "integer" and corrected[4] == "${households_confirmed} = 'no'"
+    choices = [[c.value for c in r] for r in wb["choices"].iter_rows()]
+    assert {r[1] for r in choices if r[0] == "settlements"} == set(t.index)
+    proc = cli("validation", "pack", str(cfg), "--settlement", "JK99", "--out",
+               str(tmp_path / "x"))
+    assert proc.returncode == 2 and "JK99" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_forums_answers_are_kept_beside_the_enumeration_and_shown(city, tmp_path):
+    cfg, out = city
+    t = table(out)
+    first = write(tmp_path / "forum_april.csv", [
+        {"settlement_id": "JK03", "forum": "RW 01 forum", "forum_date": "2026-04-02",
+         "recorded_by": RECORDER, "households_confirmed": "no", "households_corrected": "240",
+         "toilets_confirmed": "yes"},
+        {"settlement_id": "JK99", "forum": "x", "forum_date": "2026-04-02",
+         "recorded_by": RECORDER, "households_confirmed": "yes"},
+        {"settlement_id": "JK08", "forum": "RW 02 forum", "forum_date": "02/04/2026",
+         "recorded_by": RECORDER, "households_confirmed": "yes"},
+        {"settlement_id": "JK08", "forum": "RW 02 forum", "forum_date": "2026-04-03",
+         "recorded_by": RECORDER, "households_confirmed": "maybe",
+         "population_confirmed": "no", "population_corrected": "-3"},
+        {"settlement_id": "JK05", "forum": "=HYPERLINK(\"http://x\",\"y\")",
+         "forum_date": "2026-04-04", "recorded_by": RECORDER, "population_confirmed": "yes"},
+    ])
+    proc = cli("validation", "load", str(cfg), str(first))
+    assert proc.returncode == 0, proc.stderr
+    assert "3 correction(s) kept" in proc.stdout
+    listed = proc.stdout
+    for row, field in (("3", "settlement_id"), ("4", "forum_date"), ("5", "households_conf"),
+                       ("5", "population_corr"), ("5", "(row)")):
+        assert any(line.split("│")[1:3] and line.split("│")[1].strip() == row
+                   and line.split("│")[2].strip().startswith(field)
+                   for line in listed.splitlines() if "│" in line), (row, field)
+    again = cli("validation", "load", str(cfg), str(first))
+    assert again.returncode == 0 and "loaded before" in again.stdout
+    later = write(tmp_path / "forum_may.csv", [
+        {"settlement_id": "JK03", "forum": HOSTILE, "forum_date": "2026-05-10",
+         "recorded_by": RECORDER, "households_confirmed": "no", "households_corrected": "238"}])
+    assert cli("validation", "load", str(cfg), str(later)).returncode == 0
+    with sqlite3.connect(cfg.parent / "city.gpkg") as conn:
+        kept = conn.execute("SELECT source_file, source_row, settlement_id, figure, enumerated, "
+                            "confirmed, validated, forum_date, recorded_by FROM validations "
+                            "ORDER BY fid").fetchall()
+    jk03, jk05 = t.loc["JK03"], t.loc["JK05"]
+    toilets = float(round(jk03["sanitation_basic_share"] * jk03["sanitation_basic_n"]))
+    assert kept == [
+        ("forum_april.csv", 2, "JK03", "households", float(jk03["households"]), 0, 240.0,
+         "2026-04-02", RECORDER),
+        ("forum_april.csv", 2, "JK03", "toilets", toilets, 1, toilets, "2026-04-02", RECORDER),
+        ("forum_april.csv", 6, "JK05", "population", float(jk05["population"]), 1,
+         float(jk05["population"]), "2026-04-04", RECORDER),
+        ("forum_may.csv", 2, "JK03", "households", float(jk03["households"]), 0, 238.0,
+         "2026-05-10", RECORDER)]
+    # the next run from the store publishes the latest correction of each figure
+    proc = cli("run", str(cfg), "-q")
+    assert proc.returncode == 0, proc.stderr
+    v = pd.read_csv(out / "validated_figures.csv", dtype={"settlement_id": str})
+    jk03_hh = v[(v["settlement_id"] == "JK03") & (v["figure"] == "households")].iloc[0]
+    assert jk03_hh["enumerated"] == jk03["households"] and jk03_hh["validated"] == 238
+    assert len(v) == 3
+    text = (out / "validated_figures.csv").read_text(encoding="utf-8")
+    assert "'=HYPERLINK" in text and ',=HYPERLINK' not in text
+    page = (out / "atlas" / "JK03.html").read_text(encoding="utf-8")
+    assert '<table id="validated"' in page
+    assert "238 (corrected)" in page and "&lt;script&gt;alert(1)&lt;/script&gt;, 2026-05-10" in page
+    assert HOSTILE not in page
+    assert f"{int(toilets):,} (confirmed)" in page
+    # who recorded the answers stays in the store
+    for p in out.rglob("*"):
+        if p.is_file() and p.suffix in (".csv", ".html", ".js", ".json"):
+            assert RECORDER not in p.read_text(encoding="utf-8", errors="replace"), p
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\x89PNG\r\n\x1a\n\x00\x00binary", "not UTF-8"),
+    (b"settlement,forum\nJK03,x\n", "has no column settlement_id"),
+    (b"", "has no header row"),
+])
+def test_a_corrections_file_that_is_not_one_is_refused_with_its_name(city, tmp_path, content,
+                                                                    message):
+    cfg, _ = city
+    path = tmp_path / "answers.csv"
+    path.write_bytes(content)
+    proc = cli("validation", "load", str(cfg), str(path))
+    assert proc.returncode == 2, proc.stdout
+    assert message in proc.stderr and "answers.csv" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    odd = tmp_path / "answers.txt"
+    odd.write_text("x")
+    proc = cli("validation", "load", str(cfg), str(odd))
+    assert proc.returncode == 2 and "CSV or XLSX" in proc.stderr
