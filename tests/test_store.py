@@ -864,10 +864,11 @@ def test_a_store_of_schema_4_gets_its_h3_cells_views_and_access_log(tmp_path, ci
     result, _ = ingested(city, (0,))
     with open_store(path, SECRET) as store:
         store.load(result)
-    with sqlite3.connect(path) as conn:  # undo step 6, then step 5
-        conn.execute("DROP TABLE validations")
-        conn.execute("DELETE FROM gpkg_contents WHERE table_name = 'validations'")
-        conn.execute("DELETE FROM schema_version WHERE version = 6")
+    with sqlite3.connect(path) as conn:  # undo steps 7 and 6, then step 5
+        for table in ("validations", "boundary_versions"):
+            conn.execute(f"DROP TABLE {table}")
+            conn.execute(f"DELETE FROM gpkg_contents WHERE table_name = '{table}'")
+        conn.execute("DELETE FROM schema_version WHERE version IN (6, 7)")
         for view in ("analysis_households", "supervision_households"):
             conn.execute(f"DROP VIEW {view}")
         conn.execute("DROP TABLE access_log")
@@ -1113,3 +1114,30 @@ def test_corrections_are_kept_with_their_provenance_and_never_changed(store_url)
                 store._connect(write=True) as conn:
             conn.exec_driver_sql("UPDATE validations SET validated = 1")
         assert list(store.validations(history=True)["validated"]) == [240.0, 102.0, 238.0]
+
+
+def test_redrawn_boundaries_are_versions_kept_in_order(store_url):
+    import geopandas as gpd
+    import shapely
+    from sqlalchemy.exc import DBAPIError
+
+    a = gpd.GeoDataFrame({"settlement_id": ["S1"]}, geometry=[shapely.box(0, 0, 1, 1)],
+                         crs="EPSG:4326")
+    b = gpd.GeoDataFrame({"settlement_id": ["S1", "S2"]},
+                         geometry=[shapely.box(0, 0, 2, 1), shapely.box(5, 5, 6, 6)],
+                         crs="EPSG:4326")
+    with open_store(store_url, SECRET) as store:
+        assert store.load_boundaries(a, Path("first.gpkg"), "c" * 64, forum="F1",
+                                     forum_date="2026-04-01") == 1
+        assert store.load_boundaries(a, Path("first.gpkg"), "c" * 64) == 0
+        assert store.load_boundaries(b, Path("second.gpkg"), "d" * 64) == 2
+        latest = store.boundary_versions().set_index("settlement_id")
+        assert latest.loc["S1", "version"] == 2 and latest.loc["S2", "version"] == 2
+        assert shapely.from_wkt(latest.loc["S1", "wkt"]).equals(shapely.box(0, 0, 2, 1))
+        history = store.boundary_versions(history=True)
+        assert list(zip(history["version"], history["settlement_id"], strict=True)) == [
+            (1, "S1"), (2, "S1"), (2, "S2")]
+        assert history["forum"].iloc[0] == "F1"
+        with pytest.raises(DBAPIError, match="boundary versions are kept"), \
+                store._connect(write=True) as conn:
+            conn.exec_driver_sql("DELETE FROM boundary_versions")

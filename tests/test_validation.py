@@ -182,3 +182,76 @@ def test_a_corrections_file_that_is_not_one_is_refused_with_its_name(city, tmp_p
     odd.write_text("x")
     proc = cli("validation", "load", str(cfg), str(odd))
     assert proc.returncode == 2 and "CSV or XLSX" in proc.stderr
+
+
+def test_a_redrawn_boundary_is_a_new_version_the_next_run_uses_and_names(city, tmp_path):
+    import geopandas as gpd
+    import shapely
+
+    from profiling import pipeline
+    from profiling.config import load_config
+
+    cfg, out = city
+    shapes = gpd.read_file(REPO / "sample_data" / "settlements.gpkg")
+    utm = shapes.estimate_utm_crs()
+    jk02 = shapes[shapes["settlement_id"] == "JK02"].copy()
+    wider = jk02.to_crs(utm).buffer(30).to_crs(shapes.crs)
+    jk02["geometry"] = wider.to_numpy()
+    stray = jk02.assign(settlement_id="JK77")
+    redrawn = tmp_path / "redrawn.gpkg"
+    pd.concat([jk02, stray]).to_file(redrawn, layer="settlements", driver="GPKG")
+    proc = cli("validation", "boundary", str(cfg), str(redrawn), "--forum", "RW 09 forum",
+               "--date", "2026-04-05")
+    assert proc.returncode == 0, proc.stderr
+    assert "boundary version 1: 1 settlement(s) redrawn (JK02)" in proc.stdout
+    assert "feature 2: settlement_id 'JK77'" in proc.stdout
+    assert "loaded before" in cli("validation", "boundary", str(cfg), str(redrawn)).stdout
+    proc = cli("run", str(cfg), "-q")
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    manifest = json.loads((out / "run_manifest.json").read_text())
+    assert manifest["inputs"]["boundaries"]["version"] == 1
+    assert manifest["inputs"]["boundaries"]["redrawn"] == ["JK02"]
+    got = gpd.read_file(out / "settlements.gpkg").set_index("settlement_id")
+    assert float(got.loc[["JK02"]].to_crs(utm).area.iloc[0]) == pytest.approx(
+        float(wider.to_crs(utm).area.iloc[0]), rel=1e-3)
+    # the households are placed again in the redrawn boundary: those whose point it covers,
+    # but for the overlap with JK01 (a shared edge goes to the lowest id), counted here
+    hh = pipeline.ingest_config(load_config(REPO / "configs" / "demo.yaml")).households
+    pts = shapely.points(hh["longitude"].to_numpy(float), hh["latitude"].to_numpy(float))
+    jk01 = shapes.set_index("settlement_id").geometry.loc["JK01"]
+    inside = shapely.covers(wider.iloc[0], pts) & ~shapely.covers(jk01, pts)
+    assert table(out).loc["JK02", "households"] == int(inside.sum())
+    assert int(inside.sum()) > 27  # more than the 27 households of the boundary as enumerated
+
+
+def test_the_ranking_takes_the_communitys_counts_where_the_configuration_says_so(city,
+                                                                                 tmp_path):
+    cfg, out = city
+    before = pd.read_csv(out / "cuf_priorities.csv", dtype={"settlement_id": str}
+                         ).set_index("settlement_id")
+    sid = str(before["cuf_rank"].idxmax())  # the last ranked settlement
+    enumerated = table(out).loc[sid, "population"]
+    assert before.loc[sid, "people_value"] == enumerated  # as enumerated, by default
+    answers = write(tmp_path / "forum_june.csv", [
+        {"settlement_id": sid, "forum": "RW 01 forum", "forum_date": "2026-06-01",
+         "recorded_by": RECORDER, "population_confirmed": "no",
+         "population_corrected": "50000"}])
+    assert cli("validation", "load", str(cfg), str(answers)).returncode == 0
+    data = yaml.safe_load(cfg.read_text())
+    data["cuf"]["use_validated"] = ["population"]
+    data["output_dir"] = str(tmp_path / "out")
+    with_counts = cfg.parent / "city-validated.yaml"
+    with_counts.write_text(yaml.safe_dump(data))
+    proc = cli("run", str(with_counts), "-q")
+    assert proc.returncode == 0, proc.stderr
+    after = pd.read_csv(tmp_path / "out" / "cuf_priorities.csv", dtype={"settlement_id": str}
+                        ).set_index("settlement_id")
+    assert after.loc[sid, "people_value"] == 50000
+    assert after.loc[sid, "cuf_rank"] < before.loc[sid, "cuf_rank"]
+    # every other settlement's count is the enumerated one, and the table keeps it too
+    others = after.drop(index=sid)["people_value"].sort_index()
+    assert others.fillna(-1).equals(before.drop(index=sid)["people_value"].sort_index()
+                                    .fillna(-1))
+    assert table(tmp_path / "out").loc[sid, "population"] == enumerated

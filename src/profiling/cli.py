@@ -102,6 +102,9 @@ EXAMPLES = {
         "profiling validation pack configs/city.yaml --settlement JK03 --settlement JK08"),
     "validation_load": _example(
         "profiling validation load configs/city.yaml forum_answers.xlsx"),
+    "validation_boundary": _example(
+        "profiling validation boundary configs/city.yaml redrawn.gpkg --forum 'RW 01 forum' "
+        "--date 2026-04-02"),
 }
 EXIT_INPUT, EXIT_BUG = 2, 3
 
@@ -872,6 +875,55 @@ def validation_load(
                                                    str(r["value"])[:40], r["action"],
                                                    r["reason"])))
             out.print(t)
+
+
+@validation_app.command("boundary", epilog=EXAMPLES["validation_boundary"])
+def validation_boundary(
+    config: Annotated[Path, typer.Argument(help="YAML configuration with a 'store' section.")],
+    redrawn: Annotated[Path, typer.Argument(
+        help="The redrawn boundaries: a GeoPackage or GeoJSON with settlement_id and name.")],
+    forum: Annotated[str | None, typer.Option(help="The forum that redrew them.")] = None,
+    date: Annotated[str | None, typer.Option(help="Its date (YYYY-MM-DD).")] = None,
+    recorded_by: Annotated[str | None, typer.Option(
+        "--recorded-by", help="Who recorded them.")] = None,
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Keep boundaries a community redrew as a new version in the store: the next runs use
+    it for those settlements, and their manifests name the version."""
+    import re
+
+    from profiling._readers import sha256_of
+    from profiling.join import read_boundaries
+    from profiling.store import open_configured
+    from profiling.validation import read_redrawn
+
+    with _guard(verbose, quiet):
+        cfg = load_config(config)
+        if cfg.boundaries is None:
+            raise ConfigError("the configuration has no boundaries to redraw")
+        if date is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date):
+            raise ConfigError(f"--date {date!r}: not a date (YYYY-MM-DD)")
+        known = read_boundaries(cfg.boundaries, cfg.boundaries_layer,
+                                repair=cfg.repair_geometries)["settlement_id"].astype(str)
+        frame, rejects = read_redrawn(Path(redrawn), list(known))
+        if frame.empty:
+            raise ConfigError(f"{redrawn}: no feature has the id of a configured settlement")
+        with open_configured(cfg, purpose="profiling validation boundary") as store:
+            version = store.load_boundaries(frame, Path(redrawn), sha256_of(Path(redrawn)),
+                                            forum=forum, forum_date=date,
+                                            recorded_by=recorded_by)
+    if not quiet:
+        if version == 0:
+            out.print(f"{redrawn}: loaded before (same sha256); nothing changed",
+                      soft_wrap=True, markup=False)
+        else:
+            out.print(f"boundary version {version}: {len(frame):,} settlement(s) redrawn "
+                      f"({', '.join(frame['settlement_id'][:10])})", soft_wrap=True,
+                      markup=False)
+        for r in rejects.to_dict("records"):
+            out.print(f"feature {r['source_row']}: settlement_id {r['value']!r}: "
+                      f"{r['reason']}", soft_wrap=True, markup=False)
 
 
 @app.command(epilog=EXAMPLES["version"])

@@ -423,6 +423,10 @@ class CufSettings(_Strict):
     #: each weight is multiplied by a factor drawn from [1 - spread, 1 + spread].
     weight_spread: float = Field(default=0.25, ge=0, lt=1)
     seed: int = 42
+    #: the settlement counts the ranking takes from the community's corrections where a forum
+    #: gave them (``profiling validation load``; a run from a store): ``households``,
+    #: ``population``. The published table keeps the enumerated counts.
+    use_validated: list[Literal["households", "population"]] = Field(default_factory=list)
 
 
 class MapSettings(_Strict):

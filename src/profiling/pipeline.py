@@ -128,11 +128,69 @@ def load_configured(cfg: Config, exports: Sequence[str | Path] | None = None, *,
 
 
 def load_settlements(cfg: Config) -> Settlements | None:
-    """The configured boundaries, checked and indexed, or None."""
+    """The configured boundaries, checked and indexed, or None; with a store, each settlement
+    a community redrew has its latest version (``profiling validation boundary``), which the
+    frame's ``attrs["boundary_version"]`` names for the manifest."""
     if cfg.boundaries is None:
         return None
-    return prepare(read_boundaries(cfg.boundaries, cfg.boundaries_layer,
-                                   repair=cfg.repair_geometries))
+    frame = read_boundaries(cfg.boundaries, cfg.boundaries_layer, repair=cfg.repair_geometries)
+    frame.attrs["boundary_version"] = {"version": 0}
+    if cfg.store is not None and "geometry" in frame:
+        frame = _redrawn(cfg, frame)
+    return prepare(frame)
+
+
+def _place_in_redrawn(cfg: Config, settlements: Settlements | None,
+                      result: IngestResult) -> None:
+    """The store's households placed again where a community redrew a boundary since they
+    were loaded (their settlement as the latest boundaries have it); nothing otherwise."""
+    import numpy as np
+
+    from profiling.join import place
+
+    if (settlements is None or not settlements.has_geometry
+            or cfg.settlement_assignment.by != "location"
+            or not (settlements.frame.attrs.get("boundary_version") or {}).get("version")):
+        return
+    hh = result.households
+    placed = place(hh["longitude"].to_numpy(dtype=float), hh["latitude"].to_numpy(dtype=float),
+                   settlements)
+    inside = placed.inside >= 0
+    hh["settlement_id"] = pd.array(np.where(inside, settlements.ids[np.maximum(
+        placed.inside, 0)], None), dtype=hh["settlement_id"].dtype)
+    result.counts["outside_settlements"] = int((~inside).sum())
+
+
+def _redrawn(cfg: Config, frame: pd.DataFrame) -> pd.DataFrame:
+    """The boundaries with the store's latest redrawn version of each settlement."""
+    import shapely
+
+    from profiling.store import open_configured
+
+    url = str(cfg.store.url) if cfg.store is not None else ""
+    if "://" not in url and not Path(url).exists():
+        return frame  # no store yet: nothing was redrawn
+    with open_configured(cfg, purpose="boundaries of a run") as store:
+        latest = store.boundary_versions()
+    ids = frame["settlement_id"].astype(str)
+    latest = latest[latest["settlement_id"].isin(set(ids))]
+    if latest.empty:
+        return frame
+    import geopandas as gpd
+
+    geoms = gpd.GeoSeries(shapely.from_wkt(latest["wkt"].to_numpy()), crs="EPSG:4326")
+    if frame.crs is not None:
+        geoms = geoms.to_crs(frame.crs)
+    out = frame.copy()
+    at = {sid: i for i, sid in enumerate(ids)}
+    for sid, geom in zip(latest["settlement_id"], geoms, strict=True):
+        out.iloc[at[sid], out.columns.get_loc("geometry")] = geom
+    out.attrs = dict(frame.attrs)
+    out.attrs["boundary_version"] = {
+        "version": int(latest["version"].max()),
+        "redrawn": sorted(latest["settlement_id"].astype(str)),
+        "sources": sorted(set(latest["source_file"].astype(str)))}
+    return out
 
 
 def _check_inputs(cfg: Config, from_store: bool = False) -> None:
@@ -320,6 +378,7 @@ def _run(cfg: Config, out: Path, stages: Stages, settlements: Settlements | None
         with stages.stage("ingest", 0, "rows") as st:
             if from_store:
                 result = store_result(cfg)
+                _place_in_redrawn(cfg, settlements, result)
             else:
                 place_on = (placer(client, settlements, cfg.execution.partition_size)
                             if client is not None and settlements is not None
@@ -391,13 +450,16 @@ def _tables(cfg: Config, out: Path, stages: Stages, settlements: Settlements | N
     aggregates, the rejects and the supervision report."""
     outputs: dict[str, Path] = {}
     table = city = None
+    current = _current_validations(cfg) if from_store else None
     with stages.stage("tables"):
         if settlements is not None and heavy is not None:
             table = settlement_indicators(settlements.frame, heavy.counts, cfg.min_cell_size,
                                           heavy.zones, omit=t.not_collected,
                                           hazards=t.hazards)
             city = city_summary(heavy.counts, t, cfg.min_cell_size, published=table)
-            cuf = run_cuf(cfg, table)
+            cuf = run_cuf(cfg, _validated_counts(table, current, cfg.cuf.use_validated))
+            for col in cfg.cuf.use_validated:  # the table publishes what was enumerated
+                cuf.settlements[col] = table[col]
             table = cuf.settlements
             outputs.update(write_cuf(out, cuf))
             outputs.update(_write_tables(out, settlements, table, city, t, cfg.min_cell_size))
@@ -411,21 +473,45 @@ def _tables(cfg: Config, out: Path, stages: Stages, settlements: Settlements | N
         outputs["rejects"] = out / REJECTS
         write_csv(supervision_report(result.submissions), out / SUPERVISION)
         outputs["supervision"] = out / SUPERVISION
-        if from_store and table is not None:
+        if current is not None and table is not None and len(current):
             # the community's corrections, the latest of each figure, beside the run's own
-            from profiling.store import open_configured
             from profiling.validation import VALIDATED, published
 
-            with open_configured(cfg, purpose="profiling run") as store:
-                current = store.validations()
-            if len(current):
-                write_csv(published(current, table), out / VALIDATED)
-                outputs["validated_figures"] = out / VALIDATED
+            write_csv(published(current, table), out / VALIDATED)
+            outputs["validated_figures"] = out / VALIDATED
         findings_b = settlements.frame.attrs.get("boundary_findings") if settlements else None
         if findings_b:
             write_csv(pd.DataFrame(findings_b), out / BOUNDARY_FINDINGS)
             outputs["boundary_findings"] = out / BOUNDARY_FINDINGS
     return _Tables(table, city, outputs)
+
+
+def _current_validations(cfg: Config) -> pd.DataFrame | None:
+    """The store's current correction of each settlement's figure (None without a store)."""
+    from profiling.store import open_configured
+
+    if cfg.store is None:
+        return None
+    with open_configured(cfg, purpose="profiling run") as store:
+        return store.validations()
+
+
+def _validated_counts(table: pd.DataFrame, current: pd.DataFrame | None,
+                      columns: Sequence[str]) -> pd.DataFrame:
+    """The settlement table as the ranking reads it: the counts named in ``columns``
+    (``cuf.use_validated``) replaced by the community's where a forum gave them; a settlement
+    below k keeps its empty counts (nothing of it is published)."""
+    if not columns or current is None or current.empty:
+        return table
+    out = table.copy()
+    ids = out["settlement_id"].astype(str)
+    for col in columns:
+        given = current[current["figure"] == col].set_index("settlement_id")["validated"]
+        hit = ids.isin(given.index).to_numpy() & out[col].notna().to_numpy()
+        out.loc[hit, col] = ids[hit].map(given).to_numpy()
+        log.info("the ranking takes %s from the community's corrections in %d settlement(s)",
+                 col, int(hit.sum()))
+    return out
 
 
 def _publish_and_audit(cfg: Config, out: Path, stages: Stages, settlements: Settlements | None,
@@ -447,7 +533,9 @@ def _publish_and_audit(cfg: Config, out: Path, stages: Stages, settlements: Sett
         "inputs": {
             "surveys": [asdict(i) for i in result.inputs],
             "form": _file_entry(cfg.form),
-            "boundaries": _file_entry(cfg.boundaries),
+            "boundaries": {**_file_entry(cfg.boundaries), **(
+                settlements.frame.attrs.get("boundary_version") or {}
+                if settlements is not None else {})},
             "hazards": [{"name": h.name, **_file_entry(h.path)} for h in cfg.hazards],
         },
         "counts": result.counts,

@@ -371,3 +371,31 @@ def published(current: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
                     "validated": r["validated"], "confirmed": bool(r["confirmed"]),
                     "forum": r["forum"], "forum_date": r["forum_date"]})
     return pd.DataFrame(out, columns=VALIDATED_COLUMNS)
+
+
+# --------------------------------------------------------------------------------------------
+# Redrawn boundaries
+# --------------------------------------------------------------------------------------------
+
+def read_redrawn(path: Path, known: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Boundaries a community redrew (a GeoPackage or GeoJSON layer with ``settlement_id`` and
+    ``name``, checked like any boundary file): those of known settlements in EPSG:4326, and
+    every other feature listed with its reason."""
+    from profiling.join import read_boundaries
+
+    if path.suffix.lower() not in (".gpkg", ".geojson", ".json"):
+        raise InputFileError(path, f"is a {path.suffix or 'file without extension'}; give the "
+                                   "redrawn boundaries as a GeoPackage or GeoJSON")
+    frame = read_boundaries(path)
+    if "geometry" not in frame or frame.crs is None:
+        raise InputFileError(path, "holds no polygons with a coordinate system")
+    frame = frame.to_crs("EPSG:4326")
+    ids = frame["settlement_id"].astype(str)
+    ok = ids.isin(set(known)).to_numpy()
+    rejects = pd.DataFrame({"source_file": path.name, "source_row": np.flatnonzero(~ok) + 1,
+                            "field": "settlement_id", "value": ids[~ok].to_numpy(),
+                            "action": "row_rejected",
+                            "reason": "no settlement of the configured boundaries has this id"},
+                           columns=REJECT_COLUMNS)
+    kept = frame.loc[ok, ["settlement_id", "geometry"]].assign(settlement_id=ids[ok])
+    return kept.reset_index(drop=True), rejects

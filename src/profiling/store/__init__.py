@@ -1131,6 +1131,41 @@ class Store:
             ["settlement_id", "figure"], sort=True).tail(1)
         return latest.sort_values(["settlement_id", "figure"]).reset_index(drop=True)
 
+    def load_boundaries(self, redrawn: pd.DataFrame, source: Path, sha256: str, *,
+                        forum: str | None = None, forum_date: str | None = None,
+                        recorded_by: str | None = None) -> int:
+        """Keep redrawn boundaries (``settlement_id`` and a WGS84 ``geometry``) as the next
+        version, in one transaction; a file loaded before adds nothing (0). Returns the new
+        version's number."""
+        with self._connect(write=True) as conn:
+            if self._rows(conn, "SELECT 1 FROM boundary_versions WHERE source_sha256 = ? "
+                                "LIMIT 1", (sha256,)):
+                return 0
+            version = int(self._rows(conn, "SELECT COALESCE(MAX(version), 0) FROM "
+                                           "boundary_versions")[0][0]) + 1
+            at = now()
+            values = [(version, at, source.name, sha256, str(sid), geom.wkt, forum, forum_date,
+                       recorded_by) for sid, geom in zip(redrawn["settlement_id"],
+                                                          redrawn.geometry, strict=True)]
+            conn.exec_driver_sql(self._p(
+                "INSERT INTO boundary_versions (version, loaded_at, source_file, "
+                "source_sha256, settlement_id, wkt, forum, forum_date, recorded_by) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?)"), values)
+        return version
+
+    def boundary_versions(self, history: bool = False) -> pd.DataFrame:
+        """The redrawn boundaries: the latest version of each settlement redrawn, or with
+        ``history`` every one, oldest first (``wkt``: the polygon in EPSG:4326)."""
+        cols = [("version", "int64"), ("settlement_id", "str"), ("wkt", "str"),
+                ("source_file", "str"), ("forum", "str"), ("forum_date", "str"),
+                ("loaded_at", "datetime64[us, UTC]"), ("fid", "int64")]
+        with self._connect(write=False) as conn:
+            frame = self._frame(conn, "SELECT " + ", ".join(c for c, _ in cols)
+                                + " FROM boundary_versions ORDER BY fid", cols)
+        if history or frame.empty:
+            return frame
+        return frame.groupby("settlement_id", sort=True).tail(1).reset_index(drop=True)
+
     def access_log(self, last: int | None = None) -> pd.DataFrame:
         """The reads of personal data recorded, oldest first (``last``: only the latest)."""
         cols = [("at", "datetime64[us, UTC]"), ("db_user", "str"), ("os_user", "str"),

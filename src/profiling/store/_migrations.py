@@ -286,6 +286,36 @@ def _v6(conn: Connection, dialect: str) -> None:
          f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {LOADER_ROLE}")
 
 
+def _v7(conn: Connection, dialect: str) -> None:
+    """Boundaries a community redrew (issue 22): each load of them a new version, one row per
+    settlement redrawn (the polygon as WKT, EPSG:4326), with where it came from; never changed
+    once written, so that every earlier version stays."""
+    t = types(dialect)
+    _sql(conn,
+         f"CREATE TABLE boundary_versions (fid {t['id']}, version {t['int']} NOT NULL, "
+         f"loaded_at {t['time']} NOT NULL, source_file {t['text']} NOT NULL, "
+         f"source_sha256 {t['text']} NOT NULL, settlement_id {t['text']} NOT NULL, "
+         f"wkt {t['text']} NOT NULL, forum {t['text']}, forum_date {t['text']}, "
+         f"recorded_by {t['text']})")
+    if dialect == "sqlite":
+        register_gpkg_layer(conn, "boundary_versions", "attributes")
+        for op in ("UPDATE", "DELETE"):
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER boundary_versions_no_{op.lower()} BEFORE {op} ON "
+                "boundary_versions BEGIN SELECT RAISE(ABORT, 'boundary versions are kept: "
+                "load a new one'); END")
+        return
+    _sql(conn,
+         "CREATE FUNCTION profiling_boundary_versions_kept() RETURNS trigger LANGUAGE plpgsql "
+         "AS $$ BEGIN RAISE EXCEPTION 'boundary versions are kept: load a new one'; END $$",
+         "CREATE TRIGGER boundary_versions_no_change BEFORE UPDATE OR DELETE ON "
+         "boundary_versions FOR EACH ROW EXECUTE FUNCTION profiling_boundary_versions_kept()",
+         "REVOKE ALL ON boundary_versions FROM PUBLIC",
+         f"GRANT SELECT, INSERT ON boundary_versions TO {LOADER_ROLE}",
+         f"GRANT SELECT ON boundary_versions TO {ANALYST_ROLE}",
+         f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {LOADER_ROLE}")
+
+
 def _fill_cells(conn: Connection, dialect: str, table: str, resolution: int) -> None:
     """The H3 cells of the rows a store held before it kept them."""
     from profiling.aggregates import h3_cells
@@ -313,6 +343,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               _v5),
     Migration(6, "the community's corrections of its profile, kept with their provenance",
               _v6),
+    Migration(7, "boundaries a community redrew, each load a new version", _v7),
 )
 LATEST = MIGRATIONS[-1].version
 
