@@ -255,3 +255,85 @@ def test_the_ranking_takes_the_communitys_counts_where_the_configuration_says_so
     assert others.fillna(-1).equals(before.drop(index=sid)["people_value"].sort_index()
                                     .fillna(-1))
     assert table(tmp_path / "out").loc[sid, "population"] == enumerated
+
+
+def _messages() -> set[str]:
+    """Every message the validation sheets, index and form say, extracted from their sources
+    (Babel's extractors: Jinja's for the templates, Python's for ``_()`` calls), and the
+    figures' labels."""
+    from babel.messages.extract import extract
+
+    from profiling.validation import FIGURES
+
+    found = {f.label for f in FIGURES}
+    templates = REPO / "src" / "profiling" / "templates"
+    for name in ("validation_sheet.html", "validation_index.html"):
+        with (templates / name).open("rb") as f:
+            found |= {m[1] if isinstance(m[1], str) else m[1][0] for m in extract(
+                "jinja2.ext:babel_extract", f, keywords={"_": None},
+                options={"extensions": "jinja2.ext.i18n", "trim_blocks": "true",
+                         "lstrip_blocks": "true"})}
+    with (REPO / "src" / "profiling" / "validation.py").open("rb") as f:
+        found |= {m[1] for m in extract("python", f, keywords={"_": None})
+                  if isinstance(m[1], str)}
+    return found
+
+
+@pytest.mark.parametrize("language", ["fr", "es", "pt"])
+def test_every_message_of_the_validation_round_has_its_translation(language):
+    from babel.messages.pofile import read_po
+
+    po = REPO / "src" / "profiling" / "locale" / language / "LC_MESSAGES" / "profiling.po"
+    with po.open("rb") as f:
+        catalog = read_po(f, locale=language)
+    said = _messages()
+    assert len(said) > 30
+    missing = sorted(m for m in said if not (catalog.get(m) and catalog.get(m).string))
+    assert missing == []
+    # a message's placeholders are the translation's too
+    import re
+
+    for m in said:
+        assert set(re.findall(r"%\((\w+)\)s", m)) == set(re.findall(
+            r"%\((\w+)\)s", catalog.get(m).string)), m
+
+
+def test_the_pack_in_french_has_no_english_left(city, tmp_path):
+    import html as html_lib
+    import re
+
+    from profiling.i18n import gettext_for
+
+    cfg, out = city
+    data = yaml.safe_load(cfg.read_text())
+    data["language"] = "fr"
+    fr = cfg.parent / "city-fr.yaml"
+    fr.write_text(yaml.safe_dump(data))
+    proc = cli("validation", "pack", str(fr), "--settlement", "JK03", "--settlement", "JK01",
+               "--out", str(tmp_path / "pack"))
+    assert proc.returncode == 0, proc.stderr
+    _ = gettext_for("fr")
+    english = [m for m in _messages() if _(m) != m and len(m.split()) >= 1]
+    for page in ("JK03.html", "JK01.html", "index.html"):
+        html = (tmp_path / "pack" / page).read_text(encoding="utf-8")
+        assert '<html lang="fr">' in html
+        text = html_lib.unescape(re.sub(r"<[^>]+>", "\n", html))
+        lines = {line.strip() for line in text.splitlines() if line.strip()}
+        left = [m for m in english if "%(" not in m and m in lines]
+        assert left == [], (page, left)
+    sheet = (tmp_path / "pack" / "JK03.html").read_text(encoding="utf-8")
+    assert "Les chiffres du profil" in sheet and "Ménages ayant l&#39;eau sur place" in sheet
+    wb = openpyxl.load_workbook(tmp_path / "pack" / "validation_form.xlsx")
+    labels = [r[2].value for r in wb["survey"].iter_rows(min_row=2)]
+    assert "Date du forum" in labels and "Date of the forum" not in labels
+    assert wb["settings"]["D2"].value == "Français (fr)"
+
+
+def test_a_translated_message_escapes_what_it_is_given():
+    from profiling.i18n import environment
+
+    page = environment("fr").get_template("validation_index.html").render(
+        sheets=[{"id": "JK05", "name": HOSTILE, "href": "JK05.html"}])
+    assert HOSTILE not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    with pytest.raises(ValueError, match="no catalogue for the language 'xx'"):
+        environment("xx")

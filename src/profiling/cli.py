@@ -821,7 +821,7 @@ def validation_pack(
         cfg = load_config(config)
         run = _run_folder(cfg, run_dir)
         dest = out_dir or run.parent / f"{run.name}-validation"
-        written = pack(run, dest, settlement)
+        written = pack(run, dest, settlement, cfg.language)
     if not quiet:
         out.print(f"{len(written) - 2} sheet(s), index.html and validation_form.xlsx written "
                   f"to {dest}", soft_wrap=True, markup=False)

@@ -479,6 +479,9 @@ class Config(_Strict):
     #: name or code: ``Français (fr)``, ``fr``): an export "with labels" in that language is
     #: mapped back through them. Default: the form's ``default_language``, else ``label``.
     form_language: str | None = Field(default=None, min_length=1, max_length=100)
+    #: The language of what people read where it has its catalogue
+    #: (:mod:`profiling.i18n`; so far the community validation sheets and form).
+    language: Literal["en", "fr", "es", "pt"] = "en"
     #: Settlement polygons (any vector format), or, for surveys placed by a column, a CSV of
     #: ``settlement_id`` and ``name`` without geometry.
     boundaries: Path | None = None

@@ -122,46 +122,56 @@ def boundary_sketch(shapes: Any, sid: str, side: int = 260) -> dict[str, Any] | 
             "own": path(shapely.simplify(own, 0.5 / scale))}
 
 
-def write_validation_form(path: Path, settlements: Iterable[tuple[str, str]]) -> Path:
+def write_validation_form(path: Path, settlements: Iterable[tuple[str, str]],
+                          language: str = "en") -> Path:
     """An XLSForm of the sheets' questions: the settlement, the forum, its date, who recorded
-    the answers, and for each figure whether it holds and, when it does not, the right count."""
+    the answers, and for each figure whether it holds and, when it does not, the right count;
+    its labels in ``language`` (``default_language`` set to it)."""
     from openpyxl import Workbook
 
+    from profiling.i18n import LANGUAGES, gettext_for
+
+    _ = gettext_for(language)
     wb = Workbook()
     survey = wb.active
     survey.title = "survey"
     survey.append(["type", "name", "label", "required", "relevant", "constraint"])
-    survey.append(["select_one settlements", "settlement_id", "Settlement", "yes", "", ""])
-    survey.append(["text", "forum", "Forum or meeting where the profile was checked", "yes",
+    survey.append(["select_one settlements", "settlement_id", _("Settlement"), "yes", "", ""])
+    survey.append(["text", "forum", _("Forum or meeting where the profile was checked"), "yes",
                    "", ""])
-    survey.append(["date", "forum_date", "Date of the forum", "yes", "", ""])
-    survey.append(["text", "recorded_by", "Who recorded the answers", "yes", "", ""])
+    survey.append(["date", "forum_date", _("Date of the forum"), "yes", "", ""])
+    survey.append(["text", "recorded_by", _("Who recorded the answers"), "yes", "", ""])
     for f in FIGURES:
+        label = _(f.label)
         survey.append(["select_one yes_no", f"{f.name}_confirmed",
-                       f"{f.label}: is the profile's figure right?", "", "", ""])
-        survey.append(["integer", f"{f.name}_corrected", f"{f.label}: the right figure", "",
+                       _("%(figure)s: is the profile's figure right?", figure=label), "", "",
+                       ""])
+        survey.append(["integer", f"{f.name}_corrected",
+                       _("%(figure)s: the right figure", figure=label), "",
                        f"${{{f.name}_confirmed}} = 'no'", ". >= 0"])
     choices = wb.create_sheet("choices")
     choices.append(["list_name", "name", "label"])
-    choices.append(["yes_no", "yes", "Yes"])
-    choices.append(["yes_no", "no", "No"])
+    choices.append(["yes_no", "yes", _("Yes")])
+    choices.append(["yes_no", "no", _("No")])
     for sid, name in settlements:
         choices.append(["settlements", sid, name])
     settings = wb.create_sheet("settings")
-    settings.append(["form_title", "form_id", "version"])
-    settings.append(["Community validation of the settlement profiles", "validation", "1"])
+    settings.append(["form_title", "form_id", "version", "default_language"])
+    settings.append([_("Community validation of the settlement profiles"), "validation", "1",
+                     f"{LANGUAGES[language]} ({language})"])
     wb.save(path)
     return path
 
 
-def pack(run: Path, out: Path, settlements: Sequence[str] | None = None) -> dict[str, Path]:
+def pack(run: Path, out: Path, settlements: Sequence[str] | None = None,
+         language: str = "en") -> dict[str, Path]:
     """The validation pack of the finished run in ``run`` for ``settlements`` (default: every
-    one with published figures) into ``out``; audited before it is left in place."""
+    one with published figures) into ``out``, in ``language``; audited before it is left in
+    place."""
     import json
 
-    import jinja2
-
     from profiling.audit import Secrets, audit
+    from profiling.i18n import environment, gettext_for
     from profiling.outputs import MANIFEST
     from profiling.publish._data import fmt, read_tables, safe_id
     from profiling.publish.atlas import locator
@@ -185,9 +195,8 @@ def pack(run: Path, out: Path, settlements: Sequence[str] | None = None) -> dict
         raise ConfigError(f"no settlement {', '.join(map(repr, unknown[:5]))} in {run}; the "
                           f"run has {', '.join(list(known)[:5])}…")
     out.mkdir(parents=True, exist_ok=True)
-    env = jinja2.Environment(loader=jinja2.PackageLoader("profiling", "templates"),
-                             autoescape=True, undefined=jinja2.StrictUndefined,
-                             trim_blocks=True, lstrip_blocks=True)
+    env = environment(language)
+    _ = gettext_for(language)
     from importlib import resources
 
     (out / "atlas.css").write_bytes(
@@ -199,7 +208,7 @@ def pack(run: Path, out: Path, settlements: Sequence[str] | None = None) -> dict
     written: dict[str, Path] = {}
     for sid in wanted:
         row = rows[sid]
-        figures = [{"name": f.name, "label": f.label,
+        figures = [{"name": f.name, "label": _(f.label),
                     "value": "–" if f.value(row) is None else fmt(f.value(row), "number")}
                    for f in FIGURES]
         ctx = {"id": sid, "name": known[sid], "figures": figures, "k": tables.k,
@@ -215,7 +224,8 @@ def pack(run: Path, out: Path, settlements: Sequence[str] | None = None) -> dict
         sheets=[{"id": s, "name": known[s], "href": written[s].name} for s in wanted])
     (out / "index.html").write_text(index, encoding="utf-8")
     written["index"] = out / "index.html"
-    written["form"] = write_validation_form(out / "validation_form.xlsx", known.items())
+    written["form"] = write_validation_form(out / "validation_form.xlsx", known.items(),
+                                            language)
     findings = audit(out, Secrets({}, np.zeros(0), np.zeros(0), tables.k))
     if findings:
         from profiling._errors import DisclosureError
