@@ -259,3 +259,24 @@ def test_then_and_now_pages_say_what_changed(second: Path, compared: Path):
     # a settlement below k in both rounds: no household figure
     small = (compared / "atlas" / "JK01.html").read_text(encoding="utf-8")
     assert "suppressed (fewer than 5 households)" in small
+
+
+def test_the_later_rounds_profiles_have_their_then_and_now(compared: Path):
+    """In the round the comparison ran, each profile gains its "then and now" (the shares of
+    both rounds' tables), linking to the comparison's page; the earlier round's has none."""
+    b = pd.read_csv(compared / "rounds" / "before" / "settlement_indicators.csv",
+                    dtype={"settlement_id": str}).set_index("settlement_id")
+    profile = (compared / "rounds" / "after" / "atlas" / "JK03.html").read_text(
+        encoding="utf-8")
+    assert '<div class="then-and-now" id="then-and-now">' in profile
+    section = profile.split('id="then-and-now">')[1]
+    rows = _page_rows(section.replace("<table>", '<table id="t">', 1), "t")
+    san = rows["Basic sanitation"]
+    assert san[:2] == [f"{round(b.loc['JK03', 'sanitation_basic_share'] * 100)}%", "100%"]
+    assert san[-1] == "better"
+    assert 'href="../../../atlas/JK03.html"' in section
+    assert (compared / "rounds" / "after" / "atlas" / "../../../atlas/JK03.html").resolve(
+    ).exists()
+    before = (compared / "rounds" / "before" / "atlas" / "JK03.html").read_text(
+        encoding="utf-8")
+    assert "then-and-now" not in before

@@ -510,6 +510,17 @@ def compare(before_dir: str | Path, after_dir: str | Path, out_dir: str | Path, 
                                settlement_changes=moved, cuf=cuf, profiles=profiles,
                                years=_years(before, after))
     written["atlas"] = pages["index"]
+    if profiles is not None:
+        # a round this comparison ran: its profiles gain their "then and now"
+        from profiling.publish._data import read_tables
+        from profiling.publish.atlas import write_atlas
+        from profiling.publish.change import profile_sections
+
+        tables = read_tables(after.folder)
+        tables.then_and_now = profile_sections(
+            change, moves, k=k, hazards=tables.hazards, years=_years(before, after),
+            pages=Path(os.path.relpath(out / "atlas", after.folder / "atlas")).as_posix())
+        write_atlas(tables)
     shapes = _polygons(after.folder)
     if shapes is not None:
         from profiling.publish.change import write_change_map

@@ -149,6 +149,9 @@ class RunTables:
     #: The community's corrections published beside the enumerated figures
     #: (``validated_figures.csv``; None when the run has none).
     validated: pd.DataFrame | None = None
+    #: Each settlement's "then and now" in a comparison's later round (by settlement id:
+    #: :func:`profiling.publish.change.profile_sections`); None outside a comparison.
+    then_and_now: dict[str, dict[str, Any]] | None = None
     #: What the map and the PNG maps both draw (simplified polygons, class breaks), computed
     #: once by whichever draws first.
     drawn: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)

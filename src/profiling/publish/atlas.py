@@ -264,6 +264,7 @@ def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
                             else "corrected",
                             "where": f"{r['forum']}, {r['forum_date']}"})
     return {
+        "then_and_now": (tables.then_and_now or {}).get(sid),
         "validated": checked,
         "id": sid, "name": str(row["name"]), "suppressed": sup, "k": k,
         "locator": None if where is None or sid not in where["paths"] else {

@@ -121,6 +121,22 @@ def _transition_rows(rows: pd.DataFrame | None, names: dict[str, str], k: int
     return out
 
 
+def profile_sections(change: pd.DataFrame, transitions: pd.DataFrame | None, *, k: int,
+                     hazards: Sequence[HazardRule] = (), years: tuple[str, str] = ("before",
+                                                                                    "now"),
+                     pages: str = "") -> dict[str, dict[str, Any]]:
+    """Each settlement's "then and now" section of its profile in the later round: every
+    indicator before and after with the change in words, and the link to its page of the
+    comparison (``pages``: where those are, relative to the profiles)."""
+    names = labels(hazards)
+    out = {}
+    for sid, rows in change.groupby(change["settlement_id"].astype(str)):
+        out[sid] = {"years": list(years), "rows": _change_rows(rows, names, hazards),
+                    "href": f"{pages}/{safe_id(sid)}.html" if pages else "",
+                    "matched": transitions is not None}
+    return out
+
+
 def write_change_atlas(out: Path, before: pd.DataFrame, after: pd.DataFrame,
                        change: pd.DataFrame, *, k: int, hazards: Sequence[HazardRule] = (),
                        transitions: pd.DataFrame | None = None,
