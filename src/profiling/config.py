@@ -439,6 +439,9 @@ class MapSettings(_Strict):
     #: so the map works with no network.
     basemap: str | None = None
     basemap_attribution: str = ""
+    #: A basemap from a local file, for a map with no network: raster tiles in an MBTiles or
+    #: PMTiles archive; the tiles around the settlements are copied beside the map.
+    basemap_file: Path | None = None
     #: H3 resolution of the optional household-hexagon layer (9: about 0.1 km² a cell).
     h3_resolution: int = Field(default=9, ge=0, le=15)
     #: Columns of the settlement table drawn as choropleths (default: the main indicators).
@@ -559,6 +562,7 @@ class Config(_Strict):
         data.form = r(data.form)
         data.cuf.interventions = r(data.cuf.interventions)
         data.boundaries = r(data.boundaries)
+        data.map.basemap_file = r(data.map.basemap_file)
         data.output_dir = r(data.output_dir)  # type: ignore[assignment]
         if data.store is not None:
             if not data.store.is_database:

@@ -59,6 +59,8 @@ def input_sources(cfg: Config) -> tuple[tuple[str, str], ...]:
         out.append(("Settlement boundaries", Path(cfg.boundaries).name))
     if cfg.hazards:
         out.append(("Hazards", ", ".join(f"{h.name} ({Path(h.path).name})" for h in cfg.hazards)))
+    if cfg.map.basemap_file is not None:
+        out.append(("Basemap", Path(cfg.map.basemap_file).name))
     return tuple(out)
 
 

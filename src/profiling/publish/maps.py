@@ -288,7 +288,8 @@ def map_data(tables: RunTables, settings: MapSettings, hazards: list[dict[str, A
             "hexagons": hexagon_features(tables.hexagons, hex_legend["bounds"]),
             "hexagon_legend": hex_legend, "hazards": hazards,
             "portfolio": portfolio_panel(tables),
-            "basemap": settings.basemap, "attribution": settings.basemap_attribution}
+            "basemap": settings.basemap, "attribution": settings.basemap_attribution,
+            "basemap_local": None}
 
 
 def _words(name: object) -> str:
@@ -557,14 +558,17 @@ def write_map(tables: RunTables, settings: MapSettings, hazards: list[Any] | Non
     rendered here."""
     out = tables.out
     folder = copy_assets(out)
-    if overlays is None:
-        t = tables.settlements
-        around = ((tuple(t.total_bounds), "EPSG:4326") if tables.has_geometry and len(t)
-                  else None)
-        overlays = render_overlays(list(hazards or []), around)
-    data = map_data(tables, settings, save_overlays(overlays, folder))
     t = tables.settlements
     bounds = tuple(float(v) for v in t.total_bounds) if tables.has_geometry and len(t) else None
+    if overlays is None:
+        around = (bounds, "EPSG:4326") if bounds is not None else None
+        overlays = render_overlays(list(hazards or []), around)
+    data = map_data(tables, settings, save_overlays(overlays, folder))
+    if settings.basemap_file is not None and bounds is not None:
+        from profiling.publish.basemap import extract
+
+        data["basemap_local"] = extract(settings.basemap_file, bounds,  # type: ignore[arg-type]
+                                        folder / "basemap")
     return {"map": write_page(out, data, bounds, "Settlement profiles: map")}
 
 

@@ -72,6 +72,13 @@ function profilingMap(map, D) {
   if (D.basemap) {
     L.tileLayer(D.basemap, {attribution: esc(D.attribution || ""), maxZoom: 19}).addTo(map);
   }
+  // a basemap from a local archive, its tiles copied beside the page: no network needed
+  if (D.basemap_local) {
+    var B = D.basemap_local;
+    L.tileLayer(B.url, {minNativeZoom: B.minZoom, maxNativeZoom: B.maxNativeZoom, maxZoom: 19,
+                        bounds: B.bounds, attribution: esc(B.attribution || ""),
+                        className: "pm-basemap"}).addTo(map);
+  }
   // Leaflet's layer control writes its labels as HTML: every label goes through esc().
   function esc(text) {
     var d = document.createElement("div");
