@@ -16,6 +16,7 @@ import geopandas as gpd
 import pytest
 import yaml
 from PIL import Image
+
 from test_browser import browser_type_launch_args, open_map, shot  # noqa: F401 (a fixture)
 
 REPO = Path(__file__).resolve().parents[1]

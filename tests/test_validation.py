@@ -304,7 +304,7 @@ def test_the_pack_in_french_has_no_english_left(city, tmp_path):
 
     from profiling.i18n import gettext_for
 
-    cfg, out = city
+    cfg, _ = city
     data = yaml.safe_load(cfg.read_text())
     data["language"] = "fr"
     fr = cfg.parent / "city-fr.yaml"

@@ -537,8 +537,7 @@ def _publish_and_audit(cfg: Config, out: Path, stages: Stages, settlements: Sett
                 settlements.frame.attrs.get("boundary_version") or {}
                 if settlements is not None else {})},
             "hazards": [{"name": h.name, **_file_entry(h.path)} for h in cfg.hazards],
-            **({"basemap": _file_entry(cfg.map.basemap_file)}
-               if cfg.map.basemap_file is not None else {}),
+            "basemap": _file_entry(cfg.map.basemap_file),
         },
         "counts": result.counts,
         "stages": stages.as_manifest(),
