@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from profiling._errors import PrioritisationError
-from profiling.indicators import INDICATOR_NAMES
+from profiling.indicators import INDICATOR_NAMES, PRIORITY_NEEDS
 from profiling.publish._data import fmt
 
 log = logging.getLogger(__name__)
@@ -351,6 +351,72 @@ def candidates(settlements: pd.DataFrame, ranking: Ranking,
     return pd.DataFrame(rows)
 
 
+def top_need_reasons(table: pd.DataFrame, ranking: Ranking,
+                     interventions: Sequence[Intervention], cands: pd.DataFrame,
+                     port: Portfolio | None, settlement_cap: float | None = None
+                     ) -> pd.DataFrame:
+    """For each ranked settlement, the need its households name most often and why the
+    portfolio funds it there or not, in that order of causes: funded here; nothing in the
+    catalogue answers it; not advised here (the catalogue's reason); no household lacks it;
+    the settlement's cap is spent; too costly per person served (dearer than anything the
+    portfolio funds); else the budget ran out before it. Columns ``top_need``,
+    ``top_need_funded`` and ``top_need_reason`` (words)."""
+    t = ranking.table
+    bought = port.table if port is not None and not port.empty else pd.DataFrame(
+        columns=["settlement_id", "need", "cost", "beneficiaries"])
+    per_person = (bought["cost"].astype(float) / bought["beneficiaries"].astype(float)
+                  .where(bought["beneficiaries"].astype(float) > 0))
+    dearest = float(per_person.max()) if per_person.notna().any() else math.inf
+    spent = bought.groupby(bought["settlement_id"].astype(str))["cost"].sum()
+    total = float(bought["cost"].sum()) if len(bought) else 0.0
+    budget = port.budget if port is not None else 0.0
+    rows = []
+    for pos in np.flatnonzero(t["ranked"].to_numpy(dtype=bool)):
+        s = table.iloc[pos]
+        sid = str(s["settlement_id"])
+        shares = [(float(s[f"priority_{n}_share"]), i, n) for i, n in enumerate(PRIORITY_NEEDS)
+                  if f"priority_{n}_share" in s and pd.notna(s[f"priority_{n}_share"])]
+        shares = [x for x in shares if x[0] > 0]
+        if not shares:
+            continue
+        need = min(shares, key=lambda x: (-x[0], x[1]))[2]
+        words = need.replace("_", " ")
+        ivs = [iv for iv in interventions if iv.need == need]
+        here = bought[(bought["settlement_id"].astype(str) == sid)
+                      & (bought["need"].astype(str) == need)]
+        funded = len(here) > 0
+        mine = cands[(cands["settlement_id"].astype(str) == sid)
+                     & (cands["need"] == need)] if len(cands) else cands
+        if funded:
+            reason = "funded here"
+        elif not ivs:
+            reason = "the fund's catalogue has nothing for it"
+        elif len(mine) == 0:
+            blocked = [iv for iv in ivs if any(
+                pd.notna(s.get(col)) and float(s.get(col)) > limit
+                for col, limit in iv.not_advised_above.items())]
+            why = (blocked[0].reason_not_advised or "the catalogue advises against it here"
+                   ) if blocked else ""
+            reason = f"not advised here ({why})" if blocked else "no household here lacks it"
+        else:
+            cost = float((mine["unit_cost"] / mine["persons_per_unit"]).min())
+            if (settlement_cap is not None
+                    and float(spent.get(sid, 0.0)) + float(mine["unit_cost"].min())
+                    > settlement_cap):
+                reason = (f"the settlement's cap of {settlement_cap:,.0f} is spent on its other "
+                          "needs")
+            elif cost > dearest:
+                reason = (f"too costly per person served: {cost:,.0f} a person here, the "
+                          f"portfolio funds nothing above {dearest:,.0f}")
+            else:
+                reason = (f"the budget ran out ({total:,.0f} of {budget:,.0f} spent) before "
+                          f"it, at {cost:,.0f} a person served here")
+        rows.append({"settlement_id": s["settlement_id"], "top_need": words,
+                     "top_need_funded": funded, "top_need_reason": reason})
+    return pd.DataFrame(rows, columns=["settlement_id", "top_need", "top_need_funded",
+                                       "top_need_reason"])
+
+
 def community_choices(settlement: pd.Series, top: int = 3) -> set[str]:
     """The needs a settlement's households name most often (its top three)."""
     shares = {c[len("priority_"):-len("_share")]: settlement[c] for c in settlement.index
@@ -609,9 +675,11 @@ def prioritise(settlements: pd.DataFrame, criteria: Sequence[Criterion] = DEFAUL
     ranking = rank(table, criteria, min_cell_size)
     robust = robustness(ranking, perturbations, spread, top_n, seed) if perturbations else None
     port = None
+    reasons = None
     if interventions:
-        port = portfolio(candidates(table, ranking, interventions), budget, settlement_cap,
-                         community_min_share)
+        cands = candidates(table, ranking, interventions)
+        port = portfolio(cands, budget, settlement_cap, community_min_share)
+        reasons = top_need_reasons(table, ranking, interventions, cands, port, settlement_cap)
     r = ranking.table
     n_ranked = int(r["ranked"].sum())
     pri = pd.DataFrame({"cuf_rank": r["cuf_rank"], "settlement_id": r["settlement_id"],
@@ -635,6 +703,11 @@ def prioritise(settlements: pd.DataFrame, criteria: Sequence[Criterion] = DEFAUL
             t.groupby("settlement_id")["beneficiaries"].max()).fillna(0.0)
     else:
         pri["recommended_interventions"] = ""
+    if reasons is not None:
+        by_id = reasons.set_index(reasons["settlement_id"].astype(str))
+        sid = pri["settlement_id"].astype(str)
+        for col in ("top_need", "top_need_funded", "top_need_reason"):
+            pri[col] = sid.map(by_id[col]).to_numpy() if len(by_id) else None
     pri["explanation"] = [explain(row, ranking.criteria, n_ranked)
                           for row in r.to_dict("records")]
     pri["criteria_left_out"] = "; ".join(f"{c.name} ({why})" for c, why in ranking.left_out)

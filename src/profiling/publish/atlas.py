@@ -143,7 +143,11 @@ def _cuf_block(tables: RunTables, sid: str, prow: dict[str, Any] | None,
                          "persons:" if not missing(served) else
                          f"Funded: {fmt(cost, 'number')}:")
     port = tables.portfolio
-    if needs and port is not None and "need" in port.columns:
+    reason: Any = prow.get("top_need_reason")
+    if not missing(reason) and not missing(prow.get("top_need")):
+        # why, as the portfolio decided it (cuf_priorities.csv)
+        out["top_need"] = f"Most named need, {prow['top_need']}: {reason}."
+    elif needs and port is not None and "need" in port.columns:
         need = needs[0][1]
         key = need.replace(" ", "_")
         here = port.loc[port["settlement_id"].astype(str) == sid, "need"].astype(str)
