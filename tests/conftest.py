@@ -25,6 +25,21 @@ UTM = "EPSG:32748"
 _TO_WGS84 = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True)
 
 
+def demo_config_data() -> dict:
+    """configs/demo.yaml as a mapping whose paths are absolute: a test writes it, changed,
+    wherever it likes."""
+    import yaml
+
+    data = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    base = REPO / "configs"
+    for k in ("form", "boundaries"):
+        data[k] = str((base / data[k]).resolve())
+    data["surveys"] = [str((base / s).resolve()) for s in data["surveys"]]
+    data["hazards"] = [{**h, "path": str((base / h["path"]).resolve())} for h in data["hazards"]]
+    data["cuf"]["interventions"] = str((base / data["cuf"]["interventions"]).resolve())
+    return data
+
+
 @pytest.fixture(scope="session")
 def second(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample city's second round, as ``sample_data/second_round.py`` makes it."""

@@ -19,6 +19,8 @@ from PIL import Image
 
 from test_browser import browser_type_launch_args, open_map, shot  # noqa: F401 (a fixture)
 
+from conftest import demo_config_data
+
 REPO = Path(__file__).resolve().parents[1]
 EXE = str(Path(sys.executable).parent / "profiling")
 ZOOMS = range(12, 17)
@@ -94,13 +96,7 @@ def pmtiles(path: Path) -> Path:
 
 
 def _config(tmp: Path, basemap: Path) -> Path:
-    data = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
-    base = REPO / "configs"
-    for k in ("form", "boundaries"):
-        data[k] = str((base / data[k]).resolve())
-    data["surveys"] = [str((base / s).resolve()) for s in data["surveys"]]
-    data["hazards"] = [{**h, "path": str((base / h["path"]).resolve())} for h in data["hazards"]]
-    data["cuf"]["interventions"] = str((base / data["cuf"]["interventions"]).resolve())
+    data = demo_config_data()
     data["map"]["basemap_file"] = str(basemap)
     data["output_dir"] = str(tmp / "out")
     path = tmp / "basemap.yaml"

@@ -16,6 +16,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import demo_config_data
+
 REPO = Path(__file__).resolve().parents[1]
 EXE = str(Path(sys.executable).parent / "profiling")
 HOSTILE = "<script>alert(1)</script>"
@@ -34,13 +36,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 def city(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The sample city loaded into a store and run from it: (configuration, output folder)."""
     tmp = tmp_path_factory.mktemp("validation")
-    data = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
-    base = REPO / "configs"
-    for k in ("form", "boundaries"):
-        data[k] = str((base / data[k]).resolve())
-    data["surveys"] = [str((base / s).resolve()) for s in data["surveys"]]
-    data["hazards"] = [{**h, "path": str((base / h["path"]).resolve())} for h in data["hazards"]]
-    data["cuf"]["interventions"] = str((base / data["cuf"]["interventions"]).resolve())
+    data = demo_config_data()
     (tmp / "secret.txt").write_text("a-secret-of-the-validation-store-0123456789")
     data["store"] = {"url": "city.gpkg", "secret_file": "secret.txt"}
     data["output_dir"] = str(tmp / "out")

@@ -103,17 +103,9 @@ def boundary_sketch(shapes: Any, sid: str, side: int = 260) -> dict[str, Any] | 
     scale = side / max((box[2] - box[0]) * stretch, box[3] - box[1])
 
     def path(geom: Any) -> str:
-        parts = []
-        for poly in getattr(geom, "geoms", [geom]):
-            for ring in [poly.exterior, *poly.interiors] if hasattr(poly, "exterior") else []:
-                xy = np.asarray(ring.coords)
-                if len(xy) < 3:
-                    continue
-                x = np.round((xy[:, 0] - box[0]) * stretch * scale, 1)
-                y = np.round((box[3] - xy[:, 1]) * scale, 1)
-                parts.append("M" + " L".join(f"{a:g},{b:g}" for a, b in zip(x, y, strict=True))
-                             + " Z")
-        return " ".join(parts)
+        from profiling.publish._data import svg_path
+
+        return svg_path(geom, box[0], box[3], stretch, scale)
 
     near = shapely.clip_by_rect(geoms[shapely.intersects(geoms, shapely.box(*box))], *box)
     return {"width": round((box[2] - box[0]) * stretch * scale, 1),

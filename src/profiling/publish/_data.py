@@ -301,3 +301,23 @@ def safe_id(settlement_id: str) -> str:
 
 def is_number(x: object) -> bool:
     return isinstance(x, (int, float)) and not (isinstance(x, float) and math.isnan(x))
+
+
+def svg_path(geom: Any, west: float, north: float, stretch: float, scale: float,
+             pad: float = 0.0) -> str:
+    """A polygon's rings as an SVG path: x = (lon − west) · stretch · scale + pad, y = (north −
+    lat) · scale + pad (degrees to the drawing's units, longitude scaled by the cosine of the
+    latitude); rings of fewer than three points are left out."""
+    import numpy as np
+
+    parts = []
+    for poly in getattr(geom, "geoms", [geom]):
+        for ring in [poly.exterior, *poly.interiors] if hasattr(poly, "exterior") else []:
+            xy = np.asarray(ring.coords)
+            if len(xy) < 3:
+                continue
+            x = np.round((xy[:, 0] - west) * stretch * scale + pad, 1)
+            y = np.round((north - xy[:, 1]) * scale + pad, 1)
+            parts.append("M" + " L".join(f"{a:g},{b:g}" for a, b in zip(x, y, strict=True))
+                         + " Z")
+    return " ".join(parts)

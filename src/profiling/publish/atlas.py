@@ -35,6 +35,7 @@ from profiling.publish._data import (
     missing,
     safe_id,
     suppressed_text,
+    svg_path,
 )
 from profiling.roster import PERSON_LABELS, PERSON_SECTION
 
@@ -194,18 +195,7 @@ def locator(tables: RunTables) -> dict[str, Any] | None:
         height = round((n - s) * scale + 2 * pad, 1)
 
         def path(geom: Any) -> str:
-            parts = []
-            for poly in getattr(geom, "geoms", [geom]):
-                for ring in [poly.exterior, *poly.interiors] if hasattr(poly, "exterior") else []:
-                    xy = np.asarray(ring.coords)
-                    if len(xy) < 3:
-                        continue
-                    x = np.round((xy[:, 0] - w) * stretch * scale + pad, 1)
-                    y = np.round((n - xy[:, 1]) * scale + pad, 1)
-                    parts.append("M" + " L".join(f"{a:g},{b:g}" for a, b in zip(x, y,
-                                                                               strict=True))
-                                 + " Z")
-            return " ".join(parts)
+            return svg_path(geom, w, n, stretch, scale, pad)
 
         geoms = np.asarray(t.geometry.values, dtype=object)
         tolerance = LOCATOR_TOLERANCE * span / stretch

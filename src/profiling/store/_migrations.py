@@ -268,22 +268,7 @@ def _v6(conn: Connection, dialect: str) -> None:
          f"NOT NULL, validated {t['float']} NOT NULL, forum {t['text']} NOT NULL, "
          f"forum_date {t['text']} NOT NULL, recorded_by {t['text']} NOT NULL)",
          "CREATE INDEX validations_settlement ON validations (settlement_id, figure)")
-    if dialect == "sqlite":
-        register_gpkg_layer(conn, "validations", "attributes")
-        for op in ("UPDATE", "DELETE"):
-            conn.exec_driver_sql(
-                f"CREATE TRIGGER validations_no_{op.lower()} BEFORE {op} ON validations "
-                "BEGIN SELECT RAISE(ABORT, 'corrections are kept: add a new one'); END")
-        return
-    _sql(conn,
-         "CREATE FUNCTION profiling_validations_kept() RETURNS trigger LANGUAGE plpgsql "
-         "AS $$ BEGIN RAISE EXCEPTION 'corrections are kept: add a new one'; END $$",
-         "CREATE TRIGGER validations_no_change BEFORE UPDATE OR DELETE ON validations "
-         "FOR EACH ROW EXECUTE FUNCTION profiling_validations_kept()",
-         "REVOKE ALL ON validations FROM PUBLIC",
-         f"GRANT SELECT, INSERT ON validations TO {LOADER_ROLE}",
-         f"GRANT SELECT ON validations TO {ANALYST_ROLE}",
-         f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {LOADER_ROLE}")
+    _append_only(conn, dialect, "validations", "corrections are kept: add a new one")
 
 
 def _v7(conn: Connection, dialect: str) -> None:
@@ -297,22 +282,28 @@ def _v7(conn: Connection, dialect: str) -> None:
          f"source_sha256 {t['text']} NOT NULL, settlement_id {t['text']} NOT NULL, "
          f"wkt {t['text']} NOT NULL, forum {t['text']}, forum_date {t['text']}, "
          f"recorded_by {t['text']})")
+    _append_only(conn, dialect, "boundary_versions",
+                 "boundary versions are kept: load a new one")
+
+
+def _append_only(conn: Connection, dialect: str, table: str, message: str) -> None:
+    """A table rows are added to and never changed or removed (triggers refuse UPDATE and
+    DELETE with ``message``): listed as a GeoPackage layer; on PostGIS read by analysts and
+    written by loaders only."""
     if dialect == "sqlite":
-        register_gpkg_layer(conn, "boundary_versions", "attributes")
+        register_gpkg_layer(conn, table, "attributes")
         for op in ("UPDATE", "DELETE"):
-            conn.exec_driver_sql(
-                f"CREATE TRIGGER boundary_versions_no_{op.lower()} BEFORE {op} ON "
-                "boundary_versions BEGIN SELECT RAISE(ABORT, 'boundary versions are kept: "
-                "load a new one'); END")
+            conn.exec_driver_sql(f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON "
+                                 f"{table} BEGIN SELECT RAISE(ABORT, '{message}'); END")
         return
     _sql(conn,
-         "CREATE FUNCTION profiling_boundary_versions_kept() RETURNS trigger LANGUAGE plpgsql "
-         "AS $$ BEGIN RAISE EXCEPTION 'boundary versions are kept: load a new one'; END $$",
-         "CREATE TRIGGER boundary_versions_no_change BEFORE UPDATE OR DELETE ON "
-         "boundary_versions FOR EACH ROW EXECUTE FUNCTION profiling_boundary_versions_kept()",
-         "REVOKE ALL ON boundary_versions FROM PUBLIC",
-         f"GRANT SELECT, INSERT ON boundary_versions TO {LOADER_ROLE}",
-         f"GRANT SELECT ON boundary_versions TO {ANALYST_ROLE}",
+         f"CREATE FUNCTION profiling_{table}_kept() RETURNS trigger LANGUAGE plpgsql "
+         f"AS $$ BEGIN RAISE EXCEPTION '{message}'; END $$",
+         f"CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {table} "
+         f"FOR EACH ROW EXECUTE FUNCTION profiling_{table}_kept()",
+         f"REVOKE ALL ON {table} FROM PUBLIC",
+         f"GRANT SELECT, INSERT ON {table} TO {LOADER_ROLE}",
+         f"GRANT SELECT ON {table} TO {ANALYST_ROLE}",
          f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {LOADER_ROLE}")
 
 
