@@ -166,7 +166,7 @@ def pack(run: Path, out: Path, settlements: Sequence[str] | None = None,
     from profiling.i18n import environment, gettext_for
     from profiling.outputs import MANIFEST
     from profiling.publish._data import fmt, read_tables, safe_id
-    from profiling.publish.atlas import locator
+    from profiling.publish.atlas import locator_of
 
     manifest_path = run / MANIFEST
     try:
@@ -196,7 +196,6 @@ def pack(run: Path, out: Path, settlements: Sequence[str] | None = None,
     sheet = env.get_template("validation_sheet.html")
     rows = {str(r["settlement_id"]): r for r in t.drop(columns="geometry", errors="ignore")
             .to_dict("records")}
-    where = locator(tables)
     written: dict[str, Path] = {}
     for sid in wanted:
         row = rows[sid]
@@ -206,9 +205,7 @@ def pack(run: Path, out: Path, settlements: Sequence[str] | None = None,
         ctx = {"id": sid, "name": known[sid], "figures": figures, "k": tables.k,
                "suppressed": pd.isna(row.get("households")),
                "sketch": boundary_sketch(t if tables.has_geometry else None, sid),
-               "locator": None if where is None or sid not in where["paths"] else {
-                   "width": where["width"], "height": where["height"], "city": where["city"],
-                   "here": where["paths"][sid], "dot": where["dots"].get(sid)}}
+               "locator": locator_of(tables, sid)}
         path = out / f"{safe_id(sid)}.html"
         path.write_text(sheet.render(s=ctx), encoding="utf-8")
         written[sid] = path

@@ -217,6 +217,15 @@ def locator(tables: RunTables) -> dict[str, Any] | None:
     return out
 
 
+def locator_of(tables: RunTables, sid: str) -> dict[str, Any] | None:
+    """One settlement's locator map (:func:`locator`): the city's outline and its own."""
+    where = locator(tables)
+    if where is None or sid not in where["paths"]:
+        return None
+    return {"width": where["width"], "height": where["height"], "city": where["city"],
+            "here": where["paths"][sid], "dot": where["dots"].get(sid)}
+
+
 def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
     """Everything one settlement's page shows, formatted."""
     k = tables.k
@@ -246,7 +255,6 @@ def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
              "rule": _words(i.rule, thresholds),
              "source": SOURCE_SHORT.get(i.source, i.source)} for i in indicators]
     cited = {i.source: None for i in indicators}
-    where = locator(tables)
     checked = []
     v = tables.validated
     if v is not None and len(v) and not sup:
@@ -261,9 +269,7 @@ def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
         "then_and_now": (tables.then_and_now or {}).get(sid),
         "validated": checked,
         "id": sid, "name": str(row["name"]), "suppressed": sup, "k": k,
-        "locator": None if where is None or sid not in where["paths"] else {
-            "width": where["width"], "height": where["height"], "city": where["city"],
-            "here": where["paths"][sid], "dot": where["dots"].get(sid)},
+        "locator": locator_of(tables, sid),
         "suppressed_text": suppressed_text(k),
         "key_figures": [] if sup else [
             ("Households", fmt(row["households"], "number")),
