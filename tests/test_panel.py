@@ -280,3 +280,23 @@ def test_the_later_rounds_profiles_have_their_then_and_now(compared: Path):
     before = (compared / "rounds" / "before" / "atlas" / "JK03.html").read_text(
         encoding="utf-8")
     assert "then-and-now" not in before
+
+
+def test_profiles_written_again_keep_how_consent_was_obtained(compared: Path, tmp_path: Path):
+    """The later round's profiles, written again with their "then and now", still say how its
+    consent was obtained outside the form (a statement of its configuration)."""
+    import shutil
+
+    from profiling.compare import compare
+
+    out = tmp_path / "c"
+    for role in ("before", "after"):
+        shutil.copytree(compared / "rounds" / role, out / "rounds" / role)
+    statement = "signed forms kept at the ward office"
+    compare(out / "rounds" / "before", out / "rounds" / "after", out,
+            rounds=[out / "rounds" / "before", out / "rounds" / "after"],
+            consent=(statement,))
+    page = (out / "rounds" / "after" / "atlas" / "JK03.html").read_text(encoding="utf-8")
+    assert 'id="then-and-now"' in page and statement in page
+    assert statement not in (compared / "rounds" / "after" / "atlas" / "JK03.html").read_text(
+        encoding="utf-8")

@@ -427,14 +427,11 @@ def _years(before: Run, after: Run) -> tuple[str, str]:
 
 def _polygons(folder: Path) -> Any:
     """A run's settlement polygons in EPSG:4326, for the map (None without a GeoPackage)."""
-    path = folder / SETTLEMENT_GPKG
-    if not path.exists():
+    shapes = _shapes(folder)
+    if shapes is None:
         return None
-    import geopandas as gpd
-
-    layer = gpd.read_file(path, layer=SETTLEMENT_LAYER, columns=["settlement_id"])
-    layer["settlement_id"] = layer["settlement_id"].astype(str)
-    return layer.to_crs(4326) if layer.crs is not None else layer
+    shapes = shapes.to_crs(4326) if shapes.crs is not None else shapes
+    return shapes.reset_index()
 
 
 def _shapes(folder: Path) -> Any:
@@ -451,11 +448,13 @@ def _shapes(folder: Path) -> Any:
 
 def compare(before_dir: str | Path, after_dir: str | Path, out_dir: str | Path, *,
             panels: tuple[Panel, Panel] | None = None, secrets_: Secrets | None = None,
-            rounds: Sequence[Path] = ()) -> dict[str, Path]:
+            rounds: Sequence[Path] = (), consent: Sequence[str] = ()) -> dict[str, Path]:
     """Compare two runs' output folders into ``out_dir`` (CONTRACT.md §6); with ``panels``
     (both rounds' households), the transitions too. The outputs are audited (with
     ``secrets_``: for both rounds' personal values and points; ``rounds``: the runs' folders
-    inside ``out_dir``, each audited on its own) before they are left in place."""
+    inside ``out_dir``, each audited on its own) before they are left in place. ``consent``:
+    how the later round's consent was obtained outside its form, kept in its profiles when they
+    are written again with their "then and now"."""
     from profiling.audit import Secrets, audit
 
     out = Path(out_dir)
@@ -517,6 +516,7 @@ def compare(before_dir: str | Path, after_dir: str | Path, out_dir: str | Path, 
         from profiling.publish.change import profile_sections
 
         tables = read_tables(after.folder)
+        tables.consent_outside_form = tuple(consent)
         tables.then_and_now = profile_sections(
             change, moves, k=k, hazards=tables.hazards, years=_years(before, after),
             pages=Path(os.path.relpath(out / "atlas", after.folder / "atlas")).as_posix())

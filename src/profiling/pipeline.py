@@ -906,13 +906,22 @@ def compare_rounds(before: str | Path, after: str | Path, out_dir: str | Path
             folders.append(given)
     ran = [r for r in rounds if r is not None]
     if len(ran) < 2:
+        later = rounds[1]
         return cmp.compare(folders[0], folders[1], out,
                            rounds=[f for f, r in zip(folders, rounds, strict=True) if r],
-                           secrets_=_both_rounds(ran) if ran else None)
+                           secrets_=_both_rounds(ran) if ran else None,
+                           consent=_consent(later[0]) if later is not None else ())
     key = secrets.token_bytes(32)  # this comparison's own: the hashes die with it
     panels = tuple(_panel(cfg, result, key) for cfg, result in ran)
     return cmp.compare(folders[0], folders[1], out, panels=(panels[0], panels[1]),
-                       secrets_=_both_rounds(ran), rounds=folders)
+                       secrets_=_both_rounds(ran), rounds=folders,
+                       consent=_consent(ran[1][0]))
+
+
+def _consent(cfg: Config) -> tuple[str, ...]:
+    from profiling.publish import consent_statements
+
+    return consent_statements(cfg)
 
 
 def _panel(cfg: Config, result: RunResult, key: bytes) -> Any:
