@@ -12,9 +12,10 @@ buried in a rule.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from functools import partial
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -504,18 +505,31 @@ def slum_components(missing: Iterable[str] = ()) -> list[str]:
     return [comp for comp, (col, _) in DEPRIVATIONS.items() if col not in gone]
 
 
-def component_words(missing: Iterable[str] = ()) -> str:
+def component_words(missing: Iterable[str] = (), _: Callable[..., str] | None = None) -> str:
     """Which components decide the slum status, in a sentence (the city summary's note and
-    the atlas say it)."""
+    the atlas say it), in the language of ``_`` (English by default)."""
+    tr = _ or _same
     used = slum_components(missing)
     left = [c for c in DEPRIVATIONS if c not in used]
-    words = ", ".join(c.replace("_", " ") for c in used) or "none"
+    words = ", ".join(tr(c.replace("_", " ")) for c in used) or tr("none")
     if not left:
-        return f"Slum status is decided on all five components: {words}."
-    return (f"Slum status is decided on the components the surveys collected: {words}; not "
-            f"collected: {', '.join(c.replace('_', ' ') for c in left)}. A household is counted "
-            "as a slum household when it lacks one of those collected, so the share is a "
-            "lower bound of UN-Habitat's five-component figure.")
+        return tr("Slum status is decided on all five components: %(words)s.", words=words)
+    return tr("Slum status is decided on the components the surveys collected: %(words)s; not "
+              "collected: %(left)s. A household is counted as a slum household when it lacks "
+              "one of those collected, so the share is a lower bound of UN-Habitat's "
+              "five-component figure.",
+              words=words, left=", ".join(tr(c.replace("_", " ")) for c in left))
+
+
+def components_left_out(sentence: str) -> list[str]:
+    """The indicators of the slum components that :func:`component_words` (in English) says
+    were not collected: how a later reader of the city summary says it again in another
+    language."""
+    head = "not collected: "
+    if head not in sentence:
+        return []
+    said = sentence.split(head, 1)[1].split(".", 1)[0].split(", ")
+    return [DEPRIVATIONS[c][0] for c in DEPRIVATIONS if c.replace("_", " ") in said]
 
 
 #: How a ladder level is named where its key is not plain enough.
@@ -1235,3 +1249,108 @@ def _hazard_words(rules: Sequence[HazardRule]) -> list[tuple[str, str, str]]:
 
 if __name__ == "__main__":  # pragma: no cover - `python -m profiling.indicators > docs/...`
     print(render_docs(), end="")
+
+
+# --------------------------------------------------------------------------------------------
+# In words people read (the atlas's definitions; translated through profiling.i18n)
+# --------------------------------------------------------------------------------------------
+
+#: Each household indicator's rule in plain words, for the back of a profile: the message id
+#: (English) that the catalogues translate, its ``{parameter}`` filled from the run's settings.
+#: The rules in code names (:attr:`Indicator.rule`) stay the reference of the tables.
+PLAIN_RULES = {
+    "water_improved": "The main drinking water comes from a protected source: piped water, a "
+                      "public tap, a borehole, a protected well or spring, rainwater, or "
+                      "delivered or packaged water; not an unprotected well or spring, nor "
+                      "surface water.",
+    "water_basic": "Improved water that takes {water_minutes:g} minutes or less to collect, "
+                   "there and back, queueing included.",
+    "water_on_premises": "Improved water piped into the dwelling or its yard, or found on the "
+                         "premises.",
+    "sanitation_improved": "A toilet that keeps excreta away from people: flushing to a sewer, "
+                           "a septic tank or a pit, a ventilated pit latrine, a pit latrine "
+                           "with a slab, or a composting toilet.",
+    "sanitation_basic": "An improved toilet not shared with other households (a shared one is "
+                        "only 'limited').",
+    "sanitation_adequate": "An improved toilet, not shared or shared by no more than "
+                           "{toilet_households:g} households.",
+    "open_defecation": "The household has no toilet at all.",
+    "handwashing_basic": "Water and soap were seen at a place to wash hands at the dwelling.",
+    "waste_collected": "The household's waste is collected, at the door or at a collection "
+                       "point.",
+    "electricity_access": "The household has electricity of any kind: the grid, solar power or "
+                          "a generator.",
+    "tenure_documented": "The household holds a document that can prove its tenure: "
+                         "{documents}.",
+    "tenure_perceived_secure": "The household does not fear eviction in the next five years "
+                               "(not knowing counts as a fear).",
+    "tenure_secure": "Tenure documented, or no fear of eviction: either one is evidence of "
+                     "secure tenure.",
+    "durable_housing": "Walls of concrete blocks, fired bricks, stone or plastered cement; a "
+                       "roof of concrete, tiles, iron sheets or asbestos; and a floor of "
+                       "cement, tiles or wood.",
+    "overcrowded": "More than {persons_per_room:g} persons for each room used for sleeping.",
+    "female_headed": "The head of the household is a woman.",
+    "slum_household": "The household lacks at least one of: improved water, adequate "
+                      "sanitation, enough living space (not overcrowded), durable housing, "
+                      "secure tenure. A component the surveys did not collect is left out.",
+}
+#: The tenure documents of CONTRACT.md §4 in words (other choices: their code, in words).
+DOCUMENT_WORDS = {"title_deed": "a title deed", "lease": "a lease",
+                  "allotment_letter": "an allotment letter", "sale_agreement": "a sale agreement",
+                  "customary_certificate": "a customary certificate",
+                  "rent_receipt": "a rent receipt"}
+#: A hazard indicator's rule in plain words: ``%(hazard)s``, ``%(value)s`` (translated whole).
+PLAIN_EXPOSED = ("The %(hazard)s at the household's location is %(value)s or more (unknown "
+                 "where the map has no value there).")
+PLAIN_HAZARDOUS = ("At the household's location, %(rules)s: true as soon as one of them "
+                   "holds.")
+
+
+def _same(message: str, **values: Any) -> str:
+    return message % values if values else message
+
+
+def hazard_words(h: HazardRule, _: Callable[..., str] = _same) -> str:
+    """The hazard's value in words, in the language of ``_`` (its configured label as given)."""
+    return _(h.words or h.name)
+
+
+def indicator_label(ind: Indicator, hazards: Sequence[HazardRule] = (),
+                    _: Callable[..., str] = _same) -> str:
+    """How the atlas names an indicator, in the language of ``_``."""
+    by_name = {h.name: h for h in hazards}
+    name = ind.name.removesuffix("_exposed")
+    if ind.hazard and name in by_name and ind.name.endswith("_exposed"):
+        h = by_name[name]
+        return _("Households where %(hazard)s ≥ %(value)s", hazard=hazard_words(h, _),
+                 value=h.value(h.exposed))
+    if ind.name == "hazardous_location":
+        rules = _("; or ").join(f"{hazard_words(h, _)} ≥ {h.value(h.high)}" for h in hazards
+                                if h.high is not None)
+        return _("Households in a hazardous location (%(rules)s)", rules=rules)
+    return _(ind.label or ind.name)
+
+
+def plain_rule(ind: Indicator, params: Mapping[str, Any], hazards: Sequence[HazardRule] = (),
+               _: Callable[..., str] = _same) -> str:
+    """An indicator's rule in plain words, in the language of ``_``, its settings filled."""
+    by_name = {h.name: h for h in hazards}
+    name = ind.name.removesuffix("_exposed")
+    if ind.hazard and ind.name.endswith("_exposed") and name in by_name:
+        h = by_name[name]
+        return _(PLAIN_EXPOSED, hazard=hazard_words(h, _), value=h.value(h.exposed))
+    if ind.name == "hazardous_location":
+        rules = _("; or ").join(_("%(hazard)s is %(value)s or more", hazard=hazard_words(h, _),
+                                  value=h.value(h.high)) for h in hazards if h.high is not None)
+        return _(PLAIN_HAZARDOUS, rules=rules)
+    if ind.name not in PLAIN_RULES:
+        return ind.rule
+    docs = [str(d).strip(" `") for d in str(params.get("tenure_documents", "")).split(",")
+            if str(d).strip(" `")]
+    values = {**params, "documents": ", ".join(
+        _(DOCUMENT_WORDS.get(d, d.replace("_", " "))) for d in docs)}
+    try:
+        return _(PLAIN_RULES[ind.name]).format(**values)
+    except (KeyError, ValueError, IndexError):
+        return _(PLAIN_RULES[ind.name])

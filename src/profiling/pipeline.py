@@ -706,13 +706,16 @@ def household_stages(cfg: Config, settlements: Settlements, households: pd.DataF
                            stages=stages, then=then)
 
 
-def hazard_criterion(h: HazardSource) -> Criterion:
+def hazard_criterion(h: HazardSource, language: str = "en") -> Criterion:
     """A hazard's CUF criterion: the share of a settlement's modelled area at or above its
-    ``exposed`` threshold, weighted by its ``cuf_weight``."""
+    ``exposed`` threshold, weighted by its ``cuf_weight`` (named in ``language``)."""
+    from profiling.i18n import gettext_for
+
+    _ = gettext_for(language)
     rule = h.rule()
     return Criterion(h.name, f"{h.name}_area_share", float(h.cuf_weight or 0.0), True,
-                     f"share of the settlement's modelled area where {h.words} is at or "
-                     f"above {rule.value(rule.exposed)}")
+                     _("share of the settlement's modelled area where %(hazard)s is at or "
+                       "above %(value)s", hazard=_(h.words), value=rule.value(rule.exposed)))
 
 
 def run_cuf(cfg: Config, table: pd.DataFrame, budget: float | None = None,
@@ -729,7 +732,7 @@ def run_cuf(cfg: Config, table: pd.DataFrame, budget: float | None = None,
                       settlement_cap=c.settlement_cap,
                       community_min_share=c.community_min_share, top_n=c.top_n,
                       perturbations=c.perturbations, spread=c.weight_spread, seed=c.seed,
-                      min_cell_size=cfg.min_cell_size)
+                      min_cell_size=cfg.min_cell_size, language=cfg.language)
 
 
 def cuf_criteria(cfg: Config, weights: dict[str, float] | None = None) -> list[Criterion]:
@@ -744,7 +747,7 @@ def cuf_criteria(cfg: Config, weights: dict[str, float] | None = None) -> list[C
         # each hazard with a CUF weight ranks on its exposed area share (the flood layer's is
         # 0.15 by default), among the defaults before the community's own priority
         at = next((i for i, k in enumerate(criteria) if k.name == "community"), len(criteria))
-        criteria[at:at] = [hazard_criterion(h) for h in cfg.hazards
+        criteria[at:at] = [hazard_criterion(h, cfg.language) for h in cfg.hazards
                            if h.cuf_weight is not None and "exposed" in h.thresholds]
     if weights:
         known = {k.name for k in criteria}

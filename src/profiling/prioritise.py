@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from profiling._errors import PrioritisationError
+from profiling.i18n import gettext_for
 from profiling.indicators import INDICATOR_NAMES, PRIORITY_NEEDS
 from profiling.publish._data import fmt
 
@@ -209,24 +210,41 @@ def ranks(score: np.ndarray, ids: np.ndarray) -> list[int | None]:
     return out
 
 
-def explain(row: Mapping[str, Any], criteria: Sequence[Criterion], n_ranked: int) -> str:
-    """The score of one settlement in plain words."""
+def explain(row: Mapping[str, Any], criteria: Sequence[Criterion], n_ranked: int,
+            language: str = "en") -> str:
+    """The score of one settlement in plain words (in ``language``)."""
+    _ = gettext_for(language)
     if not row["ranked"]:
-        return f"Not ranked: {row['not_ranked_reason']}."
+        return _("Not ranked: %(reason)s.", reason=_reason(str(row["not_ranked_reason"]), _))
     parts = sorted(criteria, key=lambda c: -row[f"{c.name}_contribution"])
-    words = [f"{c.label or c.column} {_fmt(row[f'{c.name}_value'], c.column)} (normalised "
-             f"{row[f'{c.name}_normalised']:.2f} × weight {row[f'{c.name}_weight']:.2f} = "
-             f"{row[f'{c.name}_contribution']:.3f})" for c in parts]
-    largest = parts[0].label or parts[0].column
-    return (f"Rank {int(row['cuf_rank'])} of {n_ranked}, score {row['cuf_score']:.3f}, the sum "
-            "of: " + "; ".join(words) + f". Its largest part is {largest}.")
+    words = [_("%(criterion)s %(value)s (normalised %(normalised).2f × weight %(weight).2f = "
+               "%(contribution).3f)", criterion=_(c.label or c.column),
+               value=_fmt(row[f"{c.name}_value"], c.column, _),
+               normalised=row[f"{c.name}_normalised"], weight=row[f"{c.name}_weight"],
+               contribution=row[f"{c.name}_contribution"]) for c in parts]
+    return _("Rank %(rank)s of %(n)s, score %(score).3f, the sum of: %(parts)s. Its largest "
+             "part is %(largest)s.", rank=int(row["cuf_rank"]), n=n_ranked,
+             score=row["cuf_score"], parts="; ".join(words),
+             largest=_(parts[0].label or parts[0].column))
 
 
-def _fmt(x: float, column: str) -> str:
+def _reason(reason: str, _: Any) -> str:
+    """Why a settlement is not ranked (as :func:`rank` says it), in the language of ``_``."""
+    import re
+
+    small = re.fullmatch(r"fewer than (\d+) households enumerated", reason)
+    if small:
+        return _("fewer than %(k)s households enumerated", k=int(small.group(1)))
+    if reason.startswith("unknown "):
+        return _("unknown %(columns)s", columns=reason.removeprefix("unknown "))
+    return _(reason)
+
+
+def _fmt(x: float, column: str, _: Any = None) -> str:
     """A criterion's value in words, as the map and atlas write it (a share as a percentage,
     1.0 as 100 %)."""
     if math.isnan(x):
-        return "unknown"
+        return "unknown" if _ is None else _("unknown")
     return fmt(x, "share" if column.endswith("_share") else "number")
 
 
@@ -353,8 +371,8 @@ def candidates(settlements: pd.DataFrame, ranking: Ranking,
 
 def top_need_reasons(table: pd.DataFrame, ranking: Ranking,
                      interventions: Sequence[Intervention], cands: pd.DataFrame,
-                     port: Portfolio | None, settlement_cap: float | None = None
-                     ) -> pd.DataFrame:
+                     port: Portfolio | None, settlement_cap: float | None = None,
+                     language: str = "en") -> pd.DataFrame:
     """For each ranked settlement, the need its households name most often and why the
     portfolio funds it there or not, in that order of causes: funded here; nothing in the
     catalogue answers it; not advised here (the catalogue's reason); no household lacks it;
@@ -370,6 +388,7 @@ def top_need_reasons(table: pd.DataFrame, ranking: Ranking,
     spent = bought.groupby(bought["settlement_id"].astype(str))["cost"].sum()
     total = float(bought["cost"].sum()) if len(bought) else 0.0
     budget = port.budget if port is not None else 0.0
+    _ = gettext_for(language)
     rows = []
     for pos in np.flatnonzero(t["ranked"].to_numpy(dtype=bool)):
         s = table.iloc[pos]
@@ -388,29 +407,32 @@ def top_need_reasons(table: pd.DataFrame, ranking: Ranking,
         mine = cands[(cands["settlement_id"].astype(str) == sid)
                      & (cands["need"] == need)] if len(cands) else cands
         if funded:
-            reason = "funded here"
+            reason = _("funded here")
         elif not ivs:
-            reason = "the fund's catalogue has nothing for it"
+            reason = _("the fund's catalogue has nothing for it")
         elif len(mine) == 0:
             blocked = [iv for iv in ivs if any(
                 pd.notna(s.get(col)) and float(s.get(col)) > limit
                 for col, limit in iv.not_advised_above.items())]
-            why = (blocked[0].reason_not_advised or "the catalogue advises against it here"
+            why = (blocked[0].reason_not_advised or _("the catalogue advises against it here")
                    ) if blocked else ""
-            reason = f"not advised here ({why})" if blocked else "no household here lacks it"
+            reason = (_("not advised here (%(why)s)", why=why) if blocked else
+                      _("no household here lacks it"))
         else:
             cost = float((mine["unit_cost"] / mine["persons_per_unit"]).min())
             if (settlement_cap is not None
                     and float(spent.get(sid, 0.0)) + float(mine["unit_cost"].min())
                     > settlement_cap):
-                reason = (f"the settlement's cap of {settlement_cap:,.0f} is spent on its other "
-                          "needs")
+                reason = _("the settlement's cap of %(cap)s is spent on its other needs",
+                           cap=f"{settlement_cap:,.0f}")
             elif cost > dearest:
-                reason = (f"too costly per person served: {cost:,.0f} a person here, the "
-                          f"portfolio funds nothing above {dearest:,.0f}")
+                reason = _("too costly per person served: %(cost)s a person here, the "
+                           "portfolio funds nothing above %(dearest)s", cost=f"{cost:,.0f}",
+                           dearest=f"{dearest:,.0f}")
             else:
-                reason = (f"the budget ran out ({total:,.0f} of {budget:,.0f} spent) before "
-                          f"it, at {cost:,.0f} a person served here")
+                reason = _("the budget ran out (%(total)s of %(budget)s spent) before it, at "
+                           "%(cost)s a person served here", total=f"{total:,.0f}",
+                           budget=f"{budget:,.0f}", cost=f"{cost:,.0f}")
         rows.append({"settlement_id": s["settlement_id"], "top_need": words,
                      "top_need_funded": funded, "top_need_reason": reason})
     return pd.DataFrame(rows, columns=["settlement_id", "top_need", "top_need_funded",
@@ -663,7 +685,7 @@ def prioritise(settlements: pd.DataFrame, criteria: Sequence[Criterion] = DEFAUL
                interventions: Sequence[Intervention] = (), *, budget: float = 0.0,
                settlement_cap: float | None = None, community_min_share: float = 0.0,
                top_n: int = 10, perturbations: int = 1000, spread: float = 0.25,
-               seed: int = 42, min_cell_size: int = 5) -> CufResult:
+               seed: int = 42, min_cell_size: int = 5, language: str = "en") -> CufResult:
     """Rank the settlements, test the ranking's robustness and choose a portfolio.
 
     ``settlements`` is the settlement table (CONTRACT.md §5). Returns it with ``cuf_score`` and
@@ -679,7 +701,8 @@ def prioritise(settlements: pd.DataFrame, criteria: Sequence[Criterion] = DEFAUL
     if interventions:
         cands = candidates(table, ranking, interventions)
         port = portfolio(cands, budget, settlement_cap, community_min_share)
-        reasons = top_need_reasons(table, ranking, interventions, cands, port, settlement_cap)
+        reasons = top_need_reasons(table, ranking, interventions, cands, port, settlement_cap,
+                                   language)
     r = ranking.table
     n_ranked = int(r["ranked"].sum())
     pri = pd.DataFrame({"cuf_rank": r["cuf_rank"], "settlement_id": r["settlement_id"],
@@ -708,7 +731,7 @@ def prioritise(settlements: pd.DataFrame, criteria: Sequence[Criterion] = DEFAUL
         sid = pri["settlement_id"].astype(str)
         for col in ("top_need", "top_need_funded", "top_need_reason"):
             pri[col] = sid.map(by_id[col]).to_numpy() if len(by_id) else None
-    pri["explanation"] = [explain(row, ranking.criteria, n_ranked)
+    pri["explanation"] = [explain(row, ranking.criteria, n_ranked, language)
                           for row in r.to_dict("records")]
     pri["criteria_left_out"] = "; ".join(f"{c.name} ({why})" for c, why in ranking.left_out)
     pri["not_ranked_reason"] = r["not_ranked_reason"]

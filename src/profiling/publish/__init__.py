@@ -79,6 +79,7 @@ def publish(out_dir: str | Path, cfg: Config,
     tables.consent_outside_form = consent_statements(cfg)
     tables.hazards = tuple(h.rule() for h in cfg.hazards)
     tables.sources = input_sources(cfg)
+    tables.language = cfg.language
     written: dict[str, Path] = {}
     written.update(write_atlas(tables, on_page))
     if tables.has_geometry:

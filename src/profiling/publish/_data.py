@@ -6,8 +6,10 @@ Formatting lives here too, so the map, the PNGs and the atlas write every figure
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -121,9 +123,12 @@ def fmt(x: object, kind: str = "share") -> str:
     return f"{v:,.0f}" if float(v).is_integer() or abs(v) >= 100 else f"{v:,.2f}"
 
 
-def suppressed_text(k: int) -> str:
-    """What replaces the figures of a settlement with fewer than k households."""
-    return f"suppressed (fewer than {k} households)"
+def suppressed_text(k: int, _: Callable[..., str] | None = None) -> str:
+    """What replaces the figures of a settlement with fewer than k households (in the
+    language of ``_``, English by default)."""
+    if _ is None:
+        return f"suppressed (fewer than {k} households)"
+    return _("suppressed (fewer than %(k)s households)", k=k)
 
 
 @dataclass
@@ -155,6 +160,8 @@ class RunTables:
     #: What the map and the PNG maps both draw (simplified polygons, class breaks), computed
     #: once by whichever draws first.
     drawn: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: The language of what people read (the configuration's ``language``).
+    language: str = "en"
 
     @property
     def k(self) -> int:
@@ -169,6 +176,15 @@ class RunTables:
             return ""
         hit = c.loc[c["indicator"].astype(str) == "slum_components", "definition"]
         return str(hit.iloc[0]) if len(hit) and not missing(hit.iloc[0]) else ""
+
+    def slum_components_in(self, _: Callable[..., str]) -> str:
+        """:attr:`slum_components` said in the language of ``_``."""
+        from profiling.indicators import component_words, components_left_out
+
+        said = self.slum_components
+        if not said or self.language == "en":
+            return said
+        return component_words(components_left_out(said), _)
 
     @property
     def has_geometry(self) -> bool:
@@ -243,14 +259,26 @@ def read_tables(out: str | Path) -> RunTables:
                      city if city is not None else pd.DataFrame(), params,
                      hexes if hexes is not None else pd.DataFrame(),
                      dates if dates is not None else pd.DataFrame(), opt(PORTFOLIO),
-                     hazards=run_hazards(out), validated=opt("validated_figures.csv"))
+                     hazards=run_hazards(out), validated=opt("validated_figures.csv"),
+                     language=run_language(out))
+
+
+def run_language(out: Path) -> str:
+    """The language of the run that wrote ``out`` (its manifest's configuration; English when
+    it has none, or names a language without a catalogue)."""
+    from profiling.i18n import LANGUAGES
+
+    try:
+        manifest = json.loads((out / "run_manifest.json").read_text(encoding="utf-8"))
+        language = str(manifest["configuration"].get("language", "en"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return "en"
+    return language if language in LANGUAGES else "en"
 
 
 def run_hazards(out: Path) -> tuple[HazardRule, ...]:
     """The hazards of the run that wrote ``out``, as its manifest records its configuration
     (none while a run is still writing: it passes its own)."""
-    import json
-
     from profiling.config import HazardSource
 
     path = out / MANIFEST

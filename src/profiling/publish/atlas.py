@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from profiling.i18n import environment, gettext_for
 from profiling.indicators import (
     LADDERS,
     PRIORITY_NEEDS,
@@ -23,8 +24,11 @@ from profiling.indicators import (
     Indicator,
     Thresholds,
     city_label,
+    hazard_words,
+    indicator_label,
     indicators_for,
     level_label,
+    plain_rule,
     sections,
 )
 from profiling.publish._data import (
@@ -57,19 +61,22 @@ PERSON_FIGURES = [("persons", "Persons listed in the household rosters"),
                   ("persons_age_60_plus", "Aged 60 or more")]
 
 
-def _environment() -> Any:
-    import jinja2
+#: A translation function: ``_(message, **values)`` (:func:`profiling.i18n.gettext_for`).
+Gettext = Callable[..., str]
+#: Units of the sections' tables: (head of the shares' column, head of the counts' column).
+SECTION_HEADS = {"households": ("Share of households", "Households known"),
+                 "adults": ("Share of adults", "Adults known")}
 
-    return jinja2.Environment(loader=jinja2.PackageLoader("profiling", "templates"),
-                              autoescape=True, undefined=jinja2.StrictUndefined,
-                              trim_blocks=True, lstrip_blocks=True)
+
+def _environment(language: str = "en") -> Any:
+    return environment(language)
 
 
-def _area_row(h: HazardRule, row: Any) -> dict[str, str]:
+def _area_row(h: HazardRule, row: Any, _: Gettext) -> dict[str, str]:
     """One hazard's area figures on a page: the shares of the modelled area at or above its
     thresholds (with the thresholds) and its mean, in its unit; ``–`` where not computed."""
     figures = {m.column: fmt(row.get(m.column), m.kind) for m in hazard_area_indicators(h)}
-    return {"hazard": h.words,
+    return {"hazard": hazard_words(h, _),
             "exposed": "" if h.exposed is None else
             f"{figures[f'{h.name}_area_share']} (≥ {h.value(h.exposed)})",
             "high": "" if h.high is None else
@@ -77,14 +84,16 @@ def _area_row(h: HazardRule, row: Any) -> dict[str, str]:
             "mean": figures[h.mean_column]}
 
 
-def _labels(indicators: list[Indicator]) -> dict[str, str]:
+def _labels(indicators: list[Indicator], hazards: tuple[HazardRule, ...],
+            _: Gettext) -> dict[str, str]:
     """How the page names each share: the indicators' labels (the registry's) and the roster's
-    person-level ones."""
-    return {**PERSON_LABELS, **{i.name: i.label or i.name for i in indicators}}
+    person-level ones, in the page's language."""
+    return {**{n: _(label) for n, label in PERSON_LABELS.items()},
+            **{i.name: indicator_label(i, hazards, _) for i in indicators}}
 
 
 def _share_rows(row: Any, names: list[str], k: int,
-                labels: dict[str, str]) -> list[dict[str, str]]:
+                labels: dict[str, str], _: Gettext) -> list[dict[str, str]]:
     rows = []
     for n in names:
         if f"{n}_share" not in row:
@@ -92,7 +101,7 @@ def _share_rows(row: Any, names: list[str], k: int,
         share, count = row[f"{n}_share"], row.get(f"{n}_n")
         rows.append({"label": labels.get(n, n), "share": fmt(share, "share"),
                      "n": fmt(count, "number") if not missing(count) else
-                     f"fewer than {k} known"})
+                     _("fewer than %(k)s known", k=k)})
     return rows
 
 
@@ -104,25 +113,25 @@ def _words(rule: str, params: dict[str, float | str]) -> str:
         return rule
 
 
-def _ladder(row: Any, name: str, params: dict[str, float | str]) -> dict[str, Any]:
+def _ladder(row: Any, name: str, params: dict[str, float | str], _: Gettext) -> dict[str, Any]:
     levels = LADDERS[name]
     parts = []
     widths: list[float] = []
     for (level, rule), colour in zip(levels, LADDER_COLOURS[name], strict=False):
         v = row.get(f"{name}_ladder_{level}_share")
         widths.append(0.0 if missing(v) else float(v))
-        parts.append({"level": level_label(level), "rule": _words(rule, params),
+        parts.append({"level": _(level_label(level)), "rule": _words(rule, params),
                       "colour": colour,
                       "width": 0.0 if missing(v) else round(float(v) * 100, 2),
                       "text": fmt(v, "share")})
     n = row.get(f"{name}_ladder_n")
     known = not missing(n) and any(w > 0 for w in widths)
-    return {"title": LADDER_TITLES[name], "parts": parts, "known": known,
+    return {"title": _(LADDER_TITLES[name]), "parts": parts, "known": known,
             "n": fmt(n, "number") if not missing(n) else ""}
 
 
 def _cuf_block(tables: RunTables, sid: str, prow: dict[str, Any] | None,
-               needs: list[tuple[float, str, str]]) -> dict[str, Any]:
+               needs: list[tuple[float, str, str, str]], _: Gettext) -> dict[str, Any]:
     """The CUF block's figures beyond the rank: how firm the rank is under perturbed weights,
     what the portfolio funds here and at what cost, and whether the community's most named
     need is among it (and, when it is not, what the portfolio did instead)."""
@@ -134,32 +143,35 @@ def _cuf_block(tables: RunTables, sid: str, prow: dict[str, Any] | None,
     hi: Any = prow.get("rank_p95")
     if top is not None and not missing(prow.get(top)) and not missing(lo) and not missing(hi):
         n = top.removeprefix("p_top_")
-        where = f"rank {int(lo)}" if int(lo) == int(hi) else f"ranks {int(lo)}–{int(hi)}"
-        out["robust"] = (f"Weights moved at random by up to a quarter: top {n} in "
-                         f"{fmt(prow[top], 'share')} of runs; {where} in 9 of 10.")
+        where = (_("rank %(rank)s", rank=int(lo)) if int(lo) == int(hi) else
+                 _("ranks %(lo)s–%(hi)s", lo=int(lo), hi=int(hi)))
+        out["robust"] = _("Weights moved at random by up to a quarter: top %(n)s in %(share)s "
+                          "of runs; %(where)s in 9 of 10.", n=n, share=fmt(prow[top], "share"),
+                          where=where)
     cost: Any = prow.get("portfolio_cost")
     served: Any = prow.get("portfolio_beneficiaries")
     if not missing(cost) and float(cost) > 0:
-        out["funded"] = (f"Funded: {fmt(cost, 'number')}, serving {fmt(served, 'number')} "
-                         "persons:" if not missing(served) else
-                         f"Funded: {fmt(cost, 'number')}:")
+        out["funded"] = (_("Funded: %(cost)s, serving %(served)s persons:",
+                           cost=fmt(cost, "number"), served=fmt(served, "number"))
+                         if not missing(served) else
+                         _("Funded: %(cost)s:", cost=fmt(cost, "number")))
     port = tables.portfolio
     reason: Any = prow.get("top_need_reason")
     if not missing(reason) and not missing(prow.get("top_need")):
-        # why, as the portfolio decided it (cuf_priorities.csv)
-        out["top_need"] = f"Most named need, {prow['top_need']}: {reason}."
+        # why, as the portfolio decided it (cuf_priorities.csv, in the run's language)
+        out["top_need"] = _("Most named need, %(need)s: %(reason)s.",
+                            need=_(str(prow["top_need"])), reason=reason)
     elif needs and port is not None and "need" in port.columns:
-        need = needs[0][1]
-        key = need.replace(" ", "_")
+        need, key = needs[0][1], needs[0][3]
         here = port.loc[port["settlement_id"].astype(str) == sid, "need"].astype(str)
         if (here == key).any():
-            out["top_need"] = f"Most named need, {need}: funded here."
+            out["top_need"] = _("Most named need, %(need)s: funded here.", need=need)
         elif (port["need"].astype(str) == key).any():
-            out["top_need"] = (f"Most named need, {need}: funded elsewhere, not here (the "
-                               "budget goes where it serves the most persons).")
+            out["top_need"] = _("Most named need, %(need)s: funded elsewhere, not here (the "
+                                "budget goes where it serves the most persons).", need=need)
         else:
-            out["top_need"] = (f"Most named need, {need}: funded nowhere in the city (the "
-                               "budget goes where it serves the most persons).")
+            out["top_need"] = _("Most named need, %(need)s: funded nowhere in the city (the "
+                                "budget goes where it serves the most persons).", need=need)
     return out
 
 
@@ -227,22 +239,23 @@ def locator_of(tables: RunTables, sid: str) -> dict[str, Any] | None:
 
 
 def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
-    """Everything one settlement's page shows, formatted."""
+    """Everything one settlement's page shows, formatted, in the run's language."""
+    _ = gettext_for(tables.language)
     k = tables.k
     sid = str(row["settlement_id"])
     sup = missing(row.get("households"))
     prow = tables.priority_row(sid)
     drow = tables.date_row(sid)
-    needs = []
+    needs: list[tuple[float, str, str, str]] = []
     if not sup:
         for need in PRIORITY_NEEDS:
             v = row.get(f"priority_{need}_share")
             if not missing(v):
-                needs.append((float(v), need.replace("_", " "), fmt(v, "share")))
+                needs.append((float(v), _(need.replace("_", " ")), fmt(v, "share"), need))
         needs.sort(key=lambda x: -x[0])
     unknown = []
     indicators = indicators_for(Thresholds(hazards=tables.hazards))
-    labels = _labels(indicators)
+    labels = _labels(indicators, tables.hazards, _)
     if not sup:
         hh = float(row["households"])
         for ind in indicators:
@@ -252,8 +265,8 @@ def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
                                 "unknown": fmt(hh - float(n), "number")})
     thresholds = tables.parameters
     defs = [{"name": i.name, "label": labels.get(i.name, i.name),
-             "rule": _words(i.rule, thresholds),
-             "source": SOURCE_SHORT.get(i.source, i.source)} for i in indicators]
+             "rule": plain_rule(i, thresholds, tables.hazards, _),
+             "source": _(SOURCE_SHORT.get(i.source, i.source))} for i in indicators]
     cited = {i.source: None for i in indicators}
     checked = []
     v = tables.validated
@@ -262,52 +275,58 @@ def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
             checked.append({"label": str(r["label"]), "enumerated": fmt(r["enumerated"],
                                                                          "number"),
                             "validated": fmt(r["validated"], "number"),
-                            "said": "confirmed" if str(r["confirmed"]) == "True"
-                            else "corrected",
+                            "said": _("confirmed") if str(r["confirmed"]) == "True"
+                            else _("corrected"),
                             "where": f"{r['forum']}, {r['forum_date']}"})
+    sections_shown = {}
+    if not sup:
+        for title, unit, rows in [
+                *((t, "households", _share_rows(row, [i.name for i in inds], k, labels, _))
+                  for t, inds in sections(indicators).items()),
+                *((t, u, _share_rows(row, names, k, labels, _)) for t, (u, names) in
+                  PERSON_SECTIONS.items())]:
+            if rows:
+                share_head, known_head = SECTION_HEADS[unit]
+                sections_shown[_(title)] = {"share_head": _(share_head),
+                                            "known_head": _(known_head), "rows": rows}
     return {
         "then_and_now": (tables.then_and_now or {}).get(sid),
         "validated": checked,
         "id": sid, "name": str(row["name"]), "suppressed": sup, "k": k,
         "locator": locator_of(tables, sid),
-        "suppressed_text": suppressed_text(k),
+        "suppressed_text": suppressed_text(k, _),
         "key_figures": [] if sup else [
-            ("Households", fmt(row["households"], "number")),
-            ("Persons", fmt(row.get("population"), "number")),
-            ("Slum households", fmt(row.get("slum_household_share"), "share")),
-            ("Persons in slum households", fmt(row.get("slum_population_share"), "share")),
-            *((label, fmt(row[c], "number")) for c, label in PERSON_FIGURES
+            (_("Households"), fmt(row["households"], "number")),
+            (_("Persons"), fmt(row.get("population"), "number")),
+            (_("Slum households"), fmt(row.get("slum_household_share"), "share")),
+            (_("Persons in slum households"), fmt(row.get("slum_population_share"), "share")),
+            *((_(label), fmt(row[c], "number")) for c, label in PERSON_FIGURES
               if c in row and not missing(row[c])),
         ],
-        "area": [_area_row(h, row) for h in tables.hazards],
-        "ladders": [] if sup else [_ladder(row, n, tables.parameters) for n in LADDERS],
-        "sections": {} if sup else {
-            title: {"unit": unit, "rows": rows} for title, unit, rows in [
-                *((t, "households", _share_rows(row, [i.name for i in inds], k, labels))
-                  for t, inds in sections(indicators).items()),
-                *((t, u, _share_rows(row, names, k, labels)) for t, (u, names) in
-                  PERSON_SECTIONS.items())] if rows},
+        "area": [_area_row(h, row, _) for h in tables.hazards],
+        "ladders": [] if sup else [_ladder(row, n, tables.parameters, _) for n in LADDERS],
+        "sections": sections_shown,
         "needs": needs,
         "rank": None if missing(row.get("cuf_rank")) else fmt(row["cuf_rank"], "rank"),
         "n_ranked": tables.n_ranked,
         "explanation": "" if prow is None or missing(prow.get("explanation"))
         else str(prow["explanation"]),
-        "cuf": _cuf_block(tables, sid, prow, needs),
+        "cuf": _cuf_block(tables, sid, prow, needs, _),
         "interventions": [] if prow is None or missing(prow.get("recommended_interventions"))
         else [s.strip() for s in str(prow["recommended_interventions"]).split(";") if s.strip()],
         "unknown": unknown,
         "dates": None if drow is None else (str(drow["first_interview"]),
                                             str(drow["last_interview"])),
         "definitions": defs,
-        "sources": [(SOURCE_SHORT[x], x) for x in cited if x in SOURCE_SHORT],
+        "sources": [(_(SOURCE_SHORT[x]), _(x)) for x in cited if x in SOURCE_SHORT],
         "consent_outside_form": list(tables.consent_outside_form),
-        "slum_components": tables.slum_components,
+        "slum_components": tables.slum_components_in(_),
     }
 
 
 def render_page(tables: RunTables, row: Any, env: Any = None) -> tuple[str, str]:
     """One settlement's page: its file name (``<settlement_id>.html``) and its HTML."""
-    env = env or _environment()
+    env = env or _environment(tables.language)
     ctx = settlement_context(tables, row)
     return f"{safe_id(ctx['id'])}.html", env.get_template("atlas_page.html").render(s=ctx)
 
@@ -322,7 +341,7 @@ def _render_pages(records: list[dict[str, Any]]) -> list[tuple[str, str, dict[st
     """Render and write the pages of ``records``: (settlement id, file, index row) each."""
     tables = _SHARED
     assert tables is not None
-    page = _environment().get_template("atlas_page.html")
+    page = _environment(tables.language).get_template("atlas_page.html")
     folder = tables.out / "atlas"
     done = []
     for row in records:
@@ -414,7 +433,7 @@ def write_atlas(tables: RunTables, on_page: Callable[[], None] | None = None,
 
     from profiling.join import usable_cores
 
-    env = _environment()
+    env = _environment(tables.language)
     folder = tables.out / "atlas"
     folder.mkdir(exist_ok=True)
     from importlib import resources
