@@ -183,3 +183,29 @@ def test_every_translation_keeps_the_placeholders_of_its_message(language: str) 
     bad = [m.id for m in catalog if m.id and m.string
            and sorted(pattern.findall(m.id)) != sorted(pattern.findall(m.string))]
     assert bad == []
+
+
+def test_french_profiles_print_one_pdf_each(french: Path, tmp_path: Path) -> None:
+    # Chromium prints ten profiles a document and cuts it where each profile's heading and
+    # its line "Identifiant du quartier <id>" stand (the English line would be found nowhere)
+    import shutil
+
+    import pypdfium2 as pdfium
+    from typer.testing import CliRunner
+
+    from profiling.cli import app
+    from profiling.publish.pdf import _parts
+
+    out = tmp_path / "out"
+    shutil.copytree(french, out)
+    page = out / "atlas" / "JK30.html"
+    assert _parts(page)[2] == ("Petojo Selatan RW 01", "Identifiant du quartier JK30")
+    cfg = french.parent / "fr.yaml"
+    result = CliRunner().invoke(app, ["atlas", str(cfg), "--out", str(out), "--pdf", "-q"])
+    assert result.exit_code == 0, result.output
+    for page in _pages(out):
+        doc = pdfium.PdfDocument(out / "atlas" / "pdf" / f"{page.stem}.pdf")
+        texts = [p.get_textpage().get_text_range() for p in doc]
+        assert f"Identifiant du quartier {page.stem}" in " ".join(texts[0].split())
+        assert "Définitions et sources" in " ".join(texts[-1].split())
+        assert not any("Identifiant du quartier" in t for t in texts[1:])

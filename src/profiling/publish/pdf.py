@@ -61,7 +61,8 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrom
 _BODY = re.compile(r"<body[^>]*>(.*)</body>", re.S)
 _TITLE = re.compile(r"<title>(.*?)</title>", re.S)
 _H1 = re.compile(r"<h1[^>]*>(.*?)</h1>", re.S)
-_SID = re.compile(r'<span id="settlement-id">(.*?)</span>', re.S)
+#: A profile's line naming its settlement id, words and id (the words in the page's language).
+_SID = re.compile(r'>([^<>]*)<span id="settlement-id">(.*?)</span>', re.S)
 _TAG = re.compile(r"<[^>]+>")
 #: What a batch adds to the atlas stylesheet: each profile from a new sheet.
 _BATCH_CSS = "@media print { section.profile { break-before: page; } }"
@@ -325,8 +326,8 @@ def _text(fragment: str) -> str:
 
 
 def _parts(page: Path) -> tuple[str, str, tuple[str, str]]:
-    """A page's body, title, and heading and settlement id (as text; empty when it has
-    none)."""
+    """A page's body, title, and heading and the line naming its settlement id (``Settlement
+    id JK01``, in the page's language; as text, empty when it has none)."""
     text = page.read_text(encoding="utf-8")
     body = _BODY.search(text)
     title = _TITLE.search(text)
@@ -334,7 +335,18 @@ def _parts(page: Path) -> tuple[str, str, tuple[str, str]]:
     sid = _SID.search(text)
     return (body.group(1) if body else "",
             html.unescape(title.group(1)).strip() if title else page.stem,
-            (_text(h1.group(1)) if h1 else "", _text(sid.group(1)) if sid else ""))
+            (_text(h1.group(1)) if h1 else "",
+             _text(f"{sid.group(1)} {sid.group(2)}") if sid else ""))
+
+
+_LANG = re.compile(r'<html lang="([a-z]{2})">')
+
+
+def _lang(page: Path) -> str:
+    """The language a page says it is in (``<html lang="fr">``; English when it says none)."""
+    with page.open(encoding="utf-8") as f:
+        hit = _LANG.search(f.read(400))
+    return hit.group(1) if hit else "en"
 
 
 def batch_document(folder: Path, bodies: Sequence[str], css: str, lang: str = "en",
@@ -356,8 +368,9 @@ def split_profiles(data: bytes, heads: Sequence[tuple[str, str]], titles: Sequen
                    ) -> list[tuple[bytes, str]] | None:
     """Cut a printed batch into one PDF a profile, each titled, with its text (its pages' and
     its metadata's: pypdf copies the page objects as they are). ``heads`` are the profiles'
-    ``(heading, settlement id)`` in order: a profile starts on the first page after the last
-    one's start whose text begins with its heading and has its line ``Settlement id <id>``.
+    ``(heading, settlement id line)`` in order: a profile starts on the first page after the
+    last one's start whose text begins with its heading and has the line ``Settlement id <id>``
+    (as the page words it).
     None when a profile is not found so (the batch is then printed page by page)."""
     import pypdfium2 as pdfium
     from pypdf import PdfReader, PdfWriter
@@ -371,8 +384,7 @@ def split_profiles(data: bytes, heads: Sequence[tuple[str, str]], titles: Sequen
         page.close()
     doc.close()
     starts: list[int] = []
-    for heading, sid in heads:
-        marker = f"Settlement id {sid}"
+    for heading, marker in heads:
         first = starts[-1] + 1 if starts else 0
         found = next((i for i in range(first, len(texts)) if _norm(texts[i]).startswith(
             heading) and any(_norm(line) == marker for line in texts[i].splitlines())), None)
@@ -445,7 +457,8 @@ async def _chromium(folder: Path, todo: list[Path], save: Callable[..., None]
                         save({batch[0].stem: _titled(data, _parts(batch[0])[1])})
                         continue
                     parts = [_parts(page) for page in batch]
-                    await tab.set_content(batch_document(folder, [b for b, _, _ in parts], css))
+                    await tab.set_content(batch_document(folder, [b for b, _, _ in parts], css,
+                                                         _lang(batch[0])))
                     data = await tab.pdf(**options)
                     peak = max(peak, _tree_rss_mib())
                     pieces = split_profiles(data, [h for _, _, h in parts],
