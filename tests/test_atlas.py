@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
@@ -377,3 +378,44 @@ def test_why_the_most_named_need_is_not_funded_is_worked_out_from_the_catalogue(
                               f"spent) before it, at {per_person:,.0f} a person served here"), sid
             seen.add("budget")
     assert seen == {"funded", "catalogue", "advised", "none", "costly", "budget"}
+
+
+def _wilson(x: float, n: float, z: float = 1.959964) -> tuple[float, float]:
+    """The Wilson score interval, from its textbook formula (Wilson 1927)."""
+    p = x / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def test_each_share_stands_beside_the_citys_with_its_interval_where_the_sample_is_small(
+        demo: Path, table: pd.DataFrame) -> None:
+    import re
+
+    labels = {"water_basic": "Basic drinking water", "tenure_documented": "Tenure documented",
+              "durable_housing": "Durable housing", "electricity_access": "Electricity"}
+    shown = narrow = 0
+    for _, row in table.loc[table["households"].notna()].iterrows():
+        page = (demo / "atlas" / f"{row['settlement_id']}.html").read_text(encoding="utf-8")
+        for name, label in labels.items():
+            share, n = row[f"{name}_share"], row[f"{name}_n"]
+            if pd.isna(share):
+                continue
+            # the city's share: the households for whom it holds over those known, summed
+            # over the settlements that publish it
+            ok = table[f"{name}_share"].notna()
+            city = ((table.loc[ok, f"{name}_share"] * table.loc[ok, f"{name}_n"]).round().sum()
+                    / table.loc[ok, f"{name}_n"].sum())
+            lo, hi = _wilson(round(share * n), n)
+            cell = re.search(rf"<tr><td>{re.escape(label)}</td><td class=\"num\">(.*?)</td>"
+                             rf"<td class=\"num city\">(.*?)</td>", page)
+            assert cell is not None, (row["settlement_id"], label)
+            assert cell.group(2) == f"{city:.0%}"
+            if max(share - lo, hi - share) > 0.10:
+                shown += 1
+                assert cell.group(1).endswith(
+                    f"({round(lo * 100)}–{round(hi * 100)}%)</span>"), cell.group(1)
+            else:
+                narrow += 1
+                assert cell.group(1) == f"{share:.0%}"
+    assert shown > 0 and narrow > 0

@@ -92,14 +92,61 @@ def _labels(indicators: list[Indicator], hazards: tuple[HazardRule, ...],
             **{i.name: indicator_label(i, hazards, _) for i in indicators}}
 
 
-def _share_rows(row: Any, names: list[str], k: int,
-                labels: dict[str, str], _: Gettext) -> list[dict[str, str]]:
+#: A share's 95% interval is shown beside it where it is wider than this either side (a small
+#: sample: about fewer than 100 households for a share near one half).
+INTERVAL_SHOWN_FROM = 0.10
+
+
+def city_shares(tables: RunTables) -> dict[str, float]:
+    """Each share of the settlement table over the whole city, by indicator: the households
+    (or persons) for whom it holds, summed over the settlements whose share is published,
+    over their known ones (a settlement under the minimum cell size adds nothing: its
+    figures are empty). Computed once for the atlas."""
+    if "city_shares" in tables.drawn:
+        return tables.drawn["city_shares"]
+    import numpy as np
+
+    t = tables.settlements
+    out: dict[str, float] = {}
+    for col in t.columns:
+        name = str(col).removesuffix("_share")
+        if not str(col).endswith("_share") or f"{name}_n" not in t.columns:
+            continue
+        share = pd.to_numeric(t[col], errors="coerce").to_numpy(dtype=float)
+        n = pd.to_numeric(t[f"{name}_n"], errors="coerce").to_numpy(dtype=float)
+        ok = ~np.isnan(share) & ~np.isnan(n) & (n > 0)
+        if ok.any():
+            out[name] = float(np.rint(share[ok] * n[ok]).sum() / n[ok].sum())
+    tables.drawn["city_shares"] = out
+    return out
+
+
+def interval_text(share: Any, count: Any) -> str:
+    """A share's 95% Wilson interval (``21–49%``) where it is wider than
+    :data:`INTERVAL_SHOWN_FROM` on a side; empty otherwise, or without a share."""
+    if missing(share) or missing(count) or float(count) <= 0:
+        return ""
+    import numpy as np
+
+    from profiling.indicators import wilson
+
+    n = float(count)
+    lo, hi = (float(v[0]) for v in wilson(np.array([round(float(share) * n)]), np.array([n])))
+    if max(float(share) - lo, hi - float(share)) <= INTERVAL_SHOWN_FROM:
+        return ""
+    return f"{lo:.0%}–{hi:.0%}".replace("%–", "–")
+
+
+def _share_rows(row: Any, names: list[str], k: int, labels: dict[str, str], _: Gettext,
+                city: dict[str, float]) -> list[dict[str, str]]:
     rows = []
     for n in names:
         if f"{n}_share" not in row:
             continue
         share, count = row[f"{n}_share"], row.get(f"{n}_n")
         rows.append({"label": labels.get(n, n), "share": fmt(share, "share"),
+                     "interval": interval_text(share, count),
+                     "city": fmt(city.get(n), "share"),
                      "n": fmt(count, "number") if not missing(count) else
                      _("fewer than %(k)s known", k=k)})
     return rows
@@ -279,11 +326,13 @@ def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
                             else _("corrected"),
                             "where": f"{r['forum']}, {r['forum_date']}"})
     sections_shown = {}
+    city = city_shares(tables)
     if not sup:
         for title, unit, rows in [
-                *((t, "households", _share_rows(row, [i.name for i in inds], k, labels, _))
+                *((t, "households", _share_rows(row, [i.name for i in inds], k, labels, _,
+                                                city))
                   for t, inds in sections(indicators).items()),
-                *((t, u, _share_rows(row, names, k, labels, _)) for t, (u, names) in
+                *((t, u, _share_rows(row, names, k, labels, _, city)) for t, (u, names) in
                   PERSON_SECTIONS.items())]:
             if rows:
                 share_head, known_head = SECTION_HEADS[unit]
@@ -296,11 +345,13 @@ def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
         "locator": locator_of(tables, sid),
         "suppressed_text": suppressed_text(k, _),
         "key_figures": [] if sup else [
-            (_("Households"), fmt(row["households"], "number")),
-            (_("Persons"), fmt(row.get("population"), "number")),
-            (_("Slum households"), fmt(row.get("slum_household_share"), "share")),
-            (_("Persons in slum households"), fmt(row.get("slum_population_share"), "share")),
-            *((_(label), fmt(row[c], "number")) for c, label in PERSON_FIGURES
+            (_("Households"), fmt(row["households"], "number"), ""),
+            (_("Persons"), fmt(row.get("population"), "number"), ""),
+            (_("Slum households"), fmt(row.get("slum_household_share"), "share"),
+             fmt(city.get("slum_household"), "share") if "slum_household" in city else ""),
+            (_("Persons in slum households"), fmt(row.get("slum_population_share"), "share"),
+             _city_value(tables, "slum_population_over_known_status")),
+            *((_(label), fmt(row[c], "number"), "") for c, label in PERSON_FIGURES
               if c in row and not missing(row[c])),
         ],
         "area": [_area_row(h, row, _) for h in tables.hazards],
@@ -322,6 +373,15 @@ def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
         "consent_outside_form": list(tables.consent_outside_form),
         "slum_components": tables.slum_components_in(_),
     }
+
+
+def _city_value(tables: RunTables, indicator: str) -> str:
+    """A figure of the city summary (``city_summary.csv``), as a share; empty without it."""
+    c = tables.city
+    if not len(c) or "indicator" not in c.columns:
+        return ""
+    hit = c.loc[c["indicator"].astype(str) == indicator, "value"]
+    return "" if not len(hit) or missing(hit.iloc[0]) else fmt(hit.iloc[0], "share")
 
 
 def render_page(tables: RunTables, row: Any, env: Any = None) -> tuple[str, str]:
