@@ -149,8 +149,8 @@ def test_the_index_says_what_small_settlements_lack_once(demo: Path) -> None:
     nested in brackets inside another ("(suppressed (fewer than 5 households))")."""
     text = (demo / "atlas" / "index.html").read_text(encoding="utf-8")
     assert "(suppressed (" not in text
-    assert ("Settlements with fewer than 5\nhouseholds show no household figures, so that no "
-            "household can be recognised from them.") in text
+    assert ("Settlements with fewer than 5 households show no household figures, so that no "
+            "household can be recognised from them.") in " ".join(text.split())
 
 
 def _text(html: str) -> str:

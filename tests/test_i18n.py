@@ -209,3 +209,22 @@ def test_french_profiles_print_one_pdf_each(french: Path, tmp_path: Path) -> Non
         assert f"Identifiant du quartier {page.stem}" in " ".join(texts[0].split())
         assert "Définitions et sources" in " ".join(texts[-1].split())
         assert not any("Identifiant du quartier" in t for t in texts[1:])
+
+
+def test_the_french_atlas_index_is_french_up_to_the_city_summary(french: Path,
+                                                                  tmp_path: Path) -> None:
+    # the headline, the chart, the table of settlements: French; the city summary's
+    # definitions (long texts in code names) are still English, so the page is read up to it
+    index = (french / "atlas" / "index.html").read_text(encoding="utf-8")
+    assert '<html lang="fr">' in index and "<h1>Atlas des quartiers</h1>" in index
+    head, city = index.split("<h2>Résumé de la ville</h2>")
+    part = tmp_path / "head.html"
+    part.write_text(head, encoding="utf-8")
+    table = pd.read_csv(french / "settlement_indicators.csv", dtype={"settlement_id": str})
+    assert english_words(visible_text(part), _data_names(table)) == set()
+    # each headline figure named in French, with its value from the city summary
+    summary = pd.read_csv(french / "city_summary.csv").set_index("indicator")["value"]
+    share = summary["sdg_11_1_1_slum_population"]
+    assert ("<dt>Personnes vivant dans des ménages de bidonville (ODD 11.1.1)</dt>"
+            f"<dd>{share:.0%}</dd>") in " ".join(head.split()).replace("> <", "><")
+    assert "<td>Eau de boisson: de base</td>" in city  # a ladder's level, named in French

@@ -6,9 +6,10 @@ Babel and compiled in memory, so that nothing binary is kept in the repository. 
 catalogue lacks is shown in English. :func:`environment` gives a Jinja environment whose
 templates call ``_()`` (Jinja's i18n extension, new-style: its arguments are escaped).
 So far the community validation sheets and form (:mod:`profiling.validation`), the settlement
-profiles (:mod:`profiling.publish.atlas`: French complete, Spanish and Portuguese for their
-headings) and the CUF's explanations in ``cuf_priorities.csv`` have their catalogues; the map,
-the atlas index and the PNG legends are still in English.
+profiles and the atlas index (:mod:`profiling.publish.atlas`: French complete but for the
+city summary's definitions, Spanish and Portuguese for their headings) and the CUF's
+explanations in ``cuf_priorities.csv`` have their catalogues; the map and the PNG legends are
+still in English.
 """
 
 from __future__ import annotations

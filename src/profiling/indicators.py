@@ -558,18 +558,23 @@ CITY_LABELS = {
 _LADDER_WORDS = {"water": "Drinking water", "sanitation": "Sanitation", "hygiene": "Hygiene"}
 
 
-def city_label(name: str, hazards: Sequence[HazardRule] = ()) -> str:
+def city_label(name: str, hazards: Sequence[HazardRule] = (),
+               _: Callable[..., str] | None = None) -> str:
     """A city summary figure named in words: the registry's label, a ladder's level
-    ("Drinking water: basic"), or a hazard's households or persons exposed."""
+    ("Drinking water: basic"), or a hazard's households or persons exposed; in the language
+    of ``_`` (English by default)."""
+    tr = _ or _same
     if name in CITY_LABELS:
-        return CITY_LABELS[name]
+        return tr(CITY_LABELS[name])
     for ladder, words in _LADDER_WORDS.items():
         if name.startswith(f"{ladder}_ladder_"):
-            return f"{words}: {level_label(name.removeprefix(f'{ladder}_ladder_'))}"
+            return (f"{tr(words)}: "
+                    f"{tr(level_label(name.removeprefix(f'{ladder}_ladder_')))}")
     for h in hazards:
-        for unit, who in (("households", "Households"), ("persons", "Persons in households")):
+        for unit, who in (("households", "Households where %(hazard)s ≥ %(value)s"),
+                          ("persons", "Persons in households where %(hazard)s ≥ %(value)s")):
             if name == f"{h.name}_exposed_{unit}" and h.exposed is not None:
-                return f"{who} where {h.words or h.name} ≥ {h.value(h.exposed)}"
+                return tr(who, hazard=hazard_words(h, tr), value=h.value(h.exposed))
     return name.replace("_", " ").capitalize()
 
 

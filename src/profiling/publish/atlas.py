@@ -443,7 +443,7 @@ CHART_W, CHART_H = 640, 260
 CHART_MARGIN = (64, 12, 12, 40)
 
 
-def index_chart(tables: RunTables) -> dict[str, Any] | None:
+def index_chart(tables: RunTables, _: Gettext | None = None) -> dict[str, Any] | None:
     """The atlas index's chart: each ranked settlement whose slum share is published, its
     CUF rank across and its share of slum households up, filled where the portfolio funds it.
     None when no settlement has both figures."""
@@ -467,8 +467,10 @@ def index_chart(tables: RunTables) -> dict[str, Any] | None:
     def y(v: float) -> float:
         return round(top + (1 - v) * h, 1)
 
+    tr = _ or gettext_for("en")
     points = [{"cx": x(float(r)), "cy": y(float(v)), "funded": str(sid) in funded,
-               "title": f"{name}: rank {int(r)}, slum households {fmt(v, 'share')}"}
+               "title": tr("%(name)s: rank %(rank)s, slum households %(share)s", name=name,
+                           rank=int(r), share=fmt(v, "share"))}
               for sid, name, r, v in zip(t.loc[ok, "settlement_id"], t.loc[ok, "name"],
                                          rank[ok], share[ok], strict=True)]
     step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
@@ -525,6 +527,7 @@ def write_atlas(tables: RunTables, on_page: Callable[[], None] | None = None,
         for sid, name, index_row in done:
             written[f"atlas_{sid}"] = folder / name
             rows.append(index_row)
+    _ = gettext_for(tables.language)
     city, by_name = [], {}
     c = tables.city
     if len(c):
@@ -534,32 +537,33 @@ def write_atlas(tables: RunTables, on_page: Callable[[], None] | None = None,
                 continue
             unit = str(getattr(r, "unit", ""))
             kind = "share" if "share" in unit else "number"
-            by_name[name] = {"indicator": city_label(name, tables.hazards),
+            by_name[name] = {"indicator": city_label(name, tables.hazards, _),
                              "value": fmt(r.value, kind),
                              # the definitions in words: the code names' backticks left out
                              "definition": str(r.definition).replace("`", "")}
             city.append(by_name[name])
     t = tables.settlements
-    headline = [{"label": "Settlements", "value": fmt(len(t), "number")}]
+    headline = [{"label": _("Settlements"), "value": fmt(len(t), "number")}]
     published = t["households"].dropna() if "households" in t else t.iloc[:0, :0]
     if len(published):  # suppressed settlements' counts are empty: they add nothing
-        headline.append({"label": "Households enumerated, in settlements of at least "
-                                  f"{tables.k} households",
+        headline.append({"label": _("Households enumerated, in settlements of at least "
+                                    "%(k)s households", k=tables.k),
                          "value": fmt(published.sum(), "number")})
     if tables.n_ranked:
-        headline.append({"label": "Settlements ranked for the Community Upgrading Fund",
+        headline.append({"label": _("Settlements ranked for the Community Upgrading Fund"),
                          "value": fmt(tables.n_ranked, "number")})
     headline += [{"label": by_name[n]["indicator"], "value": by_name[n]["value"]}
                  for n in HEADLINE if n in by_name]
-    labels = {m.column: m.label for m in MAIN_INDICATORS}
+    labels = {m.column: _(m.label) for m in MAIN_INDICATORS}
     index = env.get_template("atlas_index.html").render(
         settlements=rows, city=city, k=tables.k, headline=headline,
         has_portfolio=tables.portfolio is not None,
         share_columns=[labels[col] for col in _index_shares(tables)],
-        hazard_columns=[hazard_area_indicators(h)[0].label for h in tables.hazards
+        hazard_columns=[_("Area where %(hazard)s ≥ %(value)s", hazard=hazard_words(h, _),
+                          value=h.value(h.exposed)) for h in tables.hazards
                         if h.exposed is not None],
         consent_outside_form=list(tables.consent_outside_form),
-        slum_components=tables.slum_components, chart=index_chart(tables))
+        slum_components=tables.slum_components_in(_), chart=index_chart(tables, _))
     (folder / "index.html").write_text(index, encoding="utf-8")
     written["atlas_index"] = folder / "index.html"
     return written
