@@ -316,11 +316,24 @@ def test_figures_per_person_end_to_end(tmp_path, squares_file):
     page = (out / "atlas" / "A.html").read_text(encoding="utf-8")
     assert "Tenure of adults (SDG 1.4.2, from the household rosters)" in page
     assert "<th class=\"num\">Share of adults</th>" in page
-    assert ('<tr><td>Women named on a tenure document</td><td class="num">50%</td>'
-            '<td class="num">2</td></tr>') in page  # 1 of 2 women
+    table = pd.read_csv(out / "settlement_indicators.csv", dtype={"settlement_id": str})
+
+    def city(name: str) -> str:  # over the settlements that publish the share
+        ok = table[f"{name}_share"].notna()
+        share, n = table.loc[ok, f"{name}_share"], table.loc[ok, f"{name}_n"]
+        return f"{(share * n).round().sum() / n.sum():.0%}"
+
+    # 1 of 2 women: 50%, its 95% Wilson interval 9–91% (worked by hand), the city's beside it
+    assert ('<tr><td>Women named on a tenure document</td><td class="num">50% <span '
+            'class="interval" title="Range where the true share lies, 95 times in 100">'
+            '(9–91%)</span></td><td class="num city">'
+            f'{city("adult_tenure_documented_female")}</td><td class="num">2</td></tr>') in page
     assert '<div class="value">4</div><div class="label">Women and girls</div>' in page
-    assert ('<tr><td>Households headed by a woman</td><td class="num">50%</td>'
-            '<td class="num">4</td></tr>') in page
+    # 2 of 4 households: 50%, 15–85%
+    assert ('<tr><td>Households headed by a woman</td><td class="num">50% <span '
+            'class="interval" title="Range where the true share lies, 95 times in 100">'
+            '(15–85%)</span></td><td class="num city">'
+            f'{city("female_headed")}</td><td class="num">4</td></tr>') in page
     city = pd.read_csv(out / "city_summary.csv").set_index("indicator")
     row = city.loc["sdg_1_4_2_adult_tenure_perceived_secure_female"]
     assert (row["numerator"], row["denominator"]) == (2, 2)
