@@ -81,7 +81,13 @@ class Watch:
                 r.abort()
 
         page.route("**/*", route)
-        page.on("requestfailed", lambda req: self.failed.append(req.url))
+        def failed(req) -> None:
+            # a request the page cancelled itself (Leaflet drops the tiles of a zoom it
+            # leaves before they arrive: net::ERR_ABORTED) is not a file that is missing
+            if "ERR_ABORTED" not in str(req.failure or ""):
+                self.failed.append(f"{req.url} ({req.failure})")
+
+        page.on("requestfailed", failed)
         page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: self.errors.append(str(e)))
 
@@ -501,4 +507,38 @@ def test_the_change_map_colours_each_settlement_by_its_verdict(page, compared: P
     assert link.get_attribute("href") == "atlas/JK03.html"
     assert "100%" in page.locator(".leaflet-popup-content").inner_text()
     shot(page, "map-change.png")
+    watch.assert_clean()
+
+
+def test_the_french_map_speaks_french(page, french: Path) -> None:
+    """The sample city run with ``language: fr``: the layer control, the legend, the title
+    block, the portfolio panel, the search box and a popup are in French, with the network
+    cut."""
+    table = pd.read_csv(french / "settlement_indicators.csv", dtype={"settlement_id": str})
+    watch = open_map(page, french)
+    assert page.locator("html").get_attribute("lang") == "fr"
+    control = page.locator(".leaflet-control-layers").inner_text()
+    assert "Ménages de bidonville" in control and "Financé par le portefeuille du FAC" in control
+    legend = page.locator(".pm-legend").inner_text()
+    assert "Classes : seuils naturels de Fisher-Jenks" in legend and "ou moins" in legend
+    about = page.locator("#pm-about").inner_text()
+    assert "Recensé du 2026-03-02 au 2026-03-13" in about
+    assert "Aucun chiffre n'est calculé à partir de moins de 5 ménages." in about
+    assert "Recensement des ménages" in about
+    assert page.locator("#pm-portfolio summary").inner_text().startswith("Portefeuille du FAC : ")
+    box = page.locator(".pm-search input")
+    assert box.get_attribute("placeholder") == "Trouver un quartier"
+    row = table.set_index("settlement_id").loc["JK30"]
+    search(page, row["name"])
+    rows = popup_rows(page)
+    n = int(table["cuf_rank"].notna().sum())
+    assert rows["Rang au FAC"] == f"{int(row['cuf_rank'])} sur {n}"
+    assert rows["Ménages"] == f"{int(row['households']):,}"
+    assert rows["Ménages de bidonville"] == pct(row["slum_household_share"])
+    assert page.locator(".pm-atlas").inner_text() == "Ouvrir le profil du quartier"
+    english = {"Households", "Slum households", "Classes:", "Open the settlement profile",
+               "Find a settlement", "Enumerated from", "CUF portfolio"}
+    text = page.locator("body").inner_text()
+    assert not {w for w in english if w in text}
+    shot(page, "map-fr.png")
     watch.assert_clean()
