@@ -82,6 +82,29 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def french(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample city run with ``language: fr`` (its configuration beside the output, as
+    ``fr.yaml``)."""
+    import json
+
+    import yaml
+
+    from profiling import pipeline
+    from profiling.config import load_config
+
+    folder = tmp_path_factory.mktemp("fr")
+    data = demo_config_data()
+    data["language"] = "fr"
+    data["output_dir"] = str(folder / "out")
+    cfg = folder / "fr.yaml"
+    cfg.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    pipeline.run(load_config(cfg))
+    out = folder / "out"
+    assert json.loads((out / "run_manifest.json").read_text())["status"] == "complete"
+    return out
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.fail(f"the shared data folder {SHARED_DATA} is missing: CI places ../shared beside "

@@ -90,26 +90,6 @@ def _data_names(table: pd.DataFrame) -> list[str]:
             "CONTRACT.md"]  # a file's name
 
 
-@pytest.fixture(scope="module")
-def french(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample city run with ``language: fr``."""
-    from profiling import pipeline
-    from profiling.config import load_config
-
-    folder = tmp_path_factory.mktemp("fr")
-    data = demo_config_data()
-    data["language"] = "fr"
-    data["output_dir"] = str(folder / "out")
-    cfg = folder / "fr.yaml"
-    cfg.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    pipeline.run(load_config(cfg))
-    out = folder / "out"
-    import json
-
-    assert json.loads((out / "run_manifest.json").read_text())["status"] == "complete"
-    return out
-
-
 def _pages(out: Path) -> list[Path]:
     """Every settlement's profile (one per row of the settlement table)."""
     table = pd.read_csv(out / "settlement_indicators.csv", dtype={"settlement_id": str})

@@ -8,8 +8,9 @@ templates call ``_()`` (Jinja's i18n extension, new-style: its arguments are esc
 So far the community validation sheets and form (:mod:`profiling.validation`), the settlement
 profiles and the atlas index (:mod:`profiling.publish.atlas`: French complete but for the
 city summary's definitions, Spanish and Portuguese for their headings) and the CUF's
-explanations in ``cuf_priorities.csv`` have their catalogues; the map and the PNG legends are
-still in English.
+explanations in ``cuf_priorities.csv`` and the map (:mod:`profiling.publish.maps`, its script
+handed :data:`~profiling.publish.maps.MAP_MESSAGES` translated) have their catalogues; the
+hazard overlays' legend rows and the PNG maps are still in English.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import logging
 import math
 import shutil
 import warnings
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from profiling.config import MapSettings
-from profiling.indicators import HazardRule
+from profiling.i18n import gettext_for
+from profiling.indicators import HazardRule, hazard_words
 from profiling.outputs import MAP, MAP_ASSETS
 from profiling.publish._data import (
     MAIN_INDICATORS,
@@ -150,23 +152,41 @@ def colours(n: int, higher_is_worse: bool, palette: list[str] = PALETTE) -> list
     return cols if higher_is_worse else cols[::-1]
 
 
-def legend_labels(bounds: list[float], kind: str, method: str) -> list[str]:
+def legend_labels(bounds: list[float], kind: str, method: str,
+                  _: Callable[..., str] | None = None) -> list[str]:
+    """Each class's words in a legend (in the language of ``_``, English by default)."""
+    tr = _ or _same
     if method == RANK_GROUPS:  # "top 10", "11 to 20", ..., "51 to 64"
         groups, end = [], 0
         for b in bounds:
             hi = int(b)
-            groups.append(f"top {hi}" if end == 0 else
-                          (f"{end + 1:,}" if hi == end + 1 else f"{end + 1:,} to {hi:,}"))
+            groups.append(tr("top %(n)s", n=hi) if end == 0 else
+                          (f"{end + 1:,}" if hi == end + 1 else
+                           tr("%(lo)s to %(hi)s", lo=f"{end + 1:,}", hi=f"{hi:,}")))
             end = hi
         return groups
     if method.startswith("one class"):
         return [fmt(b, kind) for b in bounds]
     labels, lo = [], None
     for b in bounds:
-        labels.append(f"{fmt(b, kind)} or less" if lo is None else
-                      f"over {fmt(lo, kind)} to {fmt(b, kind)}")
+        labels.append(tr("%(value)s or less", value=fmt(b, kind)) if lo is None else
+                      tr("over %(lo)s to %(hi)s", lo=fmt(lo, kind), hi=fmt(b, kind)))
         lo = b
     return labels
+
+
+def method_words(method: str, _: Callable[..., str] | None = None) -> str:
+    """How a legend's classes were made, in the language of ``_``."""
+    import re
+
+    tr = _ or _same
+    jenks = re.fullmatch(r"Fisher-Jenks natural breaks, (\d+) classes", method)
+    if jenks:
+        return tr("Fisher-Jenks natural breaks, %(k)s classes", k=int(jenks.group(1)))
+    one = re.fullmatch(r"one class per value \((\d+)\)", method)
+    if one:
+        return tr("one class per value (%(n)s)", n=int(one.group(1)))
+    return tr(method)
 
 
 def display_geometry(table: pd.DataFrame) -> Any:
@@ -205,30 +225,65 @@ def _mapped(tables: RunTables, settings: MapSettings) -> list[MapIndicator]:
     return [indicator(c, tables.hazards) for c in cols if c in tables.settlements.columns]
 
 
+#: What the page's script writes itself (English message ids): handed to it translated.
+MAP_MESSAGES = (
+    "Open the settlement profile", "Households: %(n)s", "Slum households: %(share)s",
+    "Households in hexagons (cells under %(k)s households left out)",
+    "Funded by the CUF portfolio", "Classes: %(method)s", "no data (not modelled)",
+    "no data, or %(suppressed)s", "funded by the CUF portfolio", "Households per hexagon",
+    "Hazard: %(name)s, %(unit)s", "Source: %(source)s", "Enumerated from %(first)s to %(last)s",
+    "Sources: ", "CUF portfolio: %(total)s in %(n)s settlements", "Persons served: %(n)s",
+    "Intervention", "Units", "Cost", "Settlement", "Settlements", "Rank", "Hazard: %(name)s",
+    "and %(n)s more settlements (cuf_portfolio.csv)", "Find a settlement",
+    "Find a settlement by name", "No settlement named %(name)s")
+
+
+def _same(message: str, **values: Any) -> str:
+    return message % values if values else message
+
+
+def map_label(m: MapIndicator, hazards: tuple[HazardRule, ...] = (),
+              _: Callable[..., str] = _same) -> str:
+    """How the map names an indicator, in the language of ``_``."""
+    for h in hazards:
+        words = hazard_words(h, _)
+        if m.column == f"{h.name}_area_share" and h.exposed is not None:
+            return _("Area where %(hazard)s ≥ %(value)s", hazard=words, value=h.value(h.exposed))
+        if m.column == f"{h.name}_high_area_share" and h.high is not None:
+            return _("Area where %(hazard)s ≥ %(value)s", hazard=words, value=h.value(h.high))
+        if m.column == h.mean_column:
+            return _("Mean %(hazard)s over the modelled area", hazard=words)
+    return _(m.label)
+
+
 def popup_rows(row: Any, k: int, hazards: tuple[HazardRule, ...] = (),
-               n_ranked: int | None = None) -> list[list[str]]:
+               n_ranked: int | None = None,
+               _: Callable[..., str] = _same) -> list[list[str]]:
     """The mini-profile of a settlement: (label, figure) pairs, no household figure when the
-    settlement is suppressed; a rank says out of how many (``n_ranked``) when that is given."""
+    settlement is suppressed; a rank says out of how many (``n_ranked``) when that is given.
+    In the language of ``_`` (English by default)."""
     rows: list[list[str]] = []
     if missing(row.get("households")):
-        rows.append(["Households", suppressed_text(k)])
+        rows.append([_("Households"), suppressed_text(k, _)])
     else:
-        rows += [["Households", fmt(row["households"], "number")],
-                 ["Persons", fmt(row.get("population"), "number")]]
+        rows += [[_("Households"), fmt(row["households"], "number")],
+                 [_("Persons"), fmt(row.get("population"), "number")]]
         for m in MAIN_INDICATORS:
             if m.household_based and m.kind == "share" and m.column in row:
-                rows.append([m.label, fmt(row[m.column], m.kind)])
+                rows.append([_(m.label), fmt(row[m.column], m.kind)])
     for h in hazards:  # land, not households: shown even where households are suppressed
         m = hazard_area_indicators(h)[0]
         if m.column in row:
-            rows.append([m.label, fmt(row[m.column], m.kind)])
+            rows.append([map_label(m, hazards, _), fmt(row[m.column], m.kind)])
     if "cuf_rank" in row:
         rank = row["cuf_rank"]
         if missing(rank):
-            rows.append(["CUF rank", "not ranked"])
+            rows.append([_("CUF rank"), _("not ranked")])
+        elif n_ranked:
+            rows.append([_("CUF rank"), _("%(rank)s of %(n)s", rank=fmt(rank, "rank"),
+                                          n=f"{n_ranked:,}")])
         else:
-            of = f" of {n_ranked:,}" if n_ranked else ""
-            rows.append(["CUF rank", fmt(rank, "rank") + of])
+            rows.append([_("CUF rank"), fmt(rank, "rank")])
     return rows
 
 
@@ -237,6 +292,7 @@ def map_data(tables: RunTables, settings: MapSettings, hazards: list[dict[str, A
     """Everything the page's script draws, as JSON-ready data."""
     t = tables.settlements
     k = tables.k
+    _ = gettext_for(tables.language)
     mapped = _mapped(tables, settings)
     layers = []
     classes: dict[str, list[int]] = {}
@@ -245,8 +301,9 @@ def map_data(tables: RunTables, settings: MapSettings, hazards: list[dict[str, A
         method, bounds = _classes(tables, m)
         cols = colours(len(bounds), m.higher_is_worse)
         classes[m.column] = [class_of(v, bounds) for v in values]
-        layers.append({"key": m.column, "label": m.label, "method": method,
-                       "colours": cols, "labels": legend_labels(bounds, m.kind, method),
+        layers.append({"key": m.column, "label": map_label(m, tables.hazards, _),
+                       "method": method_words(method, _),
+                       "colours": cols, "labels": legend_labels(bounds, m.kind, method, _),
                        "land": not m.household_based})
     geoms = _display(tables)
     import shapely
@@ -257,12 +314,12 @@ def map_data(tables: RunTables, settings: MapSettings, hazards: list[dict[str, A
     funded = funded_here(tables.portfolio)
     for i, row in enumerate(records):
         sup = missing(row.get("households"))
-        figs = {m.column: (suppressed_text(k) if sup and m.household_based
+        figs = {m.column: (suppressed_text(k, _) if sup and m.household_based
                            else fmt(row[m.column], m.kind)) for m in mapped}
         sid = str(row["settlement_id"])
-        popup = popup_rows(row, k, tables.hazards, tables.n_ranked)
+        popup = popup_rows(row, k, tables.hazards, tables.n_ranked, _)
         if funded is not None:
-            popup.append(["Funded by the CUF portfolio", funded.get(sid, "nothing")])
+            popup.append([_("Funded by the CUF portfolio"), funded.get(sid, _("nothing"))])
         features.append({
             "type": "Feature",
             "geometry": json.loads(shapes[i]),
@@ -278,11 +335,13 @@ def map_data(tables: RunTables, settings: MapSettings, hazards: list[dict[str, A
         first, last = dates["first_interview"].dropna(), dates["last_interview"].dropna()
         if len(first) and len(last):
             span = [str(first.astype(str).min()), str(last.astype(str).max())]
-    hex_legend = hexagon_legend(tables.hexagons)
-    about = {"title": settings.title or "Settlement profiles", "dates": span,
-             "sources": [list(src) for src in tables.sources],
-             "k": f"No figure is computed from fewer than {k} households."}
-    return {"k": k, "about": about, "suppressed": suppressed_text(k), "no_data": NO_DATA,
+    hex_legend = hexagon_legend(tables.hexagons, _)
+    about = {"title": settings.title or _("Settlement profiles"), "dates": span,
+             "sources": [[_(kind), files] for kind, files in tables.sources],
+             "k": _("No figure is computed from fewer than %(k)s households.", k=k)}
+    text = {} if tables.language == "en" else {m: _(m) for m in MAP_MESSAGES}
+    return {"k": k, "about": about, "suppressed": suppressed_text(k, _), "no_data": NO_DATA,
+            "text": text,
             "layers": layers,
             "settlements": {"type": "FeatureCollection", "features": features},
             "hexagons": hexagon_features(tables.hexagons, hex_legend["bounds"]),
@@ -345,15 +404,17 @@ def portfolio_panel(tables: RunTables) -> dict[str, Any] | None:
             "funded": funded, "more": max(0, n - len(funded))}
 
 
-def hexagon_legend(hexes: pd.DataFrame) -> dict[str, Any]:
+def hexagon_legend(hexes: pd.DataFrame, _: Callable[..., str] | None = None
+                   ) -> dict[str, Any]:
     """The hexagons' classes of households per cell (natural breaks, like the choropleths),
-    their purples and labels."""
+    their purples and labels (in the language of ``_``)."""
     if hexes is None or hexes.empty:
-        return {"method": "no values", "bounds": [], "colours": [], "labels": []}
+        return {"method": method_words("no values", _), "bounds": [], "colours": [],
+                "labels": []}
     method, bounds = classify(hexes["households"])
-    return {"method": method, "bounds": bounds,
+    return {"method": method_words(method, _), "bounds": bounds,
             "colours": colours(len(bounds), True, HEX_PURPLES),
-            "labels": legend_labels(bounds, "number", method)}
+            "labels": legend_labels(bounds, "number", method, _)}
 
 
 def hexagon_features(hexes: pd.DataFrame, bounds: list[float]) -> list[dict[str, Any]]:
@@ -569,7 +630,8 @@ def write_map(tables: RunTables, settings: MapSettings, hazards: list[Any] | Non
 
         data["basemap_local"] = extract(settings.basemap_file, bounds,  # type: ignore[arg-type]
                                         folder / "basemap")
-    return {"map": write_page(out, data, bounds, "Settlement profiles: map")}
+    title = gettext_for(tables.language)("Settlement profiles: map")
+    return {"map": write_page(out, data, bounds, title, tables.language)}
 
 
 def copy_assets(out: Path) -> Path:
@@ -593,7 +655,7 @@ def copy_assets(out: Path) -> Path:
 
 
 def write_page(out: Path, data: dict[str, Any], bounds: tuple[float, ...] | None,
-               title: str) -> Path:
+               title: str, language: str = "en") -> Path:
     """``out/map.html`` drawing ``data`` (:func:`map_data`'s form) with the assets of
     :func:`copy_assets`, viewing ``bounds`` (west, south, east, north; degrees)."""
     import branca.element as be
@@ -624,6 +686,8 @@ def write_page(out: Path, data: dict[str, Any], bounds: tuple[float, ...] | None
     root = m.get_root()
     root.title = title  # type: ignore[attr-defined]
     html = root.render()
+    if language != "en":  # folium writes no lang; a screen reader reads the page in this one
+        html = html.replace("<html>", f'<html lang="{language}">', 1)
     _check_offline(html)
     path = out / MAP
     path.write_text(html, encoding="utf-8")

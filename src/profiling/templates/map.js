@@ -9,6 +9,15 @@ function profilingMap(map, D) {
     if (text !== undefined && text !== null) { e.textContent = String(text); }
     return e;
   }
+  // the words the script writes itself, in the run's language (English: the message itself)
+  var T = D.text || {};
+  function say(msg, values) {
+    var s = Object.prototype.hasOwnProperty.call(T, msg) ? T[msg] : msg;
+    Object.keys(values || {}).forEach(function (k) {
+      s = s.split("%(" + k + ")s").join(String(values[k]));
+    });
+    return s;
+  }
   var byKey = {}, base = {}, overlays = {}, members = {}, active = null;
   // a phone's width: the layer list folds, popups and legends narrow
   function narrowMap() { return map.getContainer().clientWidth < 600; }
@@ -25,7 +34,7 @@ function profilingMap(map, D) {
       t.appendChild(tr);
     });
     box.appendChild(t);
-    var a = el("a", "pm-atlas", "Open the settlement profile");
+    var a = el("a", "pm-atlas", say("Open the settlement profile"));
     a.setAttribute("href", p.href);
     a.setAttribute("target", "_blank");
     box.appendChild(a);
@@ -96,7 +105,7 @@ function profilingMap(map, D) {
                                                  pane: "pmHazard"});
     lyr._pmHazard = h;
     hazardLayers[i] = lyr;
-    overlays[esc("Hazard: " + h.name)] = lyr;
+    overlays[esc(say("Hazard: %(name)s", {name: h.name}))] = lyr;
   });
   var hexLayer = null;
   if (D.hexagons.length) {
@@ -109,14 +118,14 @@ function profilingMap(map, D) {
                                 fillOpacity: 0.7, className: "pm-hexagon pm-hex-class-" + c.cls});
       poly.bindTooltip(function () {
         var b = el("div", "pm-tooltip");
-        b.appendChild(el("div", null, "Households: " + c.households));
-        b.appendChild(el("div", null, "Slum households: " + c.slum));
+        b.appendChild(el("div", null, say("Households: %(n)s", {n: c.households})));
+        b.appendChild(el("div", null, say("Slum households: %(share)s", {share: c.slum})));
         return b;
       });
       hexLayer.addLayer(poly);
     });
-    overlays[esc("Households in hexagons (cells under " + D.k + " households left out)")] =
-      hexLayer;
+    overlays[esc(say("Households in hexagons (cells under %(k)s households left out)",
+                   {k: D.k}))] = hexLayer;
   }
 
   // The settlements the CUF portfolio funds: a heavy outline above every choropleth, which
@@ -133,7 +142,7 @@ function profilingMap(map, D) {
         return {color: "#111", weight: 3.5, fill: false, className: "pm-funded"};
       }
     });
-    overlays[esc("Funded by the CUF portfolio")] = fundedLayer;
+    overlays[esc(say("Funded by the CUF portfolio"))] = fundedLayer;
     fundedLayer.addTo(map);
   }
 
@@ -160,33 +169,37 @@ function profilingMap(map, D) {
     if (active) {
       var spec = byKey[active];
       d.appendChild(el("div", "pm-legend-title", spec.label));
-      d.appendChild(el("div", "pm-legend-method", "Classes: " + spec.method));
+      d.appendChild(el("div", "pm-legend-method", say("Classes: %(method)s",
+                                                    {method: spec.method})));
       spec.colours.forEach(function (c, i) { swatchRow(d, c, spec.labels[i]); });
       // a figure of the land is never suppressed: only "no data" (not modelled) applies
-      swatchRow(d, D.no_data, spec.land ? "no data (not modelled)"
-                                        : "no data, or " + D.suppressed);
+      swatchRow(d, D.no_data, spec.land ? say("no data (not modelled)")
+                                        : say("no data, or %(suppressed)s",
+                                            {suppressed: D.suppressed}));
     }
     if (fundedLayer && map.hasLayer(fundedLayer)) {
       var row = el("div", "pm-legend-row pm-funded-legend");
       var sw = el("span", "pm-swatch pm-swatch-outline");
       row.appendChild(sw);
-      row.appendChild(el("span", null, "funded by the CUF portfolio"));
+      row.appendChild(el("span", null, say("funded by the CUF portfolio")));
       d.appendChild(row);
     }
     if (hexLayer && map.hasLayer(hexLayer)) {
       var HL = D.hexagon_legend;
-      d.appendChild(el("div", "pm-legend-title", "Households per hexagon"));
-      d.appendChild(el("div", "pm-legend-method", "Classes: " + HL.method));
+      d.appendChild(el("div", "pm-legend-title", say("Households per hexagon")));
+      d.appendChild(el("div", "pm-legend-method", say("Classes: %(method)s",
+                                                    {method: HL.method})));
       HL.colours.forEach(function (c, i) { swatchRow(d, c, HL.labels[i], "pm-hex-legend"); });
     }
     Object.keys(hazardLayers).forEach(function (name) {
       var lyr = hazardLayers[name];
       if (!map.hasLayer(lyr)) { return; }
       var h = lyr._pmHazard;
-      d.appendChild(el("div", "pm-legend-title", "Hazard: " + h.name + ", " + h.unit));
+      d.appendChild(el("div", "pm-legend-title", say("Hazard: %(name)s, %(unit)s",
+                                                   {name: h.name, unit: h.unit})));
       h.legend.forEach(function (r) { swatchRow(d, r[0], r[1]); });
-      d.appendChild(el("div", "pm-legend-method", "Source: " + h.source +
-                       (h.scenario ? ", " + h.scenario : "")));
+      d.appendChild(el("div", "pm-legend-method", say("Source: %(source)s", {
+        source: h.source + (h.scenario ? ", " + h.scenario : "")})));
     });
   }
   legend.addTo(map);
@@ -209,11 +222,11 @@ function profilingMap(map, D) {
       L.DomEvent.disableClickPropagation(box);
       box.appendChild(el("div", "pm-about-title", D.about.title));
       if (D.about.dates) {
-        box.appendChild(el("div", "pm-about-dates", "Enumerated from " + D.about.dates[0] +
-                           " to " + D.about.dates[1]));
+        box.appendChild(el("div", "pm-about-dates", say("Enumerated from %(first)s to %(last)s",
+          {first: D.about.dates[0], last: D.about.dates[1]})));
       }
       if (D.about.sources.length) {
-        var src = el("div", "pm-about-sources", "Sources: ");
+        var src = el("div", "pm-about-sources", say("Sources: "));
         D.about.sources.forEach(function (s, i) {
           src.appendChild(document.createTextNode((i ? "; " : "") + s[0] + ": " + s[1]));
         });
@@ -234,9 +247,10 @@ function profilingMap(map, D) {
       box.id = "pm-portfolio";
       L.DomEvent.disableClickPropagation(box);
       L.DomEvent.disableScrollPropagation(box);
-      box.appendChild(el("summary", null, "CUF portfolio: " + P.total + " in " +
-                         P.settlements + " settlements"));
-      box.appendChild(el("div", "pm-portfolio-persons", "Persons served: " + P.persons));
+      box.appendChild(el("summary", null, say("CUF portfolio: %(total)s in %(n)s settlements",
+                                            {total: P.total, n: P.settlements})));
+      box.appendChild(el("div", "pm-portfolio-persons", say("Persons served: %(n)s",
+                                                          {n: P.persons})));
       function table(head, rows, id) {
         var t = el("table");
         t.id = id;
@@ -250,12 +264,12 @@ function profilingMap(map, D) {
         });
         box.appendChild(t);
       }
-      table(["Intervention", "Units", "Cost", "Settlements"], P.interventions,
+      table([say("Intervention"), say("Units"), say("Cost"), say("Settlements")], P.interventions,
             "pm-portfolio-interventions");
-      table(["Settlement", "Rank", "Cost"], P.funded, "pm-portfolio-settlements");
+      table([say("Settlement"), say("Rank"), say("Cost")], P.funded, "pm-portfolio-settlements");
       if (P.more) {
-        box.appendChild(el("div", "pm-portfolio-more", "and " + P.more +
-                           " more settlements (cuf_portfolio.csv)"));
+        box.appendChild(el("div", "pm-portfolio-more",
+                           say("and %(n)s more settlements (cuf_portfolio.csv)", {n: P.more})));
       }
       return box;
     };
@@ -269,8 +283,8 @@ function profilingMap(map, D) {
     L.DomEvent.disableClickPropagation(box);
     var input = el("input");
     input.type = "search";
-    input.placeholder = "Find a settlement";
-    input.setAttribute("aria-label", "Find a settlement by name");
+    input.placeholder = say("Find a settlement");
+    input.setAttribute("aria-label", say("Find a settlement by name"));
     input.setAttribute("list", "pm-names");
     var list = el("datalist");
     list.id = "pm-names";
@@ -293,7 +307,7 @@ function profilingMap(map, D) {
           if (!hit && f.properties.name.toLowerCase().indexOf(q) >= 0) { hit = f; }
         });
       }
-      if (!hit) { msg.textContent = "No settlement named " + input.value; return; }
+      if (!hit) { msg.textContent = say("No settlement named %(name)s", {name: input.value}); return; }
       msg.textContent = "";
       var lyr = members[active][hit.properties.id];
       // no animation: the popup then opens on the final view and pans itself into sight
