@@ -45,6 +45,12 @@ def translations(language: str) -> gettext.NullTranslations:
     return Translations(buf)
 
 
+def english(message: str, **values: Any) -> str:
+    """``_()`` for English: the message itself, its ``%(name)s`` filled (what
+    :func:`gettext_for` gives for ``en``, without a catalogue to look in)."""
+    return message % values if values else message
+
+
 def gettext_for(language: str) -> Any:
     """``_(message, **values)`` in ``language``: the translation, its ``%(name)s`` filled."""
     t = translations(language)

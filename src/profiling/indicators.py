@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from profiling.config import FLOOD_THRESHOLDS  # the reference layer's, where config sets them
+from profiling.i18n import english
 
 BOOL = "boolean"
 
@@ -508,7 +509,7 @@ def slum_components(missing: Iterable[str] = ()) -> list[str]:
 def component_words(missing: Iterable[str] = (), _: Callable[..., str] | None = None) -> str:
     """Which components decide the slum status, in a sentence (the city summary's note and
     the atlas say it), in the language of ``_`` (English by default)."""
-    tr = _ or _same
+    tr = _ or english
     used = slum_components(missing)
     left = [c for c in DEPRIVATIONS if c not in used]
     words = ", ".join(tr(c.replace("_", " ")) for c in used) or tr("none")
@@ -563,7 +564,7 @@ def city_label(name: str, hazards: Sequence[HazardRule] = (),
     """A city summary figure named in words: the registry's label, a ladder's level
     ("Drinking water: basic"), or a hazard's households or persons exposed; in the language
     of ``_`` (English by default)."""
-    tr = _ or _same
+    tr = _ or english
     if name in CITY_LABELS:
         return tr(CITY_LABELS[name])
     for ladder, words in _LADDER_WORDS.items():
@@ -1312,17 +1313,13 @@ PLAIN_HAZARDOUS = ("At the household's location, %(rules)s: true as soon as one 
                    "holds.")
 
 
-def _same(message: str, **values: Any) -> str:
-    return message % values if values else message
-
-
-def hazard_words(h: HazardRule, _: Callable[..., str] = _same) -> str:
+def hazard_words(h: HazardRule, _: Callable[..., str] = english) -> str:
     """The hazard's value in words, in the language of ``_`` (its configured label as given)."""
     return _(h.words or h.name)
 
 
 def indicator_label(ind: Indicator, hazards: Sequence[HazardRule] = (),
-                    _: Callable[..., str] = _same) -> str:
+                    _: Callable[..., str] = english) -> str:
     """How the atlas names an indicator, in the language of ``_``."""
     by_name = {h.name: h for h in hazards}
     name = ind.name.removesuffix("_exposed")
@@ -1338,7 +1335,7 @@ def indicator_label(ind: Indicator, hazards: Sequence[HazardRule] = (),
 
 
 def plain_rule(ind: Indicator, params: Mapping[str, Any], hazards: Sequence[HazardRule] = (),
-               _: Callable[..., str] = _same) -> str:
+               _: Callable[..., str] = english) -> str:
     """An indicator's rule in plain words, in the language of ``_``, its settings filled."""
     by_name = {h.name: h for h in hazards}
     name = ind.name.removesuffix("_exposed")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from profiling.i18n import environment, gettext_for
+from profiling.i18n import english, environment, gettext_for
 from profiling.indicators import (
     LADDERS,
     PRIORITY_NEEDS,
@@ -467,7 +467,7 @@ def index_chart(tables: RunTables, _: Gettext | None = None) -> dict[str, Any] |
     def y(v: float) -> float:
         return round(top + (1 - v) * h, 1)
 
-    tr = _ or gettext_for("en")
+    tr = _ or english
     points = [{"cx": x(float(r)), "cy": y(float(v)), "funded": str(sid) in funded,
                "title": tr("%(name)s: rank %(rank)s, slum households %(share)s", name=name,
                            rank=int(r), share=fmt(v, "share"))}

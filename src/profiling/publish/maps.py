@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from profiling.config import MapSettings
-from profiling.i18n import gettext_for
+from profiling.i18n import english, gettext_for
 from profiling.indicators import HazardRule, hazard_words
 from profiling.outputs import MAP, MAP_ASSETS
 from profiling.publish._data import (
@@ -155,7 +155,7 @@ def colours(n: int, higher_is_worse: bool, palette: list[str] = PALETTE) -> list
 def legend_labels(bounds: list[float], kind: str, method: str,
                   _: Callable[..., str] | None = None) -> list[str]:
     """Each class's words in a legend (in the language of ``_``, English by default)."""
-    tr = _ or _same
+    tr = _ or english
     if method == RANK_GROUPS:  # "top 10", "11 to 20", ..., "51 to 64"
         groups, end = [], 0
         for b in bounds:
@@ -179,7 +179,7 @@ def method_words(method: str, _: Callable[..., str] | None = None) -> str:
     """How a legend's classes were made, in the language of ``_``."""
     import re
 
-    tr = _ or _same
+    tr = _ or english
     jenks = re.fullmatch(r"Fisher-Jenks natural breaks, (\d+) classes", method)
     if jenks:
         return tr("Fisher-Jenks natural breaks, %(k)s classes", k=int(jenks.group(1)))
@@ -238,12 +238,8 @@ MAP_MESSAGES = (
     "Find a settlement by name", "No settlement named %(name)s")
 
 
-def _same(message: str, **values: Any) -> str:
-    return message % values if values else message
-
-
 def map_label(m: MapIndicator, hazards: tuple[HazardRule, ...] = (),
-              _: Callable[..., str] = _same) -> str:
+              _: Callable[..., str] = english) -> str:
     """How the map names an indicator, in the language of ``_``."""
     for h in hazards:
         words = hazard_words(h, _)
@@ -258,7 +254,7 @@ def map_label(m: MapIndicator, hazards: tuple[HazardRule, ...] = (),
 
 def popup_rows(row: Any, k: int, hazards: tuple[HazardRule, ...] = (),
                n_ranked: int | None = None,
-               _: Callable[..., str] = _same) -> list[list[str]]:
+               _: Callable[..., str] = english) -> list[list[str]]:
     """The mini-profile of a settlement: (label, figure) pairs, no household figure when the
     settlement is suppressed; a rank says out of how many (``n_ranked``) when that is given.
     In the language of ``_`` (English by default)."""
