@@ -121,31 +121,44 @@ def city_shares(tables: RunTables) -> dict[str, float]:
     return out
 
 
-def interval_text(share: Any, count: Any) -> str:
-    """A share's 95% Wilson interval (``21–49%``) where it is wider than
-    :data:`INTERVAL_SHOWN_FROM` on a side; empty otherwise, or without a share."""
-    if missing(share) or missing(count) or float(count) <= 0:
-        return ""
+def intervals(tables: RunTables) -> dict[str, dict[str, str]]:
+    """Each published share's 95% Wilson interval in words (``21–49%``), by indicator and
+    settlement id, where it is wider than :data:`INTERVAL_SHOWN_FROM` on a side (a small
+    sample): one vectorised pass over the settlement table for the whole atlas."""
+    if "intervals" in tables.drawn:
+        return tables.drawn["intervals"]
     import numpy as np
 
     from profiling.indicators import wilson
 
-    n = float(count)
-    lo, hi = (float(v[0]) for v in wilson(np.array([round(float(share) * n)]), np.array([n])))
-    if max(float(share) - lo, hi - float(share)) <= INTERVAL_SHOWN_FROM:
-        return ""
-    return f"{lo:.0%}–{hi:.0%}".replace("%–", "–")
+    t = tables.settlements
+    ids = t["settlement_id"].astype(str).to_numpy()
+    out: dict[str, dict[str, str]] = {}
+    for col in t.columns:
+        name = str(col).removesuffix("_share")
+        if not str(col).endswith("_share") or f"{name}_n" not in t.columns:
+            continue
+        share = pd.to_numeric(t[col], errors="coerce").to_numpy(dtype=float)
+        n = pd.to_numeric(t[f"{name}_n"], errors="coerce").to_numpy(dtype=float)
+        ok = ~np.isnan(share) & ~np.isnan(n) & (n > 0)
+        lo, hi = wilson(np.rint(share[ok] * n[ok]), n[ok])
+        wide = np.maximum(share[ok] - lo, hi - share[ok]) > INTERVAL_SHOWN_FROM
+        out[name] = {sid: f"{a:.0%}–{b:.0%}".replace("%–", "–")
+                     for sid, a, b in zip(ids[ok][wide], lo[wide], hi[wide], strict=True)}
+    tables.drawn["intervals"] = out
+    return out
 
 
 def _share_rows(row: Any, names: list[str], k: int, labels: dict[str, str], _: Gettext,
-                city: dict[str, float]) -> list[dict[str, str]]:
+                city: dict[str, float], shown: dict[str, dict[str, str]]
+                ) -> list[dict[str, str]]:
     rows = []
     for n in names:
         if f"{n}_share" not in row:
             continue
         share, count = row[f"{n}_share"], row.get(f"{n}_n")
         rows.append({"label": labels.get(n, n), "share": fmt(share, "share"),
-                     "interval": interval_text(share, count),
+                     "interval": shown.get(n, {}).get(str(row["settlement_id"]), ""),
                      "city": fmt(city.get(n), "share"),
                      "n": fmt(count, "number") if not missing(count) else
                      _("fewer than %(k)s known", k=k)})
@@ -326,14 +339,14 @@ def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
                             else _("corrected"),
                             "where": f"{r['forum']}, {r['forum_date']}"})
     sections_shown = {}
-    city = city_shares(tables)
+    city, shown = city_shares(tables), intervals(tables)
     if not sup:
         for title, unit, rows in [
                 *((t, "households", _share_rows(row, [i.name for i in inds], k, labels, _,
-                                                city))
+                                                city, shown))
                   for t, inds in sections(indicators).items()),
-                *((t, u, _share_rows(row, names, k, labels, _, city)) for t, (u, names) in
-                  PERSON_SECTIONS.items())]:
+                *((t, u, _share_rows(row, names, k, labels, _, city, shown))
+                  for t, (u, names) in PERSON_SECTIONS.items())]:
             if rows:
                 share_head, known_head = SECTION_HEADS[unit]
                 sections_shown[_(title)] = {"share_head": _(share_head),
@@ -350,7 +363,7 @@ def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
             (_("Slum households"), fmt(row.get("slum_household_share"), "share"),
              fmt(city.get("slum_household"), "share") if "slum_household" in city else ""),
             (_("Persons in slum households"), fmt(row.get("slum_population_share"), "share"),
-             _city_value(tables, "slum_population_over_known_status")),
+             city_values(tables).get("slum_population_over_known_status", "")),
             *((_(label), fmt(row[c], "number"), "") for c, label in PERSON_FIGURES
               if c in row and not missing(row[c])),
         ],
@@ -375,13 +388,15 @@ def settlement_context(tables: RunTables, row: Any) -> dict[str, Any]:
     }
 
 
-def _city_value(tables: RunTables, indicator: str) -> str:
-    """A figure of the city summary (``city_summary.csv``), as a share; empty without it."""
-    c = tables.city
-    if not len(c) or "indicator" not in c.columns:
-        return ""
-    hit = c.loc[c["indicator"].astype(str) == indicator, "value"]
-    return "" if not len(hit) or missing(hit.iloc[0]) else fmt(hit.iloc[0], "share")
+def city_values(tables: RunTables) -> dict[str, str]:
+    """The city summary's figures (``city_summary.csv``) as shares, by indicator (those
+    without a value left out); read once for the atlas."""
+    if "city_values" not in tables.drawn:
+        c = tables.city
+        tables.drawn["city_values"] = ({} if not len(c) or "indicator" not in c.columns else {
+            str(r.indicator): fmt(r.value, "share") for r in c.itertuples()
+            if not missing(r.value)})
+    return tables.drawn["city_values"]
 
 
 def render_page(tables: RunTables, row: Any, env: Any = None) -> tuple[str, str]:
@@ -507,7 +522,7 @@ def write_atlas(tables: RunTables, on_page: Callable[[], None] | None = None,
     chunks = [records[i:i + CHUNK] for i in range(0, len(records), CHUNK)]
     n = workers if workers is not None else usable_cores()
     tables.priority_row(""), tables.date_row(""), tables.n_ranked  # built once, then forked
-    locator(tables)
+    locator(tables), city_shares(tables), intervals(tables), city_values(tables)
     _SHARED = tables
     results: list[list[tuple[str, str, dict[str, Any]]]] = []
     parallel = n > 1 and len(records) >= PARALLEL_FROM and os.name == "posix"
