@@ -118,7 +118,7 @@ def derive_columns(settlements: pd.DataFrame, interventions: Sequence[Interventi
 
 
 def rank(settlements: pd.DataFrame, criteria: Sequence[Criterion] = DEFAULT_CRITERIA,
-         min_cell_size: int = 5) -> Ranking:
+         min_cell_size: int = 5, language: str = "en") -> Ranking:
     """Score and rank settlements; the explanation of each score is in the returned table.
 
     Returns a table indexed like ``settlements`` with ``cuf_score``, ``cuf_rank`` (1 = first
@@ -164,9 +164,12 @@ def rank(settlements: pd.DataFrame, criteria: Sequence[Criterion] = DEFAULT_CRIT
     small = ~(hh >= min_cell_size)
     unknown = np.isnan(values)
     ranked = ~small & ~unknown.any(axis=1)
+    _ = gettext_for(language)  # why a settlement is not ranked, in the run's language
     reason = np.array([
-        "" if ranked[i] else f"fewer than {min_cell_size} households enumerated" if small[i]
-        else "unknown " + ", ".join(c.column for j, c in enumerate(criteria) if unknown[i, j])
+        "" if ranked[i] else
+        _("fewer than %(k)s households enumerated", k=min_cell_size) if small[i] else
+        _("unknown %(columns)s", columns=", ".join(
+            c.column for j, c in enumerate(criteria) if unknown[i, j]))
         for i in range(len(values))], dtype=object)
     norm = normalise(values, ranked, np.array([c.higher_is_worse for c in criteria]))
     contrib = norm * weights
@@ -215,7 +218,7 @@ def explain(row: Mapping[str, Any], criteria: Sequence[Criterion], n_ranked: int
     """The score of one settlement in plain words (in ``language``)."""
     _ = gettext_for(language)
     if not row["ranked"]:
-        return _("Not ranked: %(reason)s.", reason=_reason(str(row["not_ranked_reason"]), _))
+        return _("Not ranked: %(reason)s.", reason=row["not_ranked_reason"])
     parts = sorted(criteria, key=lambda c: -row[f"{c.name}_contribution"])
     words = [_("%(criterion)s %(value)s (normalised %(normalised).2f × weight %(weight).2f = "
                "%(contribution).3f)", criterion=_(c.label or c.column),
@@ -226,18 +229,6 @@ def explain(row: Mapping[str, Any], criteria: Sequence[Criterion], n_ranked: int
              "part is %(largest)s.", rank=int(row["cuf_rank"]), n=n_ranked,
              score=row["cuf_score"], parts="; ".join(words),
              largest=_(parts[0].label or parts[0].column))
-
-
-def _reason(reason: str, _: Any) -> str:
-    """Why a settlement is not ranked (as :func:`rank` says it), in the language of ``_``."""
-    import re
-
-    small = re.fullmatch(r"fewer than (\d+) households enumerated", reason)
-    if small:
-        return _("fewer than %(k)s households enumerated", k=int(small.group(1)))
-    if reason.startswith("unknown "):
-        return _("unknown %(columns)s", columns=reason.removeprefix("unknown "))
-    return _(reason)
 
 
 def _fmt(x: float, column: str, _: Any = None) -> str:
@@ -694,7 +685,7 @@ def prioritise(settlements: pd.DataFrame, criteria: Sequence[Criterion] = DEFAUL
     a catalogue).
     """
     table = derive_columns(settlements, interventions)
-    ranking = rank(table, criteria, min_cell_size)
+    ranking = rank(table, criteria, min_cell_size, language)
     robust = robustness(ranking, perturbations, spread, top_n, seed) if perturbations else None
     port = None
     reasons = None
